@@ -1,0 +1,49 @@
+"""Command line: ``python -m ltmpq run|status|bench`` (the Makefile's ``runs`` and ``bench``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .config import PROFILES, get_profile
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ltmpq", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="produce a profile's results (trains what is missing)")
+    status = sub.add_parser("status", help="list which results of a profile exist")
+    for p in (run, status):
+        p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+        p.add_argument("--if", dest="imbalance_factors", type=float, nargs="+", metavar="IF",
+                       help="imbalance factors (default: the profile's)")
+        p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
+    run.add_argument("--stage", choices=["stage1", "decoupled", "all"], default="all")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    sub.add_parser("bench", help="training throughput vs raw forward+backward (make bench)")
+    args = parser.parse_args(argv)
+
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main()
+    prof = get_profile(args.profile)
+    if args.command == "status":
+        from . import results
+        from .experiments import DecoupledRun
+
+        for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
+            s1 = results.result_path(prof.name, "stage1", cfg)
+            dc = results.result_path(prof.name, "decoupled", DecoupledRun(cfg, prof.decouple))
+            print(f"{cfg.tag:>16}  stage1: {'ok' if s1.is_file() else 'missing':8} "
+                  f"decoupled: {'ok' if dc.is_file() else 'missing'}")  # fmt: skip
+        return 0
+    from .experiments import run_profile
+
+    stages = ("stage1", "decoupled") if args.stage == "all" else (args.stage,)
+    run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

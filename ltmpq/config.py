@@ -1,0 +1,152 @@
+"""Run configurations (frozen dataclasses -> content hash) and the three profiles.
+
+A run *is* its config: the hash of the config names its cache entries and its result file, so
+chapters that ask for the same run share it. Used by every chapter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def config_hash(cfg: Any) -> str:
+    """Stable 12-hex-digit content hash of a (nested) dataclass config."""
+    payload = json.dumps({"type": type(cfg).__name__, **asdict(cfg)}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Stage 1 (chapter 1's baseline): the whole VGG16 trained with instance-balanced sampling.
+
+    ``seed`` governs the long-tailed draw, the weight init and the batch order / augmentation.
+    The validation split is drawn by ``val_seed`` before the long-tailed subset.
+    """
+
+    imbalance_factor: float
+    seed: int = 0
+    lt_profile: str = "exp"
+    val_per_class: int = 100
+    val_seed: int = 0
+    n_max: int | None = None  # None: all that is left per class after the validation hold-out
+    test_per_class: int | None = None  # None: the full balanced test set
+    width: float = 0.25
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 1
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.imbalance_factor, int | float) or not 0 < self.imbalance_factor <= 1:
+            raise ValueError(
+                f"imbalance_factor must be in (0, 1] (n_min / n_max), got {self.imbalance_factor!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        for name in ("epochs", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.lt_profile not in ("exp", "step"):
+            raise ValueError(f"lt_profile must be 'exp' or 'step', got {self.lt_profile!r}")
+
+    @property
+    def key(self) -> str:
+        return config_hash(self)
+
+    @property
+    def tag(self) -> str:
+        """Human-readable part of the result file name."""
+        return f"if{self.imbalance_factor:g}-seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class DecoupleConfig:
+    """Stage 2 (chapter 2): classifier re-balancing on frozen stage-1 features (Kang et al. 2020).
+
+    cRT and LWS train for ``epochs`` with class-balanced sampling; the epoch kept, and tau of
+    tau-normalisation, are chosen by balanced accuracy on the validation split.
+    """
+
+    epochs: int = 30
+    batch_size: int = 512
+    lr: float = 0.2
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    tau_grid: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0 .. 2.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.tau_grid or any(t < 0 for t in self.tau_grid):
+            raise ValueError(f"tau_grid must be non-empty and >= 0, got {self.tau_grid!r}")
+        if int(self.epochs) < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of runs: which imbalance factors and seeds, and the run settings."""
+
+    name: str
+    imbalance_factors: tuple[float, ...]
+    seeds: tuple[int, ...]
+    stage1: dict[str, Any] = field(default_factory=dict)  # Stage1Config overrides
+    decouple: DecoupleConfig = DecoupleConfig()
+    description: str = ""
+
+    def stage1_config(self, imbalance_factor: float, seed: int) -> Stage1Config:
+        return Stage1Config(imbalance_factor=imbalance_factor, seed=seed, **self.stage1)
+
+    def stage1_configs(self, imbalance_factors=None, seeds=None) -> list[Stage1Config]:
+        ifs = self.imbalance_factors if imbalance_factors is None else tuple(imbalance_factors)
+        ss = self.seeds if seeds is None else tuple(seeds)
+        return [self.stage1_config(f, s) for f in ifs for s in ss]
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile(
+        "smoke",
+        imbalance_factors=(0.1, 0.01),
+        seeds=(0, 1),
+        stage1=dict(width=1 / 16, epochs=2, n_max=300, test_per_class=100, batch_size=64),
+        decouple=DecoupleConfig(epochs=5),
+        description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
+    ),
+    "cpu": Profile(
+        "cpu",
+        imbalance_factors=(0.1, 0.02, 0.01),
+        seeds=(0, 1, 2),
+        stage1=dict(width=0.25, epochs=30),
+        description="the published book: real CIFAR-10-LT, VGG16 at width 0.25, fits 2 CPU cores",
+    ),
+    "paper": Profile(
+        "paper",
+        imbalance_factors=(0.1, 0.02, 0.01),
+        seeds=(0, 1, 2),
+        stage1=dict(width=1.0, epochs=200, lr=0.1, warmup_epochs=5),
+        description="the blog's scale (VGG16 width 1.0, 200 epochs): a GPU job",
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """Look up a profile by name, with an error that lists the allowed names."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    return PROFILES[name]
+
+
+def with_overrides(cfg: Any, **overrides: Any) -> Any:
+    """``dataclasses.replace`` with an error naming unknown fields."""
+    allowed = {f.name for f in fields(cfg)}
+    unknown = set(overrides) - allowed
+    if unknown:
+        raise ValueError(f"unknown config fields {sorted(unknown)}; allowed: {sorted(allowed)}")
+    return replace(cfg, **overrides)

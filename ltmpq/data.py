@@ -1,0 +1,316 @@
+"""CIFAR-10 loading, long-tailed subsets, the validation split and class groups.
+
+Used by every chapter: chapter 0 draws the per-class counts, chapters 1-4 train and evaluate on
+the splits built here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_write, write_json
+from .paths import cache_dir, data_candidates
+
+CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+NUM_CLASSES = len(CLASSES)
+
+#: SHA-256 of the shared JPEG copy as its README defines it (path bytes + file bytes, sorted).
+JPEG_COPY_SHA256 = "3d0fe3aba8a6aa19a891dc2a375347bbc6908cc7ce830d95131f8d7db96ad878"
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No CIFAR-10 copy could be found or downloaded."""
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the CIFAR-10 pixels came from; recorded with every result."""
+
+    kind: str  # "cifar-10-batches-py" (original, lossless) or "imagefolder-jpeg" (lossy)
+    path: str
+    lossy: bool
+    note: str
+    sha256: str | None = None  # content hash, filled in when the copy is decoded
+
+    def describe(self) -> str:
+        """One line for the book: what the numbers were computed on."""
+        return self.note
+
+
+@dataclass(frozen=True)
+class Cifar10:
+    """Decoded CIFAR-10: uint8 images (N, 32, 32, 3) and int64 labels."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+    source: DataSource
+
+
+def _is_imagefolder(path: Path) -> bool:
+    return all((path / split / c).is_dir() for split in ("train", "test") for c in CLASSES)
+
+
+def find_source(allow_download: bool = True) -> DataSource:
+    """Locate CIFAR-10: a local original or ImageFolder copy first, else torchvision's download.
+
+    Searched: ``$LTMPQ_DATA``, ``./data`` and ``../shared/data``; in each, the original
+    ``cifar-10-batches-py`` is preferred over an ImageFolder copy (``cifar10-jpeg`` or the
+    folder itself).
+    """
+    candidates = data_candidates()
+    for base in candidates:
+        for path in (base / "cifar-10-batches-py", base):
+            if (path / "data_batch_1").is_file() and (path / "test_batch").is_file():
+                return DataSource(
+                    "cifar-10-batches-py", str(path.resolve()), False,
+                    "original CIFAR-10 (lossless, torchvision's cifar-10-batches-py)",
+                )  # fmt: skip
+    for base in candidates:
+        for path in (base / "cifar10-jpeg", base):
+            if _is_imagefolder(path):
+                return DataSource(
+                    "imagefolder-jpeg", str(path.resolve()), True,
+                    "a lossy JPEG (quality 75) re-encoding of CIFAR-10, not the original "
+                    "pixels; numbers are not directly comparable with published CIFAR-10 "
+                    "results",
+                )  # fmt: skip
+    if allow_download:
+        target = candidates[1] if len(candidates) > 1 else candidates[0]
+        try:
+            from torchvision.datasets import CIFAR10
+
+            CIFAR10(str(target), train=True, download=True)
+            CIFAR10(str(target), train=False, download=True)
+        except Exception as exc:  # network refused, DNS failure, ...
+            raise DataNotFoundError(_not_found_message(candidates, exc)) from exc
+        return find_source(allow_download=False)
+    raise DataNotFoundError(_not_found_message(candidates, None))
+
+
+def _not_found_message(candidates: list[Path], exc: Exception | None) -> str:
+    where = ", ".join(str(p) for p in candidates)
+    msg = (
+        f"CIFAR-10 not found. Looked in: {where}. Put torchvision's 'cifar-10-batches-py' or an "
+        "ImageFolder copy (train/<class>/*.jpg, test/<class>/*.jpg) in one of them, or set "
+        "LTMPQ_DATA to the folder that holds it."
+    )
+    if exc is not None:
+        msg += f" The download fallback failed too: {type(exc).__name__}: {exc}"
+    return msg
+
+
+def _read_batches(path: Path) -> tuple[np.ndarray, ...]:
+    def load(name: str) -> tuple[np.ndarray, np.ndarray]:
+        with open(path / name, "rb") as fh:
+            d = pickle.load(fh, encoding="latin1")  # noqa: S301 - torchvision's own format
+        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(x), np.asarray(d["labels"], dtype=np.int64)
+
+    parts = [load(f"data_batch_{i}") for i in range(1, 6)]
+    test_x, test_y = load("test_batch")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), test_x, test_y
+
+
+def _read_imagefolder(path: Path) -> tuple[tuple[np.ndarray, ...], str]:
+    """Decode every JPEG once; also hash the copy the way its README defines the checksum."""
+    from io import BytesIO
+
+    from PIL import Image
+    from tqdm import tqdm
+
+    digest = hashlib.sha256()
+    arrays: list[np.ndarray] = []
+    root_name = path.name
+    files = [
+        (split, label, f)
+        for split in ("test", "train")  # sorted order of (split, class, file) for the checksum
+        for label, c in enumerate(CLASSES)
+        for f in sorted((path / split / c).iterdir())
+    ]
+    out: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
+    for split, label, f in tqdm(files, desc="decoding CIFAR-10 JPEGs", unit="img", mininterval=2):
+        raw = f.read_bytes()
+        digest.update(f"{root_name}/{split}/{CLASSES[label]}/{f.name}".encode())
+        digest.update(raw)
+        img = np.asarray(Image.open(BytesIO(raw)).convert("RGB"), dtype=np.uint8)
+        if img.shape != (32, 32, 3):
+            raise ValueError(f"{f}: expected a 32x32 RGB image, got shape {img.shape}")
+        out[split][0].append(img)
+        out[split][1].append(label)
+    for split in ("train", "test"):
+        arrays += [np.stack(out[split][0]), np.asarray(out[split][1], dtype=np.int64)]
+    return tuple(arrays), digest.hexdigest()
+
+
+def _array_digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        h.update(k.encode())
+        h.update(np.ascontiguousarray(arrays[k]).tobytes())
+    return h.hexdigest()
+
+
+def load_cifar10(source: DataSource | None = None) -> Cifar10:
+    """Decode CIFAR-10 once and cache the arrays (``.cache/data``); verify the cache on load.
+
+    A cache entry whose checksum does not match its arrays is treated as corrupt and rebuilt.
+    """
+    source = source or find_source()
+    key = hashlib.sha256(f"{source.kind}:{source.path}".encode()).hexdigest()[:16]
+    npz = cache_dir() / "data" / f"cifar10-{key}.npz"
+    meta_path = npz.with_suffix(".json")
+    names = ("train_x", "train_y", "test_x", "test_y")
+    if npz.is_file() and meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+            with np.load(npz) as z:
+                arrays = {k: z[k] for k in names}
+            if _array_digest(arrays) == meta["array_sha256"]:
+                src = DataSource(**meta["source"])
+                return Cifar10(*(arrays[k] for k in names), source=src)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+            pass  # corrupt or foreign entry: fall through and rebuild it
+    if source.kind == "cifar-10-batches-py":
+        tup, sha = _read_batches(Path(source.path)), None
+    else:
+        tup, sha = _read_imagefolder(Path(source.path))
+    arrays = dict(zip(names, tup, strict=True))
+    src = DataSource(source.kind, source.path, source.lossy, source.note, sha)
+    atomic_write(npz, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+    write_json(meta_path, {"array_sha256": _array_digest(arrays), "source": asdict(src)})
+    return Cifar10(*(arrays[k] for k in names), source=src)
+
+
+# --------------------------------------------------------------------------- long tail
+
+
+def long_tail_counts(n_max: int, imbalance_factor: float, num_classes: int = NUM_CLASSES,
+                     profile: str = "exp") -> list[int]:
+    """Per-class training counts of a long-tailed subset (class 0 is the largest).
+
+    ``exp``: ``int(n_max * IF**(i/(C-1)))`` (Cao et al. 2019); ``step``: the first half of the
+    classes keep ``n_max``, the rest get ``int(n_max * IF)``. ``IF = n_min / n_max`` in (0, 1].
+    """
+    if not isinstance(imbalance_factor, int | float) or not 0 < imbalance_factor <= 1:
+        raise ValueError(
+            f"imbalance_factor must be in (0, 1] (n_min / n_max, e.g. 0.01), got {imbalance_factor!r}"
+        )
+    if not isinstance(n_max, int) or n_max < 1:
+        raise ValueError(f"n_max must be a positive int, got {n_max!r}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
+    if profile == "exp":
+        return [int(n_max * imbalance_factor ** (i / (num_classes - 1))) for i in range(num_classes)]
+    if profile == "step":
+        half = num_classes // 2
+        return [n_max] * half + [int(n_max * imbalance_factor)] * (num_classes - half)
+    raise ValueError(f"profile must be 'exp' or 'step', got {profile!r}")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Indices into the CIFAR-10 train/test arrays for one long-tailed draw."""
+
+    train: np.ndarray  # long-tailed training subset (indices into train_x)
+    val: np.ndarray  # balanced validation split (indices into train_x), disjoint from train
+    test: np.ndarray  # indices into test_x
+    train_counts: tuple[int, ...]
+
+
+def make_splits(labels: np.ndarray, test_labels: np.ndarray, imbalance_factor: float, *,
+                val_per_class: int = 100, n_max: int | None = None, profile: str = "exp",
+                data_seed: int = 0, val_seed: int = 0,
+                test_per_class: int | None = None) -> Splits:
+    """Hold out a balanced validation split, then draw the long-tailed training subset.
+
+    The validation images are drawn first (``val_seed``) from each class of the train split, so
+    they can never enter the training subset; the long-tailed subset is drawn by ``data_seed``
+    from what remains. ``n_max`` defaults to the smallest class size left after the hold-out
+    (4,900 on CIFAR-10 with 100 validation images per class). ``test_per_class`` subsamples the
+    test split (smoke profile only).
+    """
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1
+    per_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    smallest = min(len(p) for p in per_class)
+    if not 0 <= val_per_class < smallest:
+        raise ValueError(f"val_per_class must be in [0, {smallest}), got {val_per_class!r}")
+    val_rng = np.random.default_rng([val_seed, 1])
+    val_idx, pools = [], []
+    for p in per_class:
+        perm = val_rng.permutation(p)
+        val_idx.append(perm[:val_per_class])
+        pools.append(np.sort(perm[val_per_class:]))
+    available = min(len(p) for p in pools)
+    n_max = available if n_max is None else n_max
+    if n_max > available:
+        raise ValueError(f"n_max={n_max} exceeds the {available} images left per class")
+    counts = long_tail_counts(n_max, imbalance_factor, num_classes, profile)
+    rng = np.random.default_rng([data_seed, 2])
+    train_idx = [rng.permutation(pool)[:n] for pool, n in zip(pools, counts, strict=True)]
+    test_labels = np.asarray(test_labels)
+    if test_per_class is None:
+        test_idx = np.arange(len(test_labels))
+    else:
+        test_rng = np.random.default_rng([0, 3])
+        test_idx = np.sort(np.concatenate([
+            test_rng.permutation(np.flatnonzero(test_labels == c))[:test_per_class]
+            for c in range(num_classes)
+        ]))  # fmt: skip
+    return Splits(
+        train=np.sort(np.concatenate(train_idx)),
+        val=np.sort(np.concatenate(val_idx)),
+        test=test_idx,
+        train_counts=tuple(counts),
+    )
+
+
+# --------------------------------------------------------------------------- class groups
+
+
+@dataclass(frozen=True)
+class ClassGroups:
+    """Named, possibly overlapping sets of classes to report accuracy on."""
+
+    groups: dict[str, tuple[int, ...]]
+
+    def __getitem__(self, name: str) -> tuple[int, ...]:
+        return self.groups[name]
+
+
+def blog_head_tail(num_classes: int = NUM_CLASSES, num_head: int = 4) -> dict[str, tuple[int, ...]]:
+    """The blog's split: classes ``0..num_head-1`` are head, the rest tail."""
+    if not 0 < num_head < num_classes:
+        raise ValueError(f"num_head must be in [1, {num_classes - 1}], got {num_head!r}")
+    return {"head": tuple(range(num_head)), "tail": tuple(range(num_head, num_classes))}
+
+
+def many_medium_few(train_counts: tuple[int, ...] | list[int], many_above: int = 100,
+                    few_below: int = 20) -> dict[str, tuple[int, ...]]:
+    """Kang et al.'s groups by training count: many (> 100), medium (20-100), few (< 20).
+
+    Groups can be empty (CIFAR-10-LT at IF 0.01 has no class with fewer than 20 images).
+    """
+    if few_below > many_above:
+        raise ValueError(f"few_below ({few_below}) must not exceed many_above ({many_above})")
+    c = list(train_counts)
+    return {
+        "many": tuple(i for i, n in enumerate(c) if n > many_above),
+        "medium": tuple(i for i, n in enumerate(c) if few_below <= n <= many_above),
+        "few": tuple(i for i, n in enumerate(c) if n < few_below),
+    }
+
+
+def class_groups(train_counts, num_head: int = 4) -> dict[str, tuple[int, ...]]:
+    """Every group the study reports: the blog's head/tail and Kang et al.'s three."""
+    return {**blog_head_tail(len(train_counts), num_head), **many_medium_few(train_counts)}

@@ -1,0 +1,173 @@
+"""Classifier re-balancing on a frozen stage-1 backbone (Kang et al., ICLR 2020): chapter 2.
+
+All four methods work on features extracted once from the stage-1 model (penultimate layer,
+input of L16), so re-running them costs seconds:
+
+- cRT: re-initialise the classifier and retrain it with class-balanced sampling;
+- tau-norm: rescale each class's weight vector by ``1 / ||w_i||**tau`` (bias dropped, as in
+  Kang et al.'s code), tau chosen on the validation split;
+- LWS: keep the weights, learn one scale per class with class-balanced sampling;
+- NCM: nearest class mean of L2-normalised features, cosine similarity.
+
+Choices (tau; the epoch kept for cRT and LWS) maximise balanced accuracy on the validation split.
+Unlike Kang et al., cRT and LWS here see fixed features of un-augmented training images.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import DecoupleConfig
+from .training import lr_at
+
+METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
+METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-norm",
+                 "lws": "LWS", "ncm": "NCM"}  # fmt: skip
+
+
+def class_balanced_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
+    """``n`` indices drawn with replacement: a class uniformly, then an image of it uniformly."""
+    num_classes = int(labels.max()) + 1
+    by_class = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
+    if any(len(b) == 0 for b in by_class):
+        raise ValueError("class-balanced sampling needs at least one image of every class")
+    classes = torch.randint(0, num_classes, (n,), generator=gen)
+    sizes = torch.tensor([len(b) for b in by_class])
+    within = (torch.rand(n, generator=gen) * sizes[classes]).long()
+    flat = torch.cat(by_class)
+    offsets = torch.cumsum(sizes, 0) - sizes
+    return flat[offsets[classes] + within]
+
+
+def balanced_accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Mean per-class recall (the validation split is balanced, so also its accuracy)."""
+    pred = logits.argmax(1)
+    recalls = [float((pred[labels == c] == c).float().mean()) for c in labels.unique()]
+    return float(np.mean(recalls))
+
+
+class ScaledLinear(nn.Module):
+    """LWS: a frozen linear classifier whose logits are multiplied by learned per-class scales."""
+
+    def __init__(self, base: nn.Linear) -> None:
+        super().__init__()
+        self.base = copy.deepcopy(base).requires_grad_(False)
+        self.scales = nn.Parameter(torch.ones(base.out_features))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return self.base(f) * self.scales
+
+
+@dataclass
+class Fitted:
+    """A stage-2 classifier and the choice made on the validation split."""
+
+    classifier: nn.Module
+    choice: dict[str, float]
+    val_curve: list[float]  # validation balanced accuracy per epoch or per tau
+
+
+def _train_balanced(module: nn.Module, feats, labels, val_feats, val_labels, cfg: DecoupleConfig,
+                    stream: int) -> Fitted:
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + stream)
+    params = [p for p in module.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    steps = math.ceil(len(labels) / cfg.batch_size)
+    best, best_state, best_epoch, curve = -1.0, None, 0, []
+    for epoch in range(cfg.epochs):
+        module.train()
+        idx = class_balanced_indices(labels, steps * cfg.batch_size, gen)
+        for i in range(steps):
+            b = idx[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(epoch * steps + i, cfg.epochs * steps, 0, cfg.lr)
+            loss = F.cross_entropy(module(feats[b]), labels[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        module.eval()
+        with torch.no_grad():
+            acc = balanced_accuracy(module(val_feats), val_labels)
+        curve.append(acc)
+        if acc > best:  # ties keep the earlier epoch
+            best, best_epoch = acc, epoch + 1
+            best_state = copy.deepcopy(module.state_dict())
+    module.load_state_dict(best_state)
+    return Fitted(module, {"epoch": best_epoch, "val_balanced": best}, curve)
+
+
+def crt(base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig) -> Fitted:
+    """Classifier re-training: a freshly initialised linear layer, class-balanced sampling."""
+    torch.manual_seed(cfg.seed)
+    head = nn.Linear(base.in_features, base.out_features)
+    return _train_balanced(head, feats, labels, val_feats, val_labels, cfg, stream=1)
+
+
+def lws(base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig) -> Fitted:
+    """Learnable weight scaling: per-class logit scales on the frozen stage-1 classifier."""
+    return _train_balanced(ScaledLinear(base), feats, labels, val_feats, val_labels, cfg, stream=2)
+
+
+def tau_normalize(weight: torch.Tensor, tau: float) -> torch.Tensor:
+    """``w_i / ||w_i||**tau`` for each class row ``w_i``; tau = 0 returns the weights unchanged."""
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau!r}")
+    if tau == 0:
+        return weight.clone()
+    return weight / weight.norm(dim=1, keepdim=True).pow(tau)
+
+
+def tau_norm(base: nn.Linear, val_feats, val_labels, cfg: DecoupleConfig) -> Fitted:
+    """tau-normalised classifier (no bias), tau from ``cfg.tau_grid`` by validation accuracy."""
+    curve = []
+    for tau in cfg.tau_grid:
+        head = nn.Linear(base.in_features, base.out_features, bias=False)
+        head.weight.data = tau_normalize(base.weight.data, tau)
+        with torch.no_grad():
+            curve.append(balanced_accuracy(head(val_feats), val_labels))
+    best = int(np.argmax(curve))  # first maximum: the smallest tau among ties
+    head = nn.Linear(base.in_features, base.out_features, bias=False)
+    head.weight.data = tau_normalize(base.weight.data, cfg.tau_grid[best])
+    return Fitted(head, {"tau": float(cfg.tau_grid[best]), "val_balanced": curve[best]}, curve)
+
+
+class NearestClassMean(nn.Module):
+    """NCM: cosine similarity to the mean of each class's L2-normalised training features."""
+
+    def __init__(self, feats: torch.Tensor, labels: torch.Tensor) -> None:
+        super().__init__()
+        z = F.normalize(feats, dim=1)
+        num_classes = int(labels.max()) + 1
+        means = torch.stack([z[labels == c].mean(0) for c in range(num_classes)])
+        self.register_buffer("means", F.normalize(means, dim=1))
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return F.normalize(f, dim=1) @ self.means.T
+
+
+def ncm(feats, labels, val_feats, val_labels) -> Fitted:
+    """Nearest-class-mean classifier (nothing to choose on validation; its accuracy is kept)."""
+    head = NearestClassMean(feats, labels)
+    with torch.no_grad():
+        acc = balanced_accuracy(head(val_feats), val_labels)
+    return Fitted(head, {"val_balanced": acc}, [acc])
+
+
+def fit_all(base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig) -> dict[str, Fitted]:
+    """Every stage-2 method on the same frozen features, keyed as in :data:`METHODS`."""
+    with torch.no_grad():
+        base_acc = balanced_accuracy(base(val_feats), val_labels)
+    return {
+        "baseline": Fitted(copy.deepcopy(base).eval(), {"val_balanced": base_acc}, [base_acc]),
+        "crt": crt(base, feats, labels, val_feats, val_labels, cfg),
+        "tau_norm": tau_norm(base, val_feats, val_labels, cfg),
+        "lws": lws(base, feats, labels, val_feats, val_labels, cfg),
+        "ncm": ncm(feats, labels, val_feats, val_labels),
+    }

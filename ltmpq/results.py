@@ -1,0 +1,107 @@
+"""The results store: light, committed results under ``results/<profile>/`` with provenance.
+
+A chapter asks for a run's result; it gets the stored JSON, or (only when allowed to compute)
+the run is made and stored. Used by every chapter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import config_hash
+from .io import write_json
+from .paths import ROOT, results_dir
+
+SCHEMA = 1
+
+
+class MissingResultError(FileNotFoundError):
+    """A result the book needs is not in ``results/``; the message names the command to make it."""
+
+
+def result_path(profile: str, kind: str, cfg: Any) -> Path:
+    """``results/<profile>/<kind>/<tag>-<hash>.json`` for a run config."""
+    return results_dir() / profile / kind / f"{cfg.tag}-{config_hash(cfg)}.json"
+
+
+def load(path: Path, cfg: Any) -> dict | None:
+    """The stored result for ``cfg`` or None; an unreadable or mismatched file counts as missing."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if payload.get("schema") != SCHEMA or payload.get("config_hash") != config_hash(cfg):
+        return None
+    return payload
+
+
+def require(path: Path, cfg: Any, command: str) -> dict:
+    """Load a stored result or fail with a message naming the command that produces it."""
+    payload = load(path, cfg)
+    if payload is None:
+        raise MissingResultError(
+            f"missing result {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
+            f"for {type(cfg).__name__} {cfg.tag} ({config_hash(cfg)}). Produce it with:\n    {command}\n"
+            "(the book never trains by itself; pass compute=True to a notebook to allow it)"
+        )
+    return payload
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+# The code a process runs is the code it imported: record the git state at import time, so
+# editing the tree while a long run goes on does not mislabel its results.
+_GIT_COMMIT = _git("rev-parse", "HEAD")
+_GIT_STATUS = _git("status", "--porcelain", "--", "ltmpq", "pyproject.toml")
+
+
+def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
+    """Where a result came from: config, code version, packages, device, data, time."""
+    versions = {}
+    for pkg in ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "ltmpq"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "config": asdict(cfg),
+        "config_type": type(cfg).__name__,
+        "git_commit": _GIT_COMMIT,
+        "git_dirty": bool(_GIT_STATUS) if _GIT_STATUS != "unknown" else None,
+        "versions": versions,
+        "python": platform.python_version(),
+        "device": {
+            "kind": "cuda" if torch.cuda.is_available() else "cpu",
+            "name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
+        "data_source": data_source if isinstance(data_source, dict | None) else asdict(data_source),
+        "wall_seconds": round(wall_seconds, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def save(path: Path, cfg: Any, payload: dict, data_source: Any, wall_seconds: float) -> dict:
+    """Store ``payload`` with its provenance, atomically; returns what was written."""
+    full = {"schema": SCHEMA, "config_hash": config_hash(cfg), **payload,
+            "provenance": provenance(cfg, data_source, wall_seconds)}  # fmt: skip
+    write_json(path, full)
+    return full
