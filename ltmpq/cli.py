@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
     run.add_argument("--stage", choices=["stage1", "decoupled", "all"], default="all")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--threads", type=int, default=None,
+                     help="torch CPU threads (default: torch's). With other work on the machine, "
+                     "1 thread per process avoids OpenMP threads stalling on a busy core")
     sub.add_parser("bench", help="training throughput vs raw forward+backward (make bench)")
     args = parser.parse_args(argv)
 
@@ -39,6 +42,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"decoupled: {'ok' if dc.is_file() else 'missing'}")  # fmt: skip
         return 0
     from .experiments import run_profile
+
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
 
     stages = ("stage1", "decoupled") if args.stage == "all" else (args.stage,)
     run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet)

@@ -1,0 +1,97 @@
+# ltmpq: `make book` renders the book from committed results, `make test` runs the tests.
+# Both create or refresh the virtual environment (.venv) when it is missing or stale.
+
+PROFILE ?= cpu
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := book/_mathjax/mathjax/tex-chtml.js
+CHAPTERS := $(patsubst notebooks/%.py,%,$(sort $(wildcard notebooks/[0-9]*.py)))
+EXECUTED := $(patsubst %,book/chapters/%.ipynb,$(CHAPTERS))
+PKG_SRC := $(wildcard ltmpq/*.py)
+RESULTS := $(wildcard results/$(PROFILE)/*/*.json)
+PROFILE_STAMP := book/chapters/.profile-$(PROFILE)
+
+.PHONY: help venv test test-fast lint book check-book runs chapter status bench clean
+.DELETE_ON_ERROR:
+
+help:
+	@echo "make book      render the book (PROFILE=$(PROFILE)) from committed results into book/_build/html"
+	@echo "make test      lint + unit tests + every notebook in the smoke profile + browser check"
+	@echo "make runs      produce missing results of PROFILE (trains; RUN_ARGS='--if 0.01 --seed 0')"
+	@echo "make chapter   run one chapter with your parameters: CHAPTER=01_evaluation PARAMS='-p seeds \"[0]\"'"
+	@echo "make status    which results of PROFILE exist"
+	@echo "make bench     training throughput against raw forward+backward"
+
+# The venv is rebuilt when pyproject.toml changes (the stamp is older) or it is missing.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[book,test]'
+	touch $@
+
+venv: $(STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check ltmpq tests notebooks
+
+test: $(STAMP) $(MATHJAX) lint
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# MathJax 3 from the npm registry, served by the book itself (no CDN at reading time).
+$(MATHJAX):
+	mkdir -p build/npm
+	cd build/npm && npm pack --silent mathjax@$(MATHJAX_VERSION) >/dev/null
+	tar -xzf build/npm/mathjax-$(MATHJAX_VERSION).tgz -C build/npm
+	rm -rf book/_mathjax && mkdir -p book/_mathjax
+	cp -r build/npm/package/es5 book/_mathjax/mathjax
+	test -f $@
+
+$(PROFILE_STAMP):
+	mkdir -p book/chapters
+	rm -f book/chapters/.profile-*
+	touch $@
+
+# Papermill executes each chapter (never training: compute=False) into book/chapters/.
+# The output is written to a temporary file first so a failed run leaves no stale notebook.
+book/chapters/%.ipynb: notebooks/%.py $(PKG_SRC) $(RESULTS) $(PROFILE_STAMP) $(STAMP)
+	mkdir -p build/exec
+	$(VENV)/bin/jupytext --quiet --to ipynb --output build/exec/$*.source.ipynb $<
+	$(VENV)/bin/papermill --log-level WARNING -k python3 --cwd notebooks \
+		-p profile $(PROFILE) -p compute False build/exec/$*.source.ipynb build/exec/$*.ipynb
+	mv build/exec/$*.ipynb $@
+
+book: $(STAMP) $(MATHJAX) $(EXECUTED)
+	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going --quiet
+	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
+
+check-book: $(STAMP)
+	$(PY) -m ltmpq.bookcheck book/_build/html --screenshots build/screenshots
+
+runs: $(STAMP)
+	$(PY) -m ltmpq run --profile $(PROFILE) $(RUN_ARGS)
+
+status: $(STAMP)
+	$(PY) -m ltmpq status --profile $(PROFILE)
+
+# One chapter with your own parameters, e.g.
+#   make chapter CHAPTER=01_evaluation PROFILE=smoke PARAMS="-p compute True -p seeds '[0]'"
+chapter: $(STAMP)
+	@test -n "$(CHAPTER)" || (echo "set CHAPTER to one of: $(CHAPTERS)" && exit 2)
+	@test -f notebooks/$(CHAPTER).py || (echo "unknown CHAPTER=$(CHAPTER); choose one of: $(CHAPTERS)" && exit 2)
+	mkdir -p build/chapter
+	$(VENV)/bin/jupytext --quiet --to ipynb --output build/chapter/$(CHAPTER).source.ipynb notebooks/$(CHAPTER).py
+	$(VENV)/bin/papermill --log-level WARNING -k python3 --cwd notebooks -p profile $(PROFILE) $(PARAMS) \
+		build/chapter/$(CHAPTER).source.ipynb build/chapter/$(CHAPTER).ipynb
+	@echo "executed: build/chapter/$(CHAPTER).ipynb"
+
+bench: $(STAMP)
+	$(PY) -m ltmpq bench
+
+clean:
+	rm -rf build book/_build book/chapters

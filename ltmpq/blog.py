@@ -1,0 +1,44 @@
+"""The blog's published numbers (``shared/reference/blog.md``), as data the chapters compare to.
+
+Bar-chart values were read off the figures (about +-0.5 points). Accuracies in percent.
+Used by chapters 1-4.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+SOURCE = 'blog post "Rethinking Quantization for the Real World" (2025)'
+
+#: Table 1 (and Fig. 5 for the baseline): (imbalance factor, method) -> overall / head / tail.
+TABLE1: dict[tuple[float, str], dict[str, float]] = {
+    (0.1, "baseline"): {"overall": 85.6, "head": 87.5, "tail": 84.3},
+    (0.1, "crt"): {"overall": 86.1, "head": 85.8, "tail": 86.2},
+    (0.02, "baseline"): {"overall": 78.8, "head": 87.3, "tail": 73.1},
+    (0.02, "crt"): {"overall": 81.5, "head": 83.3, "tail": 80.3},
+    (0.01, "baseline"): {"overall": 63.2, "head": 88.5, "tail": 46.3},
+    (0.01, "crt"): {"overall": 75.8, "head": 81.4, "tail": 72.0},
+}
+
+#: Figs. 7 and 8, IF 0.01: (method, weight bits; 32 = float) -> head / tail.
+FIG7_8: dict[tuple[str, int], dict[str, float]] = {
+    ("baseline", 32): {"head": 88.5, "tail": 46.3},
+    ("baseline", 8): {"head": 88.3, "tail": 45.9},
+    ("baseline", 6): {"head": 88.0, "tail": 39.8},
+    ("crt", 32): {"head": 81.4, "tail": 72.0},
+    ("crt", 8): {"head": 81.6, "tail": 72.2},
+    ("crt", 6): {"head": 78.7, "tail": 65.4},
+}
+
+#: Table 2: overall accuracy of mixed precision on the decoupled model (IF 0.01).
+TABLE2 = {"float": 70.7, "norm-driven 6&4": 70.3, "tail-driven 6&4": 70.4}
+
+
+def table1_frame() -> pd.DataFrame:
+    """Table 1 in long form: imbalance_factor, method, metric, blog (percent)."""
+    rows = [
+        {"imbalance_factor": f, "method": m, "metric": k, "blog": v}
+        for (f, m), d in TABLE1.items()
+        for k, v in d.items()
+    ]
+    return pd.DataFrame(rows)

@@ -1,0 +1,138 @@
+"""What chapters read: stored results as tidy tables, summaries over seeds, blog comparisons.
+
+Used by chapters 0-2 (and later chapters through the same tables).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import blog
+from .config import Profile, get_profile
+from .experiments import decoupled, stage1
+from .stats import mean_ci
+
+
+@dataclass(frozen=True)
+class ChapterParams:
+    """A notebook's parameters cell, frozen and checked as soon as it has run."""
+
+    profile: str = "cpu"
+    compute: bool = False
+    imbalance_factors: tuple[float, ...] | None = None
+    seeds: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        get_profile(self.profile)  # raises with the allowed names
+        for name in ("imbalance_factors", "seeds"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, tuple(v))
+                if not v:
+                    raise ValueError(f"{name} must be None (the profile's) or non-empty, got {v!r}")
+
+    @property
+    def prof(self) -> Profile:
+        return get_profile(self.profile)
+
+    @property
+    def ifs(self) -> tuple[float, ...]:
+        return self.imbalance_factors or self.prof.imbalance_factors
+
+    @property
+    def seed_list(self) -> tuple[int, ...]:
+        return self.seeds or self.prof.seeds
+
+    def configs(self):
+        return self.prof.stage1_configs(self.ifs, self.seed_list)
+
+
+def _metric_rows(result: dict, split: str, method: str, cfg) -> list[dict]:
+    m = result[split]["metrics"]
+    return [
+        {"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method, "split": split,
+         "metric": k, "value": 100 * v}  # fmt: skip
+        for k, v in m.items()
+    ]
+
+
+def stage1_results(params: ChapterParams) -> dict:
+    """``{config: stored stage-1 result}`` for the chapter's runs (computing only if allowed)."""
+    return {c: stage1(c, params.profile, compute=params.compute) for c in params.configs()}
+
+
+def decoupled_results(params: ChapterParams) -> dict:
+    """``{config: stored decoupled result}`` for the chapter's runs."""
+    d = params.prof.decouple
+    return {c: decoupled(c, d, params.profile, compute=params.compute) for c in params.configs()}
+
+
+def metrics_frame(s1: dict, dec: dict | None = None) -> pd.DataFrame:
+    """Long table: imbalance_factor, seed, method, split, metric, value (percent)."""
+    rows = []
+    for cfg, r in s1.items():
+        for split in ("val", "test"):
+            rows += _metric_rows(r, split, "baseline", cfg)
+    for cfg, r in (dec or {}).items():
+        for method, mr in r["methods"].items():
+            for split in ("val", "test"):
+                rows += _metric_rows(mr, split, method, cfg)
+    return pd.DataFrame(rows)
+
+
+def per_class_frame(s1: dict, dec: dict | None = None, split: str = "test") -> pd.DataFrame:
+    """Long table of per-class accuracy (percent) with each class's training count."""
+    rows = []
+    for cfg, r in s1.items():
+        entries = {"baseline": r[split]}
+        if dec:
+            entries |= {m: mr[split] for m, mr in dec[cfg]["methods"].items()}
+        for method, e in entries.items():
+            for c, acc in enumerate(e["per_class"]):
+                rows.append({"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method,
+                             "class": c, "train_count": r["train_counts"][c], "accuracy": 100 * acc})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("imbalance_factor", "method", "split", "metric"),
+              value: str = "value") -> pd.DataFrame:
+    """Mean, 95% t-interval half-width and number of seeds for each group."""
+    out = df.groupby(list(by), sort=False)[value].apply(lambda s: pd.Series(mean_ci(s.to_numpy()),
+                                                                            index=["mean", "ci", "n"]))
+    return out.unstack(-1).reset_index()
+
+
+def blog_comparison(summary: pd.DataFrame, methods: Sequence[str] = ("baseline", "crt")) -> pd.DataFrame:
+    """Table 1 / Fig. 5 beside ours: blog value, our mean +- CI over seeds, and the difference."""
+    ours = summary[(summary["split"] == "test") & summary["method"].isin(methods)]
+    merged = blog.table1_frame().merge(ours, on=["imbalance_factor", "method", "metric"], how="inner")
+    merged["difference"] = merged["mean"] - merged["blog"]
+    merged["ours"] = [_pm(m, c) for m, c in zip(merged["mean"], merged["ci"], strict=True)]
+    return merged[["imbalance_factor", "method", "metric", "blog", "ours", "difference", "n"]]
+
+
+def _pm(mean: float, ci: float) -> str:
+    return f"{mean:.1f}" if np.isnan(ci) else f"{mean:.1f} ± {ci:.1f}"
+
+
+def wide(summary: pd.DataFrame, metrics: Sequence[str], split: str = "test",
+         index: Sequence[str] = ("imbalance_factor", "method")) -> pd.DataFrame:
+    """Readable table: one row per (IF, method), one 'mean ± CI' column per metric."""
+    s = summary[(summary["split"] == split) & summary["metric"].isin(metrics)].copy()
+    s["cell"] = [_pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]
+    t = s.pivot_table(index=list(index), columns="metric", values="cell", aggfunc="first", sort=False)
+    return t[[m for m in metrics if m in t.columns]]
+
+
+def data_sources(*stored: dict) -> list[dict]:
+    """Distinct data sources recorded in the provenance of stored results."""
+    seen = {}
+    for group in stored:
+        for r in group.values():
+            src = r["provenance"]["data_source"]
+            seen[(src["kind"], src.get("sha256"))] = src
+    return list(seen.values())

@@ -1,0 +1,181 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Long-tailed data meets quantization
+#
+# Models are trained on the data an application produces, and that data is rarely balanced:
+# a few classes are common and many are rare. *Application-driven* machine learning
+# {cite:p}`rolnick2024application` asks what our methods do on such data rather than on the
+# curated benchmarks they were designed on. This book re-runs, and goes beyond, a 2025 blog post
+# {cite:p}`blog2025rethinking` that asks this of **quantization**: when a classifier is trained on
+# long-tailed data and its weights are then stored in fewer bits, who pays — the common (head)
+# classes or the rare (tail) ones? And can **mixed-precision quantization** (MPQ), by choosing
+# which layers keep more bits, win the rare classes back?
+#
+# One chapter answers one question:
+#
+# 1. **Evaluation** — on CIFAR-10-LT, does overall accuracy hide the head/tail gap?
+# 2. **Decoupled training** — do cRT, tau-norm, LWS and NCM {cite:p}`kang2020decoupling` close it?
+# 3. **Quantization** — do lower weight bit-widths hurt tail classes more? *(in preparation)*
+# 4. **Mitigation** — does a tail-aware sensitivity metric in MPQ move accuracy back to the
+#    tail at the same bit budget? *(in preparation)*
+#
+# Unlike the blog, every number here is a mean over several seeds (each seed draws its own
+# long-tailed subset and initialises its own network) with a 95% confidence interval, every
+# choice (tau, epochs, later the MPQ sensitivity) is made on a held-out validation split and
+# never on the test set, and every table that mirrors the blog shows the blog's value beside ours.
+#
+# This chapter describes the data. It only reads stored results; nothing is trained here.
+
+# %% tags=["parameters"]
+profile = "cpu"  # which stored results to show: smoke | cpu | paper
+compute = False  # True: produce missing runs (the book build never does)
+imbalance_factors = None  # None: the profile's imbalance factors, e.g. [0.1, 0.02, 0.01]
+seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
+
+# %% tags=["hide-input"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from myst_nb import glue
+
+from ltmpq import plotting, report
+from ltmpq.data import CLASSES
+
+params = report.ChapterParams(profile, compute, imbalance_factors, seeds)
+plotting.setup()
+s1 = report.stage1_results(params)
+cfg0 = next(iter(s1))
+sources = report.data_sources(s1)
+
+# %% [markdown]
+# ## The data
+#
+# CIFAR-10 has 50,000 training and 10,000 test images of 32x32 pixels in ten classes, 5,000 and
+# 1,000 per class. A *long-tailed* version (CIFAR-10-LT, {cite:t}`cao2019ldam`) keeps all images
+# of class 0 and exponentially fewer of each following class: class $i$ keeps
+#
+# $$ n_i = \left\lfloor n_{\max} \cdot \mathrm{IF}^{\,i/(C-1)} \right\rfloor, \qquad
+#    \mathrm{IF} = n_{C-1} / n_0 \in (0, 1], $$
+#
+# so the *imbalance factor* IF is the ratio of the rarest to the most common class (the blog
+# writes IF = 0.1, 0.02 and 0.01; the long-tail literature often quotes the inverse, 10, 50
+# and 100). The test set stays balanced.
+#
+# **Where our pixels come from.** The numbers in this book were computed on:
+
+# %% tags=["hide-input"]
+for src in sources:
+    print(f"- {src['kind']}: {src['note']}")
+    print(f"  path: {src['path']}")
+    if src.get("sha256"):
+        print(f"  content sha256: {src['sha256']}")
+lossy = any(src["lossy"] for src in sources)
+glue("data_is_lossy", "lossy JPEG copy (quality 75)" if lossy else "original lossless CIFAR-10", display=False)
+
+# %% [markdown]
+# Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its pixels differ from
+# the originals by about 5.8 grey levels on average (30.5 dB PSNR) and models trained on such
+# copies are reported to lose roughly 2-3 points of accuracy, so none of our absolute numbers is
+# directly comparable with published CIFAR-10 results — including the blog's. Differences
+# *between* classes, methods and bit-widths, all measured on the same pixels, are what this
+# study compares.
+#
+# ## Three splits, never mixed
+#
+# Before any long-tailed subset is drawn, a **balanced validation split** of 100 images per class
+# is held out of the CIFAR-10 training images (drawn once, by a fixed seed, identical for every
+# run). Every choice the study makes is made on it. The long-tailed **training** subset is then
+# drawn from the remaining 4,900 images per class (so $n_{\max} = 4{,}900$, not 5,000), by the
+# run's seed. The **test** set is the untouched, balanced CIFAR-10 test set. The three sets are
+# disjoint (the test suite checks it).
+
+# %% tags=["hide-input"]
+rows = []
+for cfg, r in s1.items():
+    if cfg.seed != cfg0.seed:
+        continue  # counts depend only on the imbalance factor, not on the seed
+    rows.append({"IF": cfg.imbalance_factor, **dict(zip(CLASSES, r["train_counts"], strict=True)),
+                 "train total": r["split_sizes"]["train"], "validation": r["split_sizes"]["val"],
+                 "test": r["split_sizes"]["test"]})
+counts = pd.DataFrame(rows).set_index("IF")
+counts
+
+# %% tags=["hide-input"]
+fig, ax = plt.subplots(figsize=(9, 3.8))
+long = counts[list(CLASSES)].reset_index().melt(id_vars="IF", var_name="class", value_name="images")
+import seaborn as sns
+
+sns.barplot(long, x="class", y="images", hue="IF", ax=ax, palette="crest")
+ax.set_yscale("log")
+ax.set_ylabel("training images (log scale)")
+ax.axvline(3.5, color="grey", ls="--", lw=1)
+ax.text(1.5, ax.get_ylim()[1] * 0.6, "head (0-3)", ha="center")
+ax.text(6.5, ax.get_ylim()[1] * 0.6, "tail (4-9)", ha="center")
+ax.tick_params(axis="x", rotation=30)
+ax.set_title("Per-class training counts of CIFAR-10-LT (the blog's Fig. 4)")
+plt.show()
+
+# %% tags=["hide-input"]
+most_lt = min(counts.index)
+head_share = counts.loc[most_lt, list(CLASSES[:4])].sum() / counts.loc[most_lt, list(CLASSES)].sum()
+glue("most_lt_if", f"{most_lt:g}", display=False)
+glue("head_share", f"{100 * head_share:.0f}", display=False)
+glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
+
+# %% [markdown]
+# At IF = {glue:text}`most_lt_if` the rarest class keeps {glue:text}`tail_min` images and the four
+# head classes hold {glue:text}`head_share`% of the training set (the blog: "about 80%").
+#
+# ## Head, tail, many, medium, few
+#
+# We report two groupings of the classes:
+#
+# - the **blog's head/tail**: classes 0-3 are *head*, classes 4-9 *tail* (its Table 1 satisfies
+#   overall = 0.4 · head + 0.6 · tail exactly on a balanced test set);
+# - **Kang et al.'s many/medium/few** shots: classes with more than 100, 20-100 and fewer than
+#   20 training images. On CIFAR-10-LT at IF 0.01 the rarest class still has 49 images, so the
+#   *few* group is empty; it fills only in stronger imbalance.
+#
+# ## The model and the profiles
+#
+# The blog trains VGG16 {cite:p}`simonyan2015vgg` for CIFAR: 13 convolutions with BatchNorm and
+# 3 fully connected layers, 16 weight layers named L1-L16. We keep the architecture and the
+# names and add a *width multiplier*. The results in this book come from one of three profiles:
+
+# %% tags=["hide-input"]
+from ltmpq.config import PROFILES
+
+pd.DataFrame([
+    {"profile": p.name, "imbalance factors": ", ".join(f"{f:g}" for f in p.imbalance_factors),
+     "seeds": len(p.seeds), "VGG16 width": p.stage1_config(1.0, 0).width,
+     "epochs": p.stage1_config(1.0, 0).epochs, "what for": p.description}
+    for p in PROFILES.values()
+]).set_index("profile")
+
+# %% tags=["hide-input"]
+glue("profile_name", params.profile, display=False)
+glue("profile_width", f"{cfg0.width:g}", display=False)
+glue("profile_epochs", cfg0.epochs, display=False)
+glue("profile_seeds", len(params.seed_list), display=False)
+
+# %% [markdown]
+# This rendering shows the **{glue:text}`profile_name`** profile: VGG16 at width
+# {glue:text}`profile_width` trained for {glue:text}`profile_epochs` epochs, with
+# {glue:text}`profile_seeds` seeds per imbalance factor. The blog's own scale (width 1, about 200
+# epochs) is the `paper` profile, a GPU job; a narrower, shorter-trained network is less accurate
+# in absolute terms, which is why each chapter compares *gaps* and *changes* with the blog's
+# rather than raw accuracies.
+#
+# ## What this chapter showed
+#
+# CIFAR-10-LT keeps the test set balanced while the training set shrinks exponentially from
+# class 0 to class 9. The next chapter asks what a model trained on it learns about the rare
+# classes, and whether the usual single accuracy number shows it.

@@ -1,0 +1,124 @@
+"""Every chapter executes in the smoke profile; the book builds from them and works offline.
+
+Slow (a few minutes): trains the smoke profile's tiny runs, executes each notebook with Papermill,
+builds the Jupyter Book with warnings as errors and opens it in headless Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import papermill
+import pytest
+
+from ltmpq import results
+from ltmpq.config import get_profile
+from ltmpq.experiments import DecoupledRun
+from ltmpq.paths import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.slow
+
+
+def _execute(source: Path, out: Path, parameters: dict) -> None:
+    nb = jupytext.read(source)
+    src = out.with_suffix(".source.ipynb")
+    jupytext.write(nb, src, fmt="ipynb")
+    papermill.execute_notebook(str(src), str(out), parameters=parameters, kernel_name="python3",
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)  # fmt: skip
+    src.unlink()
+
+
+@pytest.fixture(scope="module")
+def smoke_book(tmp_path_factory):
+    """Executed smoke-profile chapters inside a copy of book/, and the built HTML."""
+    tmp = tmp_path_factory.mktemp("smoke-book")
+    book = tmp / "book"
+    shutil.copytree(ROOT / "book", book, ignore=shutil.ignore_patterns("_build", "chapters"))
+    assert (book / "_mathjax" / "mathjax" / "tex-chtml.js").is_file(), "run `make` first: MathJax is missing"
+    (book / "chapters").mkdir()
+    with pytest.MonkeyPatch.context() as mp:
+        # The kernels inherit the environment: results and caches go to the temporary folder.
+        mp.setenv("LTMPQ_RESULTS", str(tmp / "results"))
+        mp.setenv("LTMPQ_CACHE", str(tmp / "cache"))
+        for nb in NOTEBOOKS:
+            _execute(nb, book / "chapters" / f"{nb.stem}.ipynb", {"profile": "smoke", "compute": True})
+        build = subprocess.run(
+            [str(BIN / "jupyter-book"), "build", str(book), "--warningiserror", "--nitpick", "--keep-going"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-4000:] + build.stderr[-4000:]
+    return tmp
+
+
+def test_every_chapter_executes_without_errors(smoke_book):
+    for nb in NOTEBOOKS:
+        executed = json.loads((smoke_book / "book" / "chapters" / f"{nb.stem}.ipynb").read_text())
+        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors, f"{nb.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
+        params = [c for c in executed["cells"] if "parameters" in c["metadata"].get("tags", [])]
+        assert len(params) == 1, f"{nb.name} needs exactly one cell tagged 'parameters'"
+
+
+def test_smoke_runs_are_stored_with_provenance(smoke_book):
+    prof = get_profile("smoke")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LTMPQ_RESULTS", str(smoke_book / "results"))
+        for cfg in prof.stage1_configs():
+            stored = results.load(results.result_path("smoke", "stage1", cfg), cfg)
+            assert stored is not None, cfg
+            prov = stored["provenance"]
+            assert prov["config"]["imbalance_factor"] == cfg.imbalance_factor
+            assert prov["data_source"]["kind"] in ("imagefolder-jpeg", "cifar-10-batches-py")
+            assert prov["versions"]["torch"] and prov["git_commit"]
+            assert len(stored["test"]["predictions"]) == len(stored["test_labels"]) == 1000
+            run = DecoupledRun(cfg, prof.decouple)
+            assert results.load(results.result_path("smoke", "decoupled", run), run) is not None
+
+
+def test_book_pages_exist_with_glued_numbers(smoke_book):
+    html = smoke_book / "book" / "_build" / "html"
+    for nb in NOTEBOOKS:
+        page = (html / "chapters" / f"{nb.stem}.html").read_text()
+        assert "Traceback" not in page
+        assert "{glue:text}" not in page  # every glue reference was resolved
+    assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_book_opens_offline_in_chromium(smoke_book):
+    from ltmpq import bookcheck
+
+    report = bookcheck.check_site(smoke_book / "book" / "_build" / "html",
+                                  screenshot_dir=smoke_book / "screenshots")  # fmt: skip
+    assert report.ok, report.summary()
+
+
+def test_book_build_does_not_train(tmp_path, monkeypatch):
+    """With compute=False and no stored results, a chapter fails naming the command to run."""
+    monkeypatch.setenv("LTMPQ_RESULTS", str(tmp_path / "results"))
+    monkeypatch.setenv("LTMPQ_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(papermill.PapermillExecutionError) as err:
+        _execute(ROOT / "notebooks" / "01_evaluation.py", tmp_path / "out.ipynb",
+                 {"profile": "smoke", "compute": False})  # fmt: skip
+    assert err.value.ename == "MissingResultError"
+    assert "make runs PROFILE=smoke" in err.value.evalue
+    assert not (tmp_path / "results").exists()  # nothing was trained or written
+
+
+@pytest.mark.parametrize("name", ["cpu"])
+def test_published_profile_results_are_committed(name, monkeypatch):
+    """The book's profile has every result it needs, each loadable for its exact config."""
+    prof = get_profile(name)
+    monkeypatch.delenv("LTMPQ_RESULTS", raising=False)
+    for cfg in prof.stage1_configs():
+        path = results.result_path(name, "stage1", cfg)
+        assert results.load(path, cfg) is not None, f"missing {path}: make runs PROFILE={name}"
+        run = DecoupledRun(cfg, prof.decouple)
+        assert results.load(results.result_path(name, "decoupled", run), run) is not None

@@ -1,0 +1,201 @@
+"""ltmpq.results, ltmpq.io and the experiments' stored results (stage 1 and decoupled)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import ltmpq.experiments as ex
+from ltmpq import results
+from ltmpq.config import DecoupleConfig, Stage1Config, config_hash
+from ltmpq.data import long_tail_counts
+from ltmpq.decoupling import METHODS
+from ltmpq.io import atomic_write, write_json
+from ltmpq.metrics import evaluate
+from ltmpq.results import MissingResultError
+
+CFG = Stage1Config(imbalance_factor=0.1, seed=0)
+
+
+def _same_json(a, b) -> bool:
+    """Equality as stored: NaN equals NaN, tuples equal lists."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+OTHER = Stage1Config(imbalance_factor=0.1, seed=1)
+
+# ------------------------------------------------------------------ io
+
+
+def test_atomic_write_leaves_no_file_when_writer_raises(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+
+    def failing(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("writer failed")
+
+    with pytest.raises(RuntimeError, match="writer failed"):
+        atomic_write(target, failing)
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []  # no temporary file left behind either
+
+
+def test_atomic_write_keeps_old_content_on_failure_and_replaces_on_success(tmp_path):
+    target = tmp_path / "w" / "out.txt"
+    atomic_write(target, lambda tmp: tmp.write_text("v1"))
+    assert target.read_text() == "v1"
+
+    def interrupted(tmp):
+        tmp.write_text("v2-partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, interrupted)
+    assert target.read_text() == "v1"
+    atomic_write(target, lambda tmp: tmp.write_text("v2"))
+    assert target.read_text() == "v2"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
+
+
+def test_write_json_sorted_and_readable(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1, "a": [1.5, None]})
+    text = (tmp_path / "a.json").read_text()
+    assert json.loads(text) == {"a": [1.5, None], "b": 1}
+    assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
+
+
+# ------------------------------------------------------------------ the results store
+
+
+def test_result_path_layout(isolated_dirs):
+    p = results.result_path("smoke", "stage1", CFG)
+    assert p == isolated_dirs["results"] / "smoke" / "stage1" / f"if0.1-seed0-{config_hash(CFG)}.json"
+
+
+def test_save_load_roundtrip_with_provenance():
+    path = results.result_path("smoke", "stage1", CFG)
+    src = {"kind": "synthetic"}
+    written = results.save(path, CFG, {"answer": 42}, src, 1.234)
+    loaded = results.load(path, CFG)
+    assert loaded == written
+    assert loaded["answer"] == 42 and loaded["schema"] == results.SCHEMA
+    assert loaded["config_hash"] == config_hash(CFG)
+    prov = loaded["provenance"]
+    assert prov["config"]["imbalance_factor"] == 0.1 and prov["config_type"] == "Stage1Config"
+    assert prov["data_source"] == src and prov["wall_seconds"] == 1.23
+    assert {"git_commit", "versions", "python", "device", "created"} <= set(prov)
+
+
+def test_load_rejects_mismatch_and_bad_files(tmp_path):
+    path = results.result_path("smoke", "stage1", CFG)
+    assert results.load(path, CFG) is None  # missing
+    results.save(path, CFG, {"x": 1}, None, 0.0)
+    assert results.load(path, OTHER) is None  # config hash of another run
+    payload = json.loads(path.read_text())
+    path.write_text(json.dumps({**payload, "schema": results.SCHEMA + 1}))
+    assert results.load(path, CFG) is None  # other schema
+    path.write_text('{"schema": 1, "config_hash": ')
+    assert results.load(path, CFG) is None  # truncated JSON
+    path.write_text("")
+    assert results.load(path, CFG) is None
+
+
+@pytest.mark.parametrize("content", [b"[1, 2, 3]", b'"a string"', b"\xff\xfe\x00garbage"],
+                         ids=["json-list", "json-string", "not-utf8"])  # fmt: skip
+def test_load_treats_unusable_files_as_missing(content):
+    # "an unreadable or mismatched file counts as missing": valid JSON that is not an object, and
+    # bytes that are not UTF-8, must give None rather than AttributeError / UnicodeDecodeError
+    path = results.result_path("smoke", "stage1", CFG)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    assert results.load(path, CFG) is None
+
+
+def test_require_names_the_command():
+    path = results.result_path("smoke", "stage1", CFG)
+    with pytest.raises(MissingResultError) as err:
+        results.require(path, CFG, "make runs PROFILE=smoke")
+    msg = str(err.value)
+    assert "make runs PROFILE=smoke" in msg and config_hash(CFG) in msg and "if0.1-seed0" in msg
+    assert isinstance(err.value, FileNotFoundError)
+    results.save(path, CFG, {"y": 2}, None, 0.0)
+    assert results.require(path, CFG, "unused")["y"] == 2
+
+
+def test_stage1_and_decoupled_without_compute_raise_missing_result(monkeypatch):
+    def no_data():
+        raise AssertionError("compute=False must not load data")
+
+    monkeypatch.setattr(ex, "load_cifar10", no_data)
+    cfg = Stage1Config(imbalance_factor=0.1, seed=0)
+    with pytest.raises(MissingResultError, match="make runs") as err:
+        ex.stage1(cfg, "smoke", compute=False)
+    assert "PROFILE=smoke" in str(err.value) and "--if 0.1 --seed 0" in str(err.value)
+    with pytest.raises(MissingResultError, match="make runs PROFILE=smoke RUN_ARGS='--if 0.01 --seed 2'"):
+        ex.decoupled(replace(cfg, imbalance_factor=0.01, seed=2), DecoupleConfig(), "smoke", compute=False)
+
+
+# ------------------------------------------------------------------ experiments end to end (tiny)
+
+
+@pytest.fixture
+def patched_data(monkeypatch, tiny_cifar):
+    calls = []
+
+    def fake_load():
+        calls.append(1)
+        return tiny_cifar
+
+    monkeypatch.setattr(ex, "load_cifar10", fake_load)
+    return calls
+
+
+def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
+    out = ex.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    path = results.result_path("smoke", "stage1", tiny_cfg)
+    assert path.is_file() and _same_json(results.load(path, tiny_cfg), out)
+    counts = long_tail_counts(15, 0.5)
+    assert out["train_counts"] == counts
+    assert out["split_sizes"] == {"train": sum(counts), "val": 50, "test": len(tiny_cifar.test_y)}
+    assert out["groups"]["head"] == [0, 1, 2, 3]
+    assert out["test_labels"] == tiny_cifar.test_y.tolist()
+    # the stored metrics are those of the stored predictions
+    recomputed = evaluate(np.array(out["test_labels"]), np.array(out["test"]["predictions"]), counts)
+    assert out["test"]["metrics"] == pytest.approx(recomputed["metrics"], nan_ok=True)
+    assert out["test"]["confusion"] == recomputed["confusion"]
+    assert out["provenance"]["data_source"]["kind"] == "synthetic"
+    assert [h["epoch"] for h in out["history"]] == [1, 2]
+
+    # a stored result is returned as is, without data, training or the cache
+    monkeypatch.setattr(ex, "load_cifar10", lambda: pytest.fail("recomputed a stored result"))
+    monkeypatch.setattr(ex, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
+    assert _same_json(ex.stage1(tiny_cfg, "smoke", compute=False), out)
+
+
+def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
+    dcfg = DecoupleConfig(epochs=2, batch_size=32, tau_grid=(0.0, 1.0))
+    before = ex.features(tiny_cfg, progress=False)
+    ckpt = ex.run_dir(tiny_cfg) / "checkpoint.pt"
+    ckpt_before = ckpt.read_bytes()
+    out = ex.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
+    after = ex.features(tiny_cfg, progress=False)
+    # the backbone and its features are untouched by stage 2
+    assert ckpt.read_bytes() == ckpt_before
+    for k in ("train_features", "val_features", "test_features", "classifier_weight", "classifier_bias"):
+        assert torch.equal(before[k], after[k]), k
+    assert set(out["methods"]) == set(METHODS) - {"baseline"}
+    assert out["stage1_hash"] == config_hash(tiny_cfg)
+    assert out["methods"]["tau_norm"]["choice"]["tau"] in dcfg.tau_grid
+    assert 1 <= out["methods"]["crt"]["choice"]["epoch"] <= dcfg.epochs
+    run = ex.DecoupledRun(tiny_cfg, dcfg)
+    stored = torch.load(ex.run_dir(tiny_cfg) / f"decoupled-{config_hash(run)}.pt", weights_only=True)
+    assert set(stored) == set(METHODS)
+    assert torch.equal(stored["baseline"]["weight"], before["classifier_weight"])
+    assert not torch.equal(stored["crt"]["weight"], before["classifier_weight"])
+    assert torch.equal(stored["lws"]["base.weight"], before["classifier_weight"])
+    assert _same_json(results.load(results.result_path("smoke", "decoupled", run), run), out)
+    assert results.load(results.result_path("smoke", "stage1", tiny_cfg), tiny_cfg) is not None

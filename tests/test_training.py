@@ -1,0 +1,253 @@
+"""ltmpq.training (and experiments.features): inputs, augmentation, determinism, resume, caches."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import ltmpq.experiments as ex
+from ltmpq.config import config_hash
+from ltmpq.training import (
+    MEAN,
+    STD,
+    augment,
+    epoch_generator,
+    lr_at,
+    predict,
+    to_input,
+    train_stage1,
+)
+
+
+def _uint8_batch(n: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8))
+
+
+def _normalise_np(img_hwc: np.ndarray) -> np.ndarray:
+    """Oracle for to_input on one image: HWC uint8 -> CHW float, per-channel standardised."""
+    mean, std = MEAN.view(3).numpy(), STD.view(3).numpy()
+    return ((img_hwc.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)
+
+
+# ------------------------------------------------------------------ inputs and augmentation
+
+
+def test_to_input_normalises_each_channel():
+    x = _uint8_batch(3)
+    out = to_input(x)
+    assert out.shape == (3, 3, 32, 32) and out.dtype == torch.float32
+    for i in range(3):
+        np.testing.assert_allclose(out[i].numpy(), _normalise_np(x[i].numpy()), rtol=1e-5, atol=1e-5)
+
+
+def test_augment_shape_dtype_and_determinism():
+    x = _uint8_batch(16)
+    a = augment(x, torch.Generator().manual_seed(5))
+    b = augment(x, torch.Generator().manual_seed(5))
+    c = augment(x, torch.Generator().manual_seed(6))
+    assert a.shape == (16, 3, 32, 32) and a.dtype == torch.float32
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert x.dtype == torch.uint8  # input untouched
+    assert torch.isfinite(a).all()
+
+
+def test_augment_without_padding_is_identity_or_flip():
+    x = _uint8_batch(12, seed=1)
+    out = augment(x, torch.Generator().manual_seed(0), pad=0)
+    plain, flipped = to_input(x), to_input(x.flip(2))
+    kinds = []
+    for i in range(len(x)):
+        if torch.allclose(out[i], plain[i]):
+            kinds.append("plain")
+        else:
+            torch.testing.assert_close(out[i], flipped[i])
+            kinds.append("flip")
+    assert set(kinds) == {"plain", "flip"}  # both occur with 12 images (p of one kind = 2**-11)
+
+
+def test_augment_is_a_padded_crop_with_optional_flip():
+    """Every output image is one of the 9 x 9 x 2 crops/flips of the zero-padded input."""
+    pad = 4
+    x = _uint8_batch(6, seed=2)
+    out = augment(x, torch.Generator().manual_seed(3), pad=pad).numpy()
+    found = set()
+    for i in range(len(x)):
+        padded = np.pad(x[i].numpy(), ((pad, pad), (pad, pad), (0, 0)))
+        match = None
+        for oy in range(2 * pad + 1):
+            for ox in range(2 * pad + 1):
+                crop = padded[oy : oy + 32, ox : ox + 32]
+                for flip in (False, True):
+                    cand = _normalise_np(crop[:, ::-1] if flip else crop)
+                    if np.allclose(out[i], cand, atol=1e-5):
+                        match = (oy, ox, flip)
+        assert match is not None, f"image {i} is not a crop/flip of its padded input"
+        found.add(match)
+    assert len(found) > 1  # the crops are random, not one fixed offset
+
+
+def test_epoch_generator_and_lr_schedule():
+    g = lambda s, e: torch.randint(0, 10**9, (4,), generator=epoch_generator(s, e))  # noqa: E731
+    assert torch.equal(g(0, 3), g(0, 3))
+    assert not torch.equal(g(0, 3), g(0, 4)) and not torch.equal(g(0, 3), g(1, 3))
+    # warm-up: linear to the peak; then cosine decay to zero
+    assert lr_at(0, 100, 10, 0.1) == pytest.approx(0.01)
+    assert lr_at(9, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_at(10, 100, 10, 0.1) == pytest.approx(0.1)
+    assert lr_at(55, 100, 10, 0.1) == pytest.approx(0.05)
+    assert lr_at(100, 100, 10, 0.1) == pytest.approx(0.0, abs=1e-12)
+    assert lr_at(0, 100, 0, 0.2) == pytest.approx(0.2)
+    lrs = [lr_at(s, 100, 10, 0.1) for s in range(10, 100)]
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+
+
+# ------------------------------------------------------------------ training: determinism and resume
+
+
+def _state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _assert_same_weights(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def _no_time(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+def test_train_stage1_is_deterministic(tiny_cfg, tiny_train, tmp_path):
+    x, y = tiny_train
+    a = train_stage1(tiny_cfg, x, y, tmp_path / "a", progress=False)
+    b = train_stage1(tiny_cfg, x, y, tmp_path / "b", progress=False)
+    _assert_same_weights(_state(a.model), _state(b.model))
+    assert _no_time(a.history) == _no_time(b.history)
+    assert [h["epoch"] for h in a.history] == [1, 2]
+    assert all(math.isfinite(h["loss"]) for h in a.history)
+    assert not a.model.training  # returned in eval mode
+    assert (tmp_path / "a" / "checkpoint.pt").is_file()
+    # and the seed matters: another seed gives other weights
+    c = train_stage1(replace(tiny_cfg, seed=1, epochs=1), x, y, tmp_path / "c", progress=False)
+    d = train_stage1(replace(tiny_cfg, epochs=1), x, y, tmp_path / "d", progress=False)
+    assert not torch.equal(c.model.classifier.weight, d.model.classifier.weight)
+
+
+def test_train_stage1_resume_matches_uninterrupted(tiny_cfg, tiny_train, tmp_path):
+    x, y = tiny_train
+    full = train_stage1(tiny_cfg, x, y, tmp_path / "full", progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train_stage1(tiny_cfg, x, y, tmp_path / "cut", progress=False, stop_after_epoch=1)
+    ckpt = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and len(ckpt["history"]) == 1
+    resumed = train_stage1(tiny_cfg, x, y, tmp_path / "cut", progress=False)
+    _assert_same_weights(_state(full.model), _state(resumed.model))
+    assert _no_time(full.history) == _no_time(resumed.history)
+
+
+def test_train_stage1_stop_after_last_epoch_and_finished_checkpoint(tiny_cfg, tiny_train, tmp_path):
+    x, y = tiny_train
+    cfg = replace(tiny_cfg, epochs=1)
+    done = train_stage1(cfg, x, y, tmp_path / "r", progress=False, stop_after_epoch=1)  # no interrupt
+    again = train_stage1(cfg, x, y, tmp_path / "r", progress=False)  # finished: nothing to train
+    _assert_same_weights(_state(done.model), _state(again.model))
+    assert again.history == done.history  # including the recorded seconds
+    assert again.train_seconds == 0.0 and math.isnan(again.images_per_second)
+
+
+def test_predict_features_and_logits(tiny_cfg, tiny_train, tmp_path):
+    x, y = tiny_train
+    model = train_stage1(replace(tiny_cfg, epochs=1), x, y, tmp_path / "p", progress=False).model
+    feats, logits = predict(model, x, batch_size=1000)
+    feats7, logits7 = predict(model, x, batch_size=7)
+    assert feats.shape == (len(x), model.feature_dim) and logits.shape == (len(x), 10)
+    assert (feats >= 0).all()  # after L15's ReLU
+    torch.testing.assert_close(feats7, feats)
+    torch.testing.assert_close(logits7, logits)
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model.classifier(feats))
+        torch.testing.assert_close(logits, model(to_input(x)))
+
+
+# ------------------------------------------------------------------ experiments.features cache
+
+
+@pytest.fixture
+def patched_data(monkeypatch, tiny_cifar):
+    calls = []
+
+    def fake_load():
+        calls.append(1)
+        return tiny_cifar
+
+    monkeypatch.setattr(ex, "load_cifar10", fake_load)
+    return calls
+
+
+def _assert_same_features(a: dict, b: dict) -> None:
+    for split in ("train", "val", "test"):
+        for part in ("features", "logits", "labels"):
+            assert torch.equal(a[f"{split}_{part}"], b[f"{split}_{part}"]), f"{split}_{part}"
+    assert torch.equal(a["classifier_weight"], b["classifier_weight"])
+
+
+def test_features_cached_and_consistent(tiny_cfg, patched_data, tiny_cifar):
+    out = ex.features(tiny_cfg, progress=False)
+    path = ex.run_dir(tiny_cfg) / "features.pt"
+    assert path.is_file() and (ex.run_dir(tiny_cfg) / "checkpoint.pt").is_file()
+    assert out["config_hash"] == config_hash(tiny_cfg)
+    splits = ex.splits_for(tiny_cfg, tiny_cifar)
+    assert out["train_labels"].tolist() == tiny_cifar.train_y[splits.train].tolist()
+    assert out["val_labels"].tolist() == tiny_cifar.train_y[splits.val].tolist()
+    assert out["test_labels"].tolist() == tiny_cifar.test_y[splits.test].tolist()
+    assert len(out["train_features"]) == sum(splits.train_counts) == len(splits.train)
+    torch.testing.assert_close(out["test_logits"], out["test_features"] @ out["classifier_weight"].T
+                               + out["classifier_bias"])  # fmt: skip
+    n_loads = len(patched_data)
+    again = ex.features(tiny_cfg, progress=False)  # from the cache: no data needed
+    assert len(patched_data) == n_loads
+    _assert_same_features(out, again)
+
+
+@pytest.mark.parametrize("how", ["garbage", "truncate", "foreign-hash"])
+def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how):
+    first = ex.features(tiny_cfg, progress=False)
+    path = ex.run_dir(tiny_cfg) / "features.pt"
+    if how == "garbage":
+        path.write_bytes(b"\x00garbage" * 100)
+    elif how == "truncate":
+        raw = path.read_bytes()
+        path.write_bytes(raw[: len(raw) // 3])
+    else:
+        torch.save({**first, "config_hash": "0" * 12}, path)
+    loads = len(patched_data)
+    second = ex.features(tiny_cfg, progress=False)
+    assert len(patched_data) == loads + 1  # recomputed (from the finished checkpoint)
+    _assert_same_features(first, second)
+    assert torch.load(path, weights_only=True)["config_hash"] == config_hash(tiny_cfg)
+
+
+def test_features_rebuilt_when_checkpoint_missing(tiny_cfg, patched_data):
+    first = ex.features(tiny_cfg, progress=False)
+    run = ex.run_dir(tiny_cfg)
+    (run / "features.pt").unlink()
+    (run / "checkpoint.pt").unlink()
+    second = ex.features(tiny_cfg, progress=False)  # retrains: same numbers (deterministic)
+    _assert_same_features(first, second)
+
+
+def test_features_rebuilt_when_checkpoint_corrupt(tiny_cfg, patched_data):
+    # experiments' docstring: checkpoints are "rebuilt from the config when missing or corrupt"
+    first = ex.features(tiny_cfg, progress=False)
+    run = ex.run_dir(tiny_cfg)
+    (run / "features.pt").unlink()
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    second = ex.features(tiny_cfg, progress=False)
+    _assert_same_features(first, second)
