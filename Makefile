@@ -21,7 +21,7 @@ help:
 	@echo "make book      render the book (PROFILE=$(PROFILE)) from committed results into book/_build/html"
 	@echo "make test      lint + unit tests + every notebook in the smoke profile + browser check"
 	@echo "make runs      produce missing results of PROFILE (trains; RUN_ARGS='--if 0.01 --seed 0')"
-	@echo "make chapter   run one chapter with your parameters: CHAPTER=01_evaluation PARAMS='-p seeds \"[0]\"'"
+	@echo "make chapter   run one chapter with your parameters: CHAPTER=01_evaluation PARAMS=\"-p seeds '[0, 1]'\""
 	@echo "make status    which results of PROFILE exist"
 	@echo "make bench     training throughput against raw forward+backward"
 
@@ -57,14 +57,10 @@ $(PROFILE_STAMP):
 	rm -f book/chapters/.profile-*
 	touch $@
 
-# Papermill executes each chapter (never training: compute=False) into book/chapters/.
-# The output is written to a temporary file first so a failed run leaves no stale notebook.
+# Papermill executes each chapter (never training: compute=False) into book/chapters/; it
+# re-runs when the chapter, the package, the results or the profile change.
 book/chapters/%.ipynb: notebooks/%.py $(PKG_SRC) $(RESULTS) $(PROFILE_STAMP) $(STAMP)
-	mkdir -p build/exec
-	$(VENV)/bin/jupytext --quiet --to ipynb --output build/exec/$*.source.ipynb $<
-	$(VENV)/bin/papermill --log-level WARNING -k python3 --cwd notebooks \
-		-p profile $(PROFILE) -p compute False build/exec/$*.source.ipynb build/exec/$*.ipynb
-	mv build/exec/$*.ipynb $@
+	$(PY) -m ltmpq.execute $< $@ -p profile $(PROFILE) -p compute False
 
 book: $(STAMP) $(MATHJAX) $(EXECUTED)
 	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going --quiet
@@ -79,16 +75,12 @@ runs: $(STAMP)
 status: $(STAMP)
 	$(PY) -m ltmpq status --profile $(PROFILE)
 
-# One chapter with your own parameters, e.g.
-#   make chapter CHAPTER=01_evaluation PROFILE=smoke PARAMS="-p compute True -p seeds '[0]'"
+# One chapter with your own parameters (values are YAML), e.g.
+#   make chapter CHAPTER=01_evaluation PROFILE=smoke PARAMS="-p compute True -p seeds '[0, 1]'"
 chapter: $(STAMP)
 	@test -n "$(CHAPTER)" || (echo "set CHAPTER to one of: $(CHAPTERS)" && exit 2)
 	@test -f notebooks/$(CHAPTER).py || (echo "unknown CHAPTER=$(CHAPTER); choose one of: $(CHAPTERS)" && exit 2)
-	mkdir -p build/chapter
-	$(VENV)/bin/jupytext --quiet --to ipynb --output build/chapter/$(CHAPTER).source.ipynb notebooks/$(CHAPTER).py
-	$(VENV)/bin/papermill --log-level WARNING -k python3 --cwd notebooks -p profile $(PROFILE) $(PARAMS) \
-		build/chapter/$(CHAPTER).source.ipynb build/chapter/$(CHAPTER).ipynb
-	@echo "executed: build/chapter/$(CHAPTER).ipynb"
+	$(PY) -m ltmpq.execute notebooks/$(CHAPTER).py build/chapter/$(CHAPTER).ipynb -p profile $(PROFILE) $(PARAMS)
 
 bench: $(STAMP)
 	$(PY) -m ltmpq bench

@@ -343,7 +343,7 @@ def _check_page(
 
     def on_route(route: Route) -> None:
         url = route.request.url
-        if True:
+        if is_local(url):
             route.continue_()
         else:
             external.append(url)
@@ -392,7 +392,7 @@ def _check_page(
 
         images = page.evaluate(_IMAGES_JS, IMG_TIMEOUT_S * 1000)
         for img in images:
-            if img["complete"]:
+            if img["complete"] and img["width"] > 0:
                 result.images_loaded += 1
             else:
                 result.broken_images.append(img["src"] or "(no src)")
@@ -419,6 +419,9 @@ def _check_page(
             shot = screenshot_dir / (name.replace("/", "__").removesuffix(".html") + ".png")
             page.screenshot(path=str(shot), full_page=True)
             result.screenshot = shot
+    except PlaywrightError as exc:
+        # e.g. the renderer crashed: report it for this page and go on with the others.
+        problems.append(Problem(name, "check error", str(exc).splitlines()[0]))
     finally:
         page.close()
 

@@ -15,14 +15,24 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="list which results of a profile exist")
     for p in (run, status):
         p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
-        p.add_argument("--if", dest="imbalance_factors", type=float, nargs="+", metavar="IF",
-                       help="imbalance factors (default: the profile's)")
+        p.add_argument(
+            "--if",
+            dest="imbalance_factors",
+            type=float,
+            nargs="+",
+            metavar="IF",
+            help="imbalance factors (default: the profile's)",
+        )
         p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
     run.add_argument("--stage", choices=["stage1", "decoupled", "all"], default="all")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--threads", type=int, default=None,
-                     help="torch CPU threads (default: torch's). With other work on the machine, "
-                     "1 thread per process avoids OpenMP threads stalling on a busy core")
+    run.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's). With other work on the machine, "
+        "1 thread per process avoids OpenMP threads stalling on a busy core",
+    )
     sub.add_parser("bench", help="training throughput vs raw forward+backward (make bench)")
     args = parser.parse_args(argv)
 

@@ -45,10 +45,11 @@ class Stage1Config:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        if not isinstance(self.imbalance_factor, int | float) or not 0 < self.imbalance_factor <= 1:
-            raise ValueError(
-                f"imbalance_factor must be in (0, 1] (n_min / n_max), got {self.imbalance_factor!r}"
-            )
+        f = self.imbalance_factor
+        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
+            raise ValueError(f"imbalance_factor must be in (0, 1] (n_min / n_max), got {f!r}")
+        # 1 and 1.0 are the same run: normalise so that they also share one hash
+        object.__setattr__(self, "imbalance_factor", float(f))
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         for name in ("epochs", "batch_size"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def load_cifar10(source: DataSource | None = None) -> Cifar10:
             if _array_digest(arrays) == meta["array_sha256"]:
                 src = DataSource(**meta["source"])
                 return Cifar10(*(arrays[k] for k in names), source=src)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # corrupt or foreign entry: fall through and rebuild it
     if source.kind == "cifar-10-batches-py":
         tup, sha = _read_batches(Path(source.path)), None
@@ -186,7 +187,12 @@ def load_cifar10(source: DataSource | None = None) -> Cifar10:
         tup, sha = _read_imagefolder(Path(source.path))
     arrays = dict(zip(names, tup, strict=True))
     src = DataSource(source.kind, source.path, source.lossy, source.note, sha)
-    atomic_write(npz, lambda tmp: np.savez(open(tmp, "wb"), **arrays))
+
+    def _save(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a path
+            np.savez(fh, **arrays)
+
+    atomic_write(npz, _save)
     write_json(meta_path, {"array_sha256": _array_digest(arrays), "source": asdict(src)})
     return Cifar10(*(arrays[k] for k in names), source=src)
 
@@ -194,14 +200,19 @@ def load_cifar10(source: DataSource | None = None) -> Cifar10:
 # --------------------------------------------------------------------------- long tail
 
 
-def long_tail_counts(n_max: int, imbalance_factor: float, num_classes: int = NUM_CLASSES,
-                     profile: str = "exp") -> list[int]:
+def long_tail_counts(
+    n_max: int, imbalance_factor: float, num_classes: int = NUM_CLASSES, profile: str = "exp"
+) -> list[int]:
     """Per-class training counts of a long-tailed subset (class 0 is the largest).
 
     ``exp``: ``int(n_max * IF**(i/(C-1)))`` (Cao et al. 2019); ``step``: the first half of the
     classes keep ``n_max``, the rest get ``int(n_max * IF)``. ``IF = n_min / n_max`` in (0, 1].
     """
-    if not isinstance(imbalance_factor, int | float) or not 0 < imbalance_factor <= 1:
+    if (
+        isinstance(imbalance_factor, bool)
+        or not isinstance(imbalance_factor, int | float)
+        or not 0 < imbalance_factor <= 1
+    ):
         raise ValueError(
             f"imbalance_factor must be in (0, 1] (n_min / n_max, e.g. 0.01), got {imbalance_factor!r}"
         )
@@ -227,10 +238,18 @@ class Splits:
     train_counts: tuple[int, ...]
 
 
-def make_splits(labels: np.ndarray, test_labels: np.ndarray, imbalance_factor: float, *,
-                val_per_class: int = 100, n_max: int | None = None, profile: str = "exp",
-                data_seed: int = 0, val_seed: int = 0,
-                test_per_class: int | None = None) -> Splits:
+def make_splits(
+    labels: np.ndarray,
+    test_labels: np.ndarray,
+    imbalance_factor: float,
+    *,
+    val_per_class: int = 100,
+    n_max: int | None = None,
+    profile: str = "exp",
+    data_seed: int = 0,
+    val_seed: int = 0,
+    test_per_class: int | None = None,
+) -> Splits:
     """Hold out a balanced validation split, then draw the long-tailed training subset.
 
     The validation images are drawn first (``val_seed``) from each class of the train split, so
@@ -295,8 +314,9 @@ def blog_head_tail(num_classes: int = NUM_CLASSES, num_head: int = 4) -> dict[st
     return {"head": tuple(range(num_head)), "tail": tuple(range(num_head, num_classes))}
 
 
-def many_medium_few(train_counts: tuple[int, ...] | list[int], many_above: int = 100,
-                    few_below: int = 20) -> dict[str, tuple[int, ...]]:
+def many_medium_few(
+    train_counts: tuple[int, ...] | list[int], many_above: int = 100, few_below: int = 20
+) -> dict[str, tuple[int, ...]]:
     """Kang et al.'s groups by training count: many (> 100), medium (20-100), few (< 20).
 
     Groups can be empty (CIFAR-10-LT at IF 0.01 has no class with fewer than 20 images).

@@ -74,8 +74,9 @@ class Fitted:
     val_curve: list[float]  # validation balanced accuracy per epoch or per tau
 
 
-def _train_balanced(module: nn.Module, feats, labels, val_feats, val_labels, cfg: DecoupleConfig,
-                    stream: int) -> Fitted:
+def _train_balanced(
+    module: nn.Module, feats, labels, val_feats, val_labels, cfg: DecoupleConfig, stream: int
+) -> Fitted:
     gen = torch.Generator().manual_seed(cfg.seed * 1000 + stream)
     params = [p for p in module.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)

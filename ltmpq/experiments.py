@@ -128,8 +128,9 @@ def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: 
     return results.save(path, cfg, payload, data.source, time.perf_counter() - t0)
 
 
-def decoupled(cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute: bool = False,
-              progress: bool = True) -> dict:
+def decoupled(
+    cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute: bool = False, progress: bool = True
+) -> dict:
     """cRT, tau-norm, LWS and NCM on the frozen backbone of one stage-1 run."""
     run = DecoupledRun(cfg, dcfg)
     path = results.result_path(profile, "decoupled", run)
@@ -165,8 +166,9 @@ def decoupled(cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute:
     return results.save(path, run, payload, source, time.perf_counter() - t0)
 
 
-def run_profile(profile: str, imbalance_factors=None, seeds=None, *, stages=("stage1", "decoupled"),
-                progress: bool = True) -> None:
+def run_profile(
+    profile: str, imbalance_factors=None, seeds=None, *, stages=("stage1", "decoupled"), progress: bool = True
+) -> None:
     """Produce (or find) every result of a profile, seed-major so one full seed lands first."""
     prof = get_profile(profile)
     cfgs = prof.stage1_configs(imbalance_factors, seeds)

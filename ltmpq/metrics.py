@@ -24,8 +24,9 @@ def group_accuracy(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[int
     return float(np.mean(y_pred[mask] == y_true[mask])) if mask.any() else float("nan")
 
 
-def evaluate(y_true, y_pred, train_counts: Sequence[int],
-             groups: Mapping[str, Sequence[int]] | None = None) -> dict:
+def evaluate(
+    y_true, y_pred, train_counts: Sequence[int], groups: Mapping[str, Sequence[int]] | None = None
+) -> dict:
     """All metrics of one prediction vector, as fractions in [0, 1].
 
     Returns ``{"metrics": {...}, "per_class": [recall per class], "confusion": [[...]]}``.
@@ -34,11 +35,14 @@ def evaluate(y_true, y_pred, train_counts: Sequence[int],
     """
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred must be 1-d of equal length, got {y_true.shape} and {y_pred.shape}")
+        raise ValueError(
+            f"y_true and y_pred must be 1-d of equal length, got {y_true.shape} and {y_pred.shape}"
+        )
     num_classes = len(train_counts)
     labels = np.arange(num_classes)
-    if y_true.size and (y_true.min() < 0 or y_true.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes}), got range [{y_true.min()}, {y_true.max()}]")
+    for name, v in (("y_true", y_true), ("y_pred", y_pred)):
+        if v.size and (v.min() < 0 or v.max() >= num_classes):
+            raise ValueError(f"{name} labels must be in [0, {num_classes}), got range [{v.min()}, {v.max()}]")
     groups = class_groups(train_counts) if groups is None else groups
     recall = recall_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
     present = np.isin(labels, y_true)  # classes absent from y_true have no recall

@@ -25,8 +25,13 @@ def t_interval(values) -> tuple[float, float]:
     return (m, m) if np.isnan(h) else (m - h, m + h)
 
 
-def grouped_bars(ax, categories: Sequence[str], series: Mapping[str, Sequence[Sequence[float]]],
-                 blog: Mapping[str, Sequence[float | None]] | None = None, ylabel: str = "accuracy (%)"):
+def grouped_bars(
+    ax,
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[Sequence[float]]],
+    blog: Mapping[str, Sequence[float | None]] | None = None,
+    ylabel: str = "accuracy (%)",
+):
     """Bars of the mean over seeds with 95% t-interval whiskers; blog values as black diamonds.
 
     ``series[label][i]`` holds the per-seed values of category ``i``; ``blog[label][i]`` the
@@ -46,7 +51,9 @@ def grouped_bars(ax, categories: Sequence[str], series: Mapping[str, Sequence[Se
         if blog and label in blog:
             for p, b in zip(pos, blog[label], strict=True):
                 if b is not None:
-                    ax.scatter([p], [b], **{**BLOG_STYLE, "label": None if blog_labelled else BLOG_STYLE["label"]})
+                    ax.scatter(
+                        [p], [b], **{**BLOG_STYLE, "label": None if blog_labelled else BLOG_STYLE["label"]}
+                    )
                     blog_labelled = True
     ax.set_xticks(x, categories)
     ax.set_ylabel(ylabel)

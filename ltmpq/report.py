@@ -54,8 +54,14 @@ class ChapterParams:
 def _metric_rows(result: dict, split: str, method: str, cfg) -> list[dict]:
     m = result[split]["metrics"]
     return [
-        {"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method, "split": split,
-         "metric": k, "value": 100 * v}  # fmt: skip
+        {
+            "imbalance_factor": cfg.imbalance_factor,
+            "seed": cfg.seed,
+            "method": method,
+            "split": split,
+            "metric": k,
+            "value": 100 * v,
+        }  # fmt: skip
         for k, v in m.items()
     ]
 
@@ -93,16 +99,22 @@ def per_class_frame(s1: dict, dec: dict | None = None, split: str = "test") -> p
             entries |= {m: mr[split] for m, mr in dec[cfg]["methods"].items()}
         for method, e in entries.items():
             for c, acc in enumerate(e["per_class"]):
-                rows.append({"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method,
-                             "class": c, "train_count": r["train_counts"][c], "accuracy": 100 * acc})  # fmt: skip
+                rows.append({
+                    "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method,
+                    "class": c, "train_count": r["train_counts"][c], "accuracy": 100 * acc,
+                })  # fmt: skip
     return pd.DataFrame(rows)
 
 
-def summarize(df: pd.DataFrame, by: Sequence[str] = ("imbalance_factor", "method", "split", "metric"),
-              value: str = "value") -> pd.DataFrame:
+def summarize(
+    df: pd.DataFrame,
+    by: Sequence[str] = ("imbalance_factor", "method", "split", "metric"),
+    value: str = "value",
+) -> pd.DataFrame:
     """Mean, 95% t-interval half-width and number of seeds for each group."""
-    out = df.groupby(list(by), sort=False)[value].apply(lambda s: pd.Series(mean_ci(s.to_numpy()),
-                                                                            index=["mean", "ci", "n"]))
+    out = df.groupby(list(by), sort=False)[value].apply(
+        lambda s: pd.Series(mean_ci(s.to_numpy()), index=["mean", "ci", "n"])
+    )
     return out.unstack(-1).reset_index()
 
 
@@ -119,8 +131,12 @@ def _pm(mean: float, ci: float) -> str:
     return f"{mean:.1f}" if np.isnan(ci) else f"{mean:.1f} ± {ci:.1f}"
 
 
-def wide(summary: pd.DataFrame, metrics: Sequence[str], split: str = "test",
-         index: Sequence[str] = ("imbalance_factor", "method")) -> pd.DataFrame:
+def wide(
+    summary: pd.DataFrame,
+    metrics: Sequence[str],
+    split: str = "test",
+    index: Sequence[str] = ("imbalance_factor", "method"),
+) -> pd.DataFrame:
     """Readable table: one row per (IF, method), one 'mean ± CI' column per metric."""
     s = summary[(summary["split"] == split) & summary["metric"].isin(metrics)].copy()
     s["cell"] = [_pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]

@@ -38,7 +38,9 @@ def load(path: Path, cfg: Any) -> dict | None:
     """The stored result for ``cfg`` or None; an unreadable or mismatched file counts as missing."""
     try:
         payload = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # includes JSONDecodeError and UnicodeDecodeError
+        return None
+    if not isinstance(payload, dict):
         return None
     if payload.get("schema") != SCHEMA or payload.get("config_hash") != config_hash(cfg):
         return None
@@ -88,7 +90,9 @@ def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
         "python": platform.python_version(),
         "device": {
             "kind": "cuda" if torch.cuda.is_available() else "cpu",
-            "name": torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine(),
+            "name": torch.cuda.get_device_name(0)
+            if torch.cuda.is_available()
+            else platform.processor() or platform.machine(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),

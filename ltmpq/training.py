@@ -59,7 +59,9 @@ def augment(x_uint8: torch.Tensor, gen: torch.Generator, pad: int = 4) -> torch.
 
 def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
     """A generator fixed by (seed, epoch): a resumed run draws exactly what it would have."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0]))
+    return torch.Generator().manual_seed(
+        int(np.random.SeedSequence([seed, epoch, stream]).generate_state(1)[0])
+    )
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -92,8 +94,15 @@ def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
     return VGG16(num_classes=num_classes, width=cfg.width).to(memory_format=torch.channels_last)
 
 
-def train_stage1(cfg: Stage1Config, x: torch.Tensor, y: torch.Tensor, ckpt_dir: Path, *,
-                 progress: bool = True, stop_after_epoch: int | None = None) -> TrainOutcome:
+def train_stage1(
+    cfg: Stage1Config,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    ckpt_dir: Path,
+    *,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> TrainOutcome:
     """Train VGG16 on (x uint8 NHWC, y) with instance-balanced sampling; resume from ``ckpt_dir``.
 
     ``stop_after_epoch`` ends the process early after that epoch (to test resuming).
@@ -101,7 +110,7 @@ def train_stage1(cfg: Stage1Config, x: torch.Tensor, y: torch.Tensor, ckpt_dir: 
     num_classes = int(y.max()) + 1
     model = build_model(cfg, num_classes)
     decay, no_decay = [], []
-    for n, p in model.named_parameters():
+    for p in model.parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on BN and biases
     opt = torch.optim.SGD(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0}],
@@ -112,8 +121,15 @@ def train_stage1(cfg: Stage1Config, x: torch.Tensor, y: torch.Tensor, ckpt_dir: 
     warmup = steps_per_epoch * cfg.warmup_epochs
     ckpt = ckpt_dir / "checkpoint.pt"
     start, history = 0, []
+    state = None
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=True)
+        try:
+            state = torch.load(ckpt, weights_only=True)
+        except Exception as exc:  # truncated or corrupt: start again rather than crash
+            tqdm.write(
+                f"{cfg.tag}: unreadable checkpoint {ckpt} ({type(exc).__name__}); training from scratch"
+            )
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]), list(state["history"])

@@ -78,7 +78,9 @@ for src in sources:
     if src.get("sha256"):
         print(f"  content sha256: {src['sha256']}")
 lossy = any(src["lossy"] for src in sources)
-glue("data_is_lossy", "lossy JPEG copy (quality 75)" if lossy else "original lossless CIFAR-10", display=False)
+glue(
+    "data_is_lossy", "lossy JPEG copy (quality 75)" if lossy else "original lossless CIFAR-10", display=False
+)
 
 # %% [markdown]
 # Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its pixels differ from
@@ -102,9 +104,15 @@ rows = []
 for cfg, r in s1.items():
     if cfg.seed != cfg0.seed:
         continue  # counts depend only on the imbalance factor, not on the seed
-    rows.append({"IF": cfg.imbalance_factor, **dict(zip(CLASSES, r["train_counts"], strict=True)),
-                 "train total": r["split_sizes"]["train"], "validation": r["split_sizes"]["val"],
-                 "test": r["split_sizes"]["test"]})
+    rows.append(
+        {
+            "IF": cfg.imbalance_factor,
+            **dict(zip(CLASSES, r["train_counts"], strict=True)),
+            "train total": r["split_sizes"]["train"],
+            "validation": r["split_sizes"]["val"],
+            "test": r["split_sizes"]["test"],
+        }
+    )
 counts = pd.DataFrame(rows).set_index("IF")
 counts
 
@@ -153,12 +161,19 @@ glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
 # %% tags=["hide-input"]
 from ltmpq.config import PROFILES
 
-pd.DataFrame([
-    {"profile": p.name, "imbalance factors": ", ".join(f"{f:g}" for f in p.imbalance_factors),
-     "seeds": len(p.seeds), "VGG16 width": p.stage1_config(1.0, 0).width,
-     "epochs": p.stage1_config(1.0, 0).epochs, "what for": p.description}
-    for p in PROFILES.values()
-]).set_index("profile")
+pd.DataFrame(
+    [
+        {
+            "profile": p.name,
+            "imbalance factors": ", ".join(f"{f:g}" for f in p.imbalance_factors),
+            "seeds": len(p.seeds),
+            "VGG16 width": p.stage1_config(1.0, 0).width,
+            "epochs": p.stage1_config(1.0, 0).epochs,
+            "what for": p.description,
+        }
+        for p in PROFILES.values()
+    ]
+).set_index("profile")
 
 # %% tags=["hide-input"]
 glue("profile_name", params.profile, display=False)

@@ -85,8 +85,10 @@ plt.show()
 
 # %% tags=["hide-input"]
 cmp = report.blog_comparison(summary, methods=("baseline",))
-cmp.pivot_table(index=["imbalance_factor", "metric"], values=["blog", "ours", "difference"], aggfunc="first",
-                sort=False)[["blog", "ours", "difference"]].round(1)
+cmp.pivot_table(
+    index=["imbalance_factor", "metric"], values=["blog", "ours", "difference"], aggfunc="first", sort=False
+)[["blog", "ours", "difference"]].round(1)
+
 
 # %% tags=["hide-input"]
 def group_gap(f: float) -> tuple[float, float]:
@@ -97,7 +99,9 @@ def group_gap(f: float) -> tuple[float, float]:
 
 
 gaps = {f: group_gap(f) for f in ifs}
-base_test = summary.query("method == 'baseline' and split == 'test'").set_index(["imbalance_factor", "metric"])
+base_test = summary.query("method == 'baseline' and split == 'test'").set_index(
+    ["imbalance_factor", "metric"]
+)
 f_lo, f_hi = min(ifs), max(ifs)
 glue("if_lo", f"{f_lo:g}", display=False)
 glue("if_hi", f"{f_hi:g}", display=False)
@@ -124,8 +128,18 @@ glue("overall_lo", f"{base_test.loc[(f_lo, 'overall'), 'mean']:.1f}", display=Fa
 # %% tags=["hide-input"]
 pc = report.per_class_frame(s1)
 fig, ax = plt.subplots(figsize=(7.5, 4))
-sns.lineplot(pc, x="train_count", y="accuracy", hue="imbalance_factor", style="imbalance_factor", markers=True,
-             dashes=False, errorbar=plotting.t_interval, palette="crest", ax=ax)
+sns.lineplot(
+    pc,
+    x="train_count",
+    y="accuracy",
+    hue="imbalance_factor",
+    style="imbalance_factor",
+    markers=True,
+    dashes=False,
+    errorbar=plotting.t_interval,
+    palette="crest",
+    ax=ax,
+)
 ax.set_xscale("log")
 ax.set_ylim(0, 100)
 ax.set_xlabel("training images of the class (log scale)")
@@ -154,7 +168,18 @@ plt.show()
 #   one would measure on test data distributed like the training data.
 
 # %% tags=["hide-input"]
-metrics = ["overall", "balanced", "macro_f1", "worst_class", "head", "tail", "many", "medium", "few", "deployment"]
+metrics = [
+    "overall",
+    "balanced",
+    "macro_f1",
+    "worst_class",
+    "head",
+    "tail",
+    "many",
+    "medium",
+    "few",
+    "deployment",
+]
 report.wide(summary[summary["method"] == "baseline"], metrics, index=("imbalance_factor",))
 
 # %% tags=["hide-input"]

@@ -79,9 +79,16 @@ glue("tau_grid", f"{min(dcfg.tau_grid):g}, {dcfg.tau_grid[1]:g}, ..., {max(dcfg.
 # %% tags=["hide-input"]
 cmp = report.blog_comparison(summary, methods=("baseline", "crt"))
 cmp["method"] = cmp["method"].map({"baseline": "base", "crt": "dec (cRT)"})
-table1 = cmp.pivot_table(index="metric", columns=["imbalance_factor", "method"],
-                         values=["blog", "ours", "difference"], aggfunc="first", sort=False)
-table1 = table1.reorder_levels([1, 2, 0], axis=1).sort_index(axis=1, level=[0, 1], ascending=[False, True], sort_remaining=False)
+table1 = cmp.pivot_table(
+    index="metric",
+    columns=["imbalance_factor", "method"],
+    values=["blog", "ours", "difference"],
+    aggfunc="first",
+    sort=False,
+)
+table1 = table1.reorder_levels([1, 2, 0], axis=1).sort_index(
+    axis=1, level=[0, 1], ascending=[False, True], sort_remaining=False
+)
 table1.loc[["overall", "head", "tail"]].round(1)
 
 # %% [markdown]
@@ -93,9 +100,15 @@ fig, axes = plt.subplots(1, len(ifs), figsize=(3.8 * len(ifs), 3.8), sharey=True
 test = frame[frame["split"] == "test"]
 for ax, f in zip(axes[0], ifs, strict=True):
     per = test[test["imbalance_factor"] == f]
-    series = {METHOD_LABELS[m]: [per[(per["method"] == m) & (per["metric"] == k)]["value"].to_numpy()
-                                 for k in metrics] for m in METHODS}
-    published = {METHOD_LABELS[m]: [blog.TABLE1.get((f, m), {}).get(k) for k in metrics] for m in ("baseline", "crt")}
+    series = {
+        METHOD_LABELS[m]: [
+            per[(per["method"] == m) & (per["metric"] == k)]["value"].to_numpy() for k in metrics
+        ]
+        for m in METHODS
+    }
+    published = {
+        METHOD_LABELS[m]: [blog.TABLE1.get((f, m), {}).get(k) for k in metrics] for m in ("baseline", "crt")
+    }
     plotting.grouped_bars(ax, ["overall", "head", "tail", "worst"], series, published)
     ax.set_title(f"IF = {f:g}")
     ax.set_ylim(0, 100)
@@ -115,10 +128,13 @@ report.wide(summary, ["overall", "head", "tail", "worst_class", "balanced", "mac
 # The gap is computed per seed (head minus tail accuracy of the same run) and then averaged, so
 # its interval reflects how consistently a method narrows it.
 
+
 # %% tags=["hide-input"]
 def gap_table(split: str = "test") -> pd.DataFrame:
     per = frame[(frame["split"] == split) & frame["metric"].isin(["head", "tail"])]
-    per = per.pivot_table(index=["imbalance_factor", "method", "seed"], columns="metric", values="value").reset_index()
+    per = per.pivot_table(
+        index=["imbalance_factor", "method", "seed"], columns="metric", values="value"
+    ).reset_index()
     per["gap"] = per["head"] - per["tail"]
     rows = []
     for (f, m), g in per.groupby(["imbalance_factor", "method"], sort=False):
@@ -134,8 +150,14 @@ g = gaps.assign(method=gaps["method"].map(METHOD_LABELS))
 sns.barplot(g, x="method", y="gap", hue="imbalance_factor", order=order, palette="crest", ax=ax)
 for patch_group, f in zip(ax.containers, sorted(g["imbalance_factor"].unique()), strict=False):
     sub = g[g["imbalance_factor"] == f].set_index("method").reindex(order)
-    ax.errorbar([p.get_x() + p.get_width() / 2 for p in patch_group], sub["gap"], yerr=sub["ci"].fillna(0),
-                fmt="none", ecolor="black", capsize=3)
+    ax.errorbar(
+        [p.get_x() + p.get_width() / 2 for p in patch_group],
+        sub["gap"],
+        yerr=sub["ci"].fillna(0),
+        fmt="none",
+        ecolor="black",
+        capsize=3,
+    )
 ax.axhline(10, color="grey", ls="--", lw=1)
 ax.text(len(order) - 0.5, 10.5, "blog: > 10 points remain", ha="right", va="bottom", fontsize="small")
 ax.set_ylabel("head - tail accuracy (points)")
@@ -151,11 +173,17 @@ best = min((m for m in METHODS if m != "baseline"), key=lambda m: gl.loc[m, "gap
 glue("best_method", METHOD_LABELS[best], display=False)
 glue("gap_lo_best", f"{gl.loc[best, 'gap']:.1f}", display=False)
 glue("if_lo", f"{f_lo:g}", display=False)
-tail_lo = summary.query("imbalance_factor == @f_lo and split == 'test' and metric in ['tail', 'overall', 'head']")
+tail_lo = summary.query(
+    "imbalance_factor == @f_lo and split == 'test' and metric in ['tail', 'overall', 'head']"
+)
 tail_lo = tail_lo.pivot_table(index="method", columns="metric", values="mean")
 glue("tail_gain_crt", f"{tail_lo.loc['crt', 'tail'] - tail_lo.loc['baseline', 'tail']:.1f}", display=False)
 glue("head_loss_crt", f"{tail_lo.loc['baseline', 'head'] - tail_lo.loc['crt', 'head']:.1f}", display=False)
-glue("overall_gain_crt", f"{tail_lo.loc['crt', 'overall'] - tail_lo.loc['baseline', 'overall']:.1f}", display=False)
+glue(
+    "overall_gain_crt",
+    f"{tail_lo.loc['crt', 'overall'] - tail_lo.loc['baseline', 'overall']:.1f}",
+    display=False,
+)
 blog_gap_dec = blog.TABLE1[(0.01, "crt")]["head"] - blog.TABLE1[(0.01, "crt")]["tail"]
 glue("blog_gap_dec", f"{blog_gap_dec:.1f}", display=False)
 
@@ -177,21 +205,43 @@ glue("blog_gap_dec", f"{blog_gap_dec:.1f}", display=False)
 rows = []
 for cfg, r in dec.items():
     for m, mr in r["methods"].items():
-        rows.append({"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": METHOD_LABELS[m],
-                     **{k: v for k, v in mr["choice"].items() if k != "val_balanced"},
-                     "val balanced acc (%)": 100 * mr["choice"]["val_balanced"]})
+        rows.append(
+            {
+                "imbalance_factor": cfg.imbalance_factor,
+                "seed": cfg.seed,
+                "method": METHOD_LABELS[m],
+                **{k: v for k, v in mr["choice"].items() if k != "val_balanced"},
+                "val balanced acc (%)": 100 * mr["choice"]["val_balanced"],
+            }
+        )
 choices = pd.DataFrame(rows)
-choices.pivot_table(index=["imbalance_factor", "seed"], columns="method",
-                    values=[c for c in ("tau", "epoch") if c in choices]).round(2)
+choices.pivot_table(
+    index=["imbalance_factor", "seed"], columns="method", values=[c for c in ("tau", "epoch") if c in choices]
+).round(2)
 
 # %% tags=["hide-input"]
-curves = pd.DataFrame([
-    {"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "tau": t, "val balanced accuracy (%)": 100 * a}
-    for cfg, r in dec.items() for t, a in zip(dcfg.tau_grid, r["methods"]["tau_norm"]["val_curve"], strict=True)
-])
+curves = pd.DataFrame(
+    [
+        {
+            "imbalance_factor": cfg.imbalance_factor,
+            "seed": cfg.seed,
+            "tau": t,
+            "val balanced accuracy (%)": 100 * a,
+        }
+        for cfg, r in dec.items()
+        for t, a in zip(dcfg.tau_grid, r["methods"]["tau_norm"]["val_curve"], strict=True)
+    ]
+)
 fig, ax = plt.subplots(figsize=(6.5, 3.4))
-sns.lineplot(curves, x="tau", y="val balanced accuracy (%)", hue="imbalance_factor", palette="crest",
-             errorbar=plotting.t_interval, ax=ax)
+sns.lineplot(
+    curves,
+    x="tau",
+    y="val balanced accuracy (%)",
+    hue="imbalance_factor",
+    palette="crest",
+    errorbar=plotting.t_interval,
+    ax=ax,
+)
 ax.set_title("tau-norm: validation accuracy against tau (chosen at the maximum)")
 ax.legend(title="IF")
 plt.show()
@@ -204,8 +254,16 @@ pc = report.per_class_frame(s1, dec)
 pc = pc[pc["imbalance_factor"] == f_lo].groupby(["method", "class"])["accuracy"].mean().unstack("class")
 pc.index = pc.index.map(METHOD_LABELS)
 fig, ax = plt.subplots(figsize=(9, 3))
-sns.heatmap(pc.loc[[METHOD_LABELS[m] for m in METHODS]], annot=True, fmt=".0f", cmap="viridis", vmin=0, vmax=100,
-            cbar_kws={"label": "accuracy (%)"}, ax=ax)
+sns.heatmap(
+    pc.loc[[METHOD_LABELS[m] for m in METHODS]],
+    annot=True,
+    fmt=".0f",
+    cmap="viridis",
+    vmin=0,
+    vmax=100,
+    cbar_kws={"label": "accuracy (%)"},
+    ax=ax,
+)
 ax.set_xlabel("class (0 = most training images)")
 ax.set_ylabel("")
 ax.set_title(f"Per-class test accuracy at IF = {f_lo:g}, mean over seeds")

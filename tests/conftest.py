@@ -31,9 +31,9 @@ TEST_PER_CLASS = 4
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
     """Results, cache and data locations inside ``tmp_path``; no real data, no network."""
-    dirs = {name: tmp_path / name for name in ("results", "cache", "no-data")}
-    for d in dirs.values():
-        d.mkdir()
+    # Nothing is created here, and under a folder of its own: a test may still assert on what
+    # does (not) exist in its tmp_path.
+    dirs = {name: tmp_path / "ltmpq-env" / name for name in ("results", "cache", "no-data")}
     monkeypatch.setenv("LTMPQ_RESULTS", str(dirs["results"]))
     monkeypatch.setenv("LTMPQ_CACHE", str(dirs["cache"]))
     monkeypatch.setenv("LTMPQ_DATA", str(dirs["no-data"]))
@@ -53,8 +53,9 @@ def isolated_dirs(tmp_path, monkeypatch):
     return dirs
 
 
-def random_cifar(seed: int = 0, train_per_class: int = TRAIN_PER_CLASS,
-                 test_per_class: int = TEST_PER_CLASS) -> Cifar10:
+def random_cifar(
+    seed: int = 0, train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = TEST_PER_CLASS
+) -> Cifar10:
     """A synthetic in-memory Cifar10: random uint8 images, labels in shuffled order."""
     rng = np.random.default_rng(seed)
     train_y = rng.permutation(np.repeat(np.arange(10), train_per_class)).astype(np.int64)

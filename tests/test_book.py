@@ -12,12 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import jupytext
 import papermill
 import pytest
 
 from ltmpq import results
 from ltmpq.config import get_profile
+from ltmpq.execute import execute_chapter
 from ltmpq.experiments import DecoupledRun
 from ltmpq.paths import ROOT
 
@@ -25,15 +25,6 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
-
-
-def _execute(source: Path, out: Path, parameters: dict) -> None:
-    nb = jupytext.read(source)
-    src = out.with_suffix(".source.ipynb")
-    jupytext.write(nb, src, fmt="ipynb")
-    papermill.execute_notebook(str(src), str(out), parameters=parameters, kernel_name="python3",
-                               cwd=str(ROOT / "notebooks"), progress_bar=False)  # fmt: skip
-    src.unlink()
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +40,7 @@ def smoke_book(tmp_path_factory):
         mp.setenv("LTMPQ_RESULTS", str(tmp / "results"))
         mp.setenv("LTMPQ_CACHE", str(tmp / "cache"))
         for nb in NOTEBOOKS:
-            _execute(nb, book / "chapters" / f"{nb.stem}.ipynb", {"profile": "smoke", "compute": True})
+            execute_chapter(nb, book / "chapters" / f"{nb.stem}.ipynb", {"profile": "smoke", "compute": True})
         build = subprocess.run(
             [str(BIN / "jupyter-book"), "build", str(book), "--warningiserror", "--nitpick", "--keep-going"],
             capture_output=True, text=True,
@@ -61,7 +52,9 @@ def smoke_book(tmp_path_factory):
 def test_every_chapter_executes_without_errors(smoke_book):
     for nb in NOTEBOOKS:
         executed = json.loads((smoke_book / "book" / "chapters" / f"{nb.stem}.ipynb").read_text())
-        errors = [o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        errors = [
+            o for c in executed["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"
+        ]
         assert not errors, f"{nb.name}: {errors[0]['ename']}: {errors[0]['evalue']}"
         params = [c for c in executed["cells"] if "parameters" in c["metadata"].get("tags", [])]
         assert len(params) == 1, f"{nb.name} needs exactly one cell tagged 'parameters'"
@@ -105,11 +98,12 @@ def test_book_build_does_not_train(tmp_path, monkeypatch):
     monkeypatch.setenv("LTMPQ_RESULTS", str(tmp_path / "results"))
     monkeypatch.setenv("LTMPQ_CACHE", str(tmp_path / "cache"))
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        _execute(ROOT / "notebooks" / "01_evaluation.py", tmp_path / "out.ipynb",
+        execute_chapter(ROOT / "notebooks" / "01_evaluation.py", tmp_path / "out.ipynb",
                  {"profile": "smoke", "compute": False})  # fmt: skip
     assert err.value.ename == "MissingResultError"
     assert "make runs PROFILE=smoke" in err.value.evalue
     assert not (tmp_path / "results").exists()  # nothing was trained or written
+    assert not (tmp_path / "out.ipynb").exists()  # no half-finished notebook left behind
 
 
 @pytest.mark.parametrize("name", ["cpu"])

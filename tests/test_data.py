@@ -381,7 +381,7 @@ def test_corrupt_data_cache_is_rebuilt(fake_imagefolder, monkeypatch, isolated_d
     np.testing.assert_array_equal(third.train_x, first.train_x)
 
 
-def test_data_cache_with_mismatching_checksum_or_meta_is_rebuilt(fake_imagefolder, monkeypatch, isolated_dirs):
+def test_data_cache_with_bad_checksum_or_meta_is_rebuilt(fake_imagefolder, monkeypatch, isolated_dirs):
     monkeypatch.setenv("LTMPQ_DATA", str(fake_imagefolder.parent))
     src = find_source(allow_download=False)
     first = load_cifar10(src)
