@@ -23,10 +23,6 @@ CLASSES = (
 )  # fmt: skip
 NUM_CLASSES = len(CLASSES)
 
-#: SHA-256 of the shared JPEG copy as its README defines it (path bytes + file bytes, sorted).
-JPEG_COPY_SHA256 = "3d0fe3aba8a6aa19a891dc2a375347bbc6908cc7ce830d95131f8d7db96ad878"
-
-
 class DataNotFoundError(FileNotFoundError):
     """No CIFAR-10 copy could be found or downloaded."""
 

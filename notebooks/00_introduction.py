@@ -83,21 +83,22 @@ glue(
 )
 
 # %% [markdown]
-# Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its pixels differ from
-# the originals by about 5.8 grey levels on average (30.5 dB PSNR) and models trained on such
-# copies are reported to lose roughly 2-3 points of accuracy, so none of our absolute numbers is
+# Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its README reports that
+# its pixels differ from the originals by about 5.8 grey levels on average (30.5 dB PSNR) and that
+# models trained on such copies lose roughly 2-3 points of accuracy, so none of our absolute numbers is
 # directly comparable with published CIFAR-10 results — including the blog's. Differences
 # *between* classes, methods and bit-widths, all measured on the same pixels, are what this
 # study compares.
 #
 # ## Three splits, never mixed
 #
-# Before any long-tailed subset is drawn, a **balanced validation split** of 100 images per class
-# is held out of the CIFAR-10 training images (drawn once, by a fixed seed, identical for every
-# run). Every choice the study makes is made on it. The long-tailed **training** subset is then
-# drawn from the remaining 4,900 images per class (so $n_{\max} = 4{,}900$, not 5,000), by the
-# run's seed. The **test** set is the untouched, balanced CIFAR-10 test set. The three sets are
-# disjoint (the test suite checks it).
+# Before any long-tailed subset is drawn, a **balanced validation split** of
+# {glue:text}`val_per_class` images per class is held out of the CIFAR-10 training images (drawn
+# once, by a fixed seed, identical for every run). Every choice the study makes is made on it.
+# The long-tailed **training** subset is then drawn from the images that remain, by the run's
+# seed, with $n_{\max}$ = {glue:text}`n_max` (the blog's 5,000 minus the hold-out). The
+# **test** set is the untouched, balanced CIFAR-10 test set. The three sets are disjoint (the
+# test suite checks it).
 
 # %% tags=["hide-input"]
 rows = []
@@ -114,6 +115,8 @@ for cfg, r in s1.items():
         }
     )
 counts = pd.DataFrame(rows).set_index("IF")
+glue("val_per_class", cfg0.val_per_class, display=False)
+glue("n_max", f"{counts[CLASSES[0]].max():,}", display=False)
 counts
 
 # %% tags=["hide-input"]
@@ -149,8 +152,9 @@ glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
 # - the **blog's head/tail**: classes 0-3 are *head*, classes 4-9 *tail* (its Table 1 satisfies
 #   overall = 0.4 · head + 0.6 · tail exactly on a balanced test set);
 # - **Kang et al.'s many/medium/few** shots: classes with more than 100, 20-100 and fewer than
-#   20 training images. On CIFAR-10-LT at IF 0.01 the rarest class still has 49 images, so the
-#   *few* group is empty; it fills only in stronger imbalance.
+#   20 training images. At IF = {glue:text}`most_lt_if` the rarest class still has
+#   {glue:text}`tail_min` images, so the *few* group is empty here; it fills only in stronger
+#   imbalance.
 #
 # ## The model and the profiles
 #

@@ -34,7 +34,7 @@ import seaborn as sns
 from myst_nb import glue
 
 from ltmpq import blog, plotting, report
-from ltmpq.stats import mean_ci
+from ltmpq.stats import binomial_half_width, mean_ci
 
 params = report.ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()
@@ -194,10 +194,19 @@ glue("deploy_lo", f"{base_test.loc[(f_lo, 'deployment'), 'mean']:.1f}", display=
 #
 # ## Test-set noise
 #
-# A single run on a 10,000-image test set already carries sampling noise of about ±0.9 points
-# overall and ±2.8 points on one class (95% binomial interval). Seeds add training noise on top:
+# A single run's accuracy on this test set already carries sampling noise: at IF =
+# {glue:text}`if_lo` about ±{glue:text}`noise_overall` points overall, ±{glue:text}`noise_tail`
+# on the tail and ±{glue:text}`noise_class` on one class (95% binomial interval at our mean
+# accuracies). Seeds add training noise on top; the range over seeds:
 
 # %% tags=["hide-input"]
+first = next(iter(s1.values()))
+n_test = len(first["test_labels"])
+tail_share = len(first["groups"]["tail"]) / len(first["train_counts"])
+acc = {k: base_test.loc[(f_lo, k), "mean"] / 100 for k in ("overall", "tail", "balanced")}
+glue("noise_overall", f"{100 * binomial_half_width(acc['overall'], n_test):.1f}", display=False)
+glue("noise_tail", f"{100 * binomial_half_width(acc['tail'], round(n_test * tail_share)):.1f}", display=False)
+glue("noise_class", f"{100 * binomial_half_width(acc["balanced"], n_test // len(first["train_counts"])):.1f}", display=False)
 spread = frame[(frame["split"] == "test") & frame["metric"].isin(["overall", "head", "tail", "worst_class"])]
 spread = spread.groupby(["imbalance_factor", "metric"])["value"].agg(["min", "max", "std"]).round(2)
 spread["range"] = (spread["max"] - spread["min"]).round(2)
