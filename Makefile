@@ -36,6 +36,7 @@ venv: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check ltmpq tests notebooks
+	$(VENV)/bin/ruff format --check ltmpq tests notebooks
 
 test: $(STAMP) $(MATHJAX) lint
 	$(PY) -m pytest

@@ -23,6 +23,7 @@ CLASSES = (
 )  # fmt: skip
 NUM_CLASSES = len(CLASSES)
 
+
 class DataNotFoundError(FileNotFoundError):
     """No CIFAR-10 copy could be found or downloaded."""
 

@@ -206,7 +206,8 @@ tail_share = len(first["groups"]["tail"]) / len(first["train_counts"])
 acc = {k: base_test.loc[(f_lo, k), "mean"] / 100 for k in ("overall", "tail", "balanced")}
 glue("noise_overall", f"{100 * binomial_half_width(acc['overall'], n_test):.1f}", display=False)
 glue("noise_tail", f"{100 * binomial_half_width(acc['tail'], round(n_test * tail_share)):.1f}", display=False)
-glue("noise_class", f"{100 * binomial_half_width(acc["balanced"], n_test // len(first["train_counts"])):.1f}", display=False)
+per_class_n = n_test // len(first["train_counts"])
+glue("noise_class", f"{100 * binomial_half_width(acc['balanced'], per_class_n):.1f}", display=False)
 spread = frame[(frame["split"] == "test") & frame["metric"].isin(["overall", "head", "tail", "worst_class"])]
 spread = spread.groupby(["imbalance_factor", "metric"])["value"].agg(["min", "max", "std"]).round(2)
 spread["range"] = (spread["max"] - spread["min"]).round(2)
