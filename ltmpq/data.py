@@ -38,10 +38,6 @@ class DataSource:
     note: str
     sha256: str | None = None  # content hash, filled in when the copy is decoded
 
-    def describe(self) -> str:
-        """One line for the book: what the numbers were computed on."""
-        return self.note
-
 
 @dataclass(frozen=True)
 class Cifar10:
@@ -292,16 +288,6 @@ def make_splits(
 
 
 # --------------------------------------------------------------------------- class groups
-
-
-@dataclass(frozen=True)
-class ClassGroups:
-    """Named, possibly overlapping sets of classes to report accuracy on."""
-
-    groups: dict[str, tuple[int, ...]]
-
-    def __getitem__(self, name: str) -> tuple[int, ...]:
-        return self.groups[name]
 
 
 def blog_head_tail(num_classes: int = NUM_CLASSES, num_head: int = 4) -> dict[str, tuple[int, ...]]:

@@ -51,6 +51,11 @@ class ChapterParams:
         return self.prof.stage1_configs(self.ifs, self.seed_list)
 
 
+def pct(v: float | None) -> float:
+    """A stored fraction as percent; null (an empty group) becomes NaN."""
+    return float("nan") if v is None else 100 * v
+
+
 def _metric_rows(result: dict, split: str, method: str, cfg) -> list[dict]:
     m = result[split]["metrics"]
     return [
@@ -60,7 +65,7 @@ def _metric_rows(result: dict, split: str, method: str, cfg) -> list[dict]:
             "method": method,
             "split": split,
             "metric": k,
-            "value": 100 * v,
+            "value": pct(v),
         }  # fmt: skip
         for k, v in m.items()
     ]
@@ -101,7 +106,7 @@ def per_class_frame(s1: dict, dec: dict | None = None, split: str = "test") -> p
             for c, acc in enumerate(e["per_class"]):
                 rows.append({
                     "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, "method": method,
-                    "class": c, "train_count": r["train_counts"][c], "accuracy": 100 * acc,
+                    "class": c, "train_count": r["train_counts"][c], "accuracy": pct(acc),
                 })  # fmt: skip
     return pd.DataFrame(rows)
 

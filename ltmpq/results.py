@@ -89,6 +89,7 @@ def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
         "versions": versions,
         "python": platform.python_version(),
         "device": {
+            # the device ltmpq.training trains on (default_device): CUDA whenever present
             "kind": "cuda" if torch.cuda.is_available() else "cpu",
             "name": torch.cuda.get_device_name(0)
             if torch.cuda.is_available()
@@ -108,4 +109,4 @@ def save(path: Path, cfg: Any, payload: dict, data_source: Any, wall_seconds: fl
     full = {"schema": SCHEMA, "config_hash": config_hash(cfg), **payload,
             "provenance": provenance(cfg, data_source, wall_seconds)}  # fmt: skip
     write_json(path, full)
-    return full
+    return load(path, cfg)  # what a later reader gets (NaN stored as null)

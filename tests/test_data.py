@@ -238,7 +238,7 @@ def test_find_source_imagefolder_via_ltmpq_data(fake_imagefolder, monkeypatch):
         assert src.kind == "imagefolder-jpeg"
         assert src.lossy is True
         assert Path(src.path) == fake_imagefolder.resolve()
-        assert "JPEG" in src.describe()
+        assert "JPEG" in src.note
 
 
 def test_find_source_incomplete_imagefolder_is_ignored(fake_imagefolder, monkeypatch):
