@@ -146,6 +146,24 @@ def _read_imagefolder(path: Path) -> tuple[tuple[np.ndarray, ...], str]:
     return tuple(arrays), digest.hexdigest()
 
 
+def _listing(path: Path) -> str:
+    """Cheap fingerprint of a data folder: every file's relative name, size and mtime."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(path)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _content_sha256(path: Path, names: list[str]) -> str:
+    """SHA-256 over each file's name and bytes, in the given order."""
+    h = hashlib.sha256()
+    for n in names:
+        h.update(n.encode())
+        h.update((path / n).read_bytes())
+    return h.hexdigest()
+
+
 def _array_digest(arrays: dict[str, np.ndarray]) -> str:
     h = hashlib.sha256()
     for k in sorted(arrays):
@@ -160,7 +178,11 @@ def load_cifar10(source: DataSource | None = None) -> Cifar10:
     A cache entry whose checksum does not match its arrays is treated as corrupt and rebuilt.
     """
     source = source or find_source()
-    key = hashlib.sha256(f"{source.kind}:{source.path}".encode()).hexdigest()[:16]
+    # The key covers the files' names, sizes and mtimes: a copy replaced at the same path gets a
+    # new entry instead of the old arrays.
+    key = hashlib.sha256(f"{source.kind}:{source.path}:{_listing(Path(source.path))}".encode()).hexdigest()[
+        :16
+    ]
     npz = cache_dir() / "data" / f"cifar10-{key}.npz"
     meta_path = npz.with_suffix(".json")
     names = ("train_x", "train_y", "test_x", "test_y")
@@ -175,7 +197,9 @@ def load_cifar10(source: DataSource | None = None) -> Cifar10:
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # corrupt or foreign entry: fall through and rebuild it
     if source.kind == "cifar-10-batches-py":
-        tup, sha = _read_batches(Path(source.path)), None
+        tup = _read_batches(Path(source.path))
+        sha = _content_sha256(Path(source.path), ["data_batch_1", "data_batch_2", "data_batch_3",
+                                                  "data_batch_4", "data_batch_5", "test_batch"])  # fmt: skip
     else:
         tup, sha = _read_imagefolder(Path(source.path))
     arrays = dict(zip(names, tup, strict=True))

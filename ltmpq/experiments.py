@@ -69,14 +69,17 @@ def features(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool =
     missing too) when absent or unreadable.
     """
     path = run_dir(cfg) / "features.pt"
-    cached = _load_tensors(path)
-    if cached is not None and cached.get("config_hash") == config_hash(cfg):
-        return cached
     data = data or load_cifar10()
+    cached = _load_tensors(path)
+    # features of another data copy (e.g. the JPEG copy, now that the original is present) are stale
+    if (cached is not None and cached.get("config_hash") == config_hash(cfg)
+            and cached.get("data_sha256") in (None, data.source.sha256)):  # fmt: skip
+        return cached
     splits = splits_for(cfg, data)
     x_tr, y_tr = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
-    outcome = train_stage1(cfg, x_tr, y_tr, run_dir(cfg), progress=progress)
-    out: dict = {"config_hash": config_hash(cfg), "history": outcome.history,
+    outcome = train_stage1(cfg, x_tr, y_tr, run_dir(cfg), progress=progress, data_sha256=data.source.sha256)
+    out: dict = {"config_hash": config_hash(cfg), "data_sha256": data.source.sha256,
+                 "history": outcome.history,
                  "train_seconds": outcome.train_seconds,
                  "images_per_second": outcome.images_per_second}  # fmt: skip
     for split, xs, ys in (

@@ -107,10 +107,13 @@ def train_stage1(
     *,
     progress: bool = True,
     stop_after_epoch: int | None = None,
+    data_sha256: str | None = None,
 ) -> TrainOutcome:
     """Train VGG16 on (x uint8 NHWC, y) with instance-balanced sampling; resume from ``ckpt_dir``.
 
     ``stop_after_epoch`` ends the process early after that epoch (to test resuming).
+    ``data_sha256`` names the data the run trains on; a checkpoint recorded on other data is not
+    resumed from.
     """
     num_classes = int(y.max()) + 1
     device = default_device()
@@ -135,6 +138,9 @@ def train_stage1(
             tqdm.write(
                 f"{cfg.tag}: unreadable checkpoint {ckpt} ({type(exc).__name__}); training from scratch"
             )
+    if state is not None and state.get("data_sha256") not in (None, data_sha256):
+        tqdm.write(f"{cfg.tag}: checkpoint was trained on other data; training from scratch")
+        state = None
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
@@ -169,7 +175,7 @@ def train_stage1(
             tqdm.write(f"{cfg.tag} epoch {epoch + 1}/{cfg.epochs}: loss {loss_sum / n:.3f} "
                        f"acc {correct / n:.3f} ({n / dt:.0f} img/s)")  # fmt: skip
         state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                 "epoch": epoch + 1, "history": history}  # fmt: skip
+                 "epoch": epoch + 1, "history": history, "data_sha256": data_sha256}  # fmt: skip
         atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
         if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch and epoch + 1 < cfg.epochs:
             raise KeyboardInterrupt(f"stopped after epoch {epoch + 1} (stop_after_epoch)")

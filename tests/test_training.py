@@ -212,10 +212,29 @@ def test_features_cached_and_consistent(tiny_cfg, patched_data, tiny_cifar):
     assert len(out["train_features"]) == sum(splits.train_counts) == len(splits.train)
     torch.testing.assert_close(out["test_logits"], out["test_features"] @ out["classifier_weight"].T
                                + out["classifier_bias"])  # fmt: skip
-    n_loads = len(patched_data)
-    again = ex.features(tiny_cfg, progress=False)  # from the cache: no data needed
-    assert len(patched_data) == n_loads
+    assert out["data_sha256"] == patched_data_source_sha(tiny_cifar)
+    ckpt_mtime = (ex.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns
+    again = ex.features(tiny_cfg, progress=False)  # from the cache: nothing retrained
+    assert (ex.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns == ckpt_mtime
     _assert_same_features(out, again)
+
+
+def patched_data_source_sha(data) -> str | None:
+    return data.source.sha256
+
+
+def test_features_of_other_data_are_recomputed(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
+    """Features (and the checkpoint) recorded on another copy of the data are not reused."""
+    from dataclasses import replace as dc_replace
+
+    one = dc_replace(tiny_cifar, source=dc_replace(tiny_cifar.source, sha256="a" * 64))
+    monkeypatch.setattr(ex, "load_cifar10", lambda: one)
+    first = ex.features(tiny_cfg, progress=False)
+    assert ex.features(tiny_cfg, progress=False)["data_sha256"] == "a" * 64  # same data: reused
+    other = dc_replace(tiny_cifar, source=dc_replace(tiny_cifar.source, sha256="f" * 64))
+    monkeypatch.setattr(ex, "load_cifar10", lambda: other)
+    again = ex.features(tiny_cfg, progress=False)
+    assert first["data_sha256"] != again["data_sha256"] == "f" * 64
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncate", "foreign-hash"])
