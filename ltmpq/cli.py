@@ -45,12 +45,15 @@ def main(argv: list[str] | None = None) -> int:
         from . import results
         from .experiments import DecoupledRun
 
+        missing = 0
         for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
-            s1 = results.result_path(prof.name, "stage1", cfg)
-            dc = results.result_path(prof.name, "decoupled", DecoupledRun(cfg, prof.decouple))
-            print(f"{cfg.tag:>16}  stage1: {'ok' if s1.is_file() else 'missing':8} "
-                  f"decoupled: {'ok' if dc.is_file() else 'missing'}")  # fmt: skip
-        return 0
+            cells = []
+            for kind, run in (("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))):
+                state = results.status(results.result_path(prof.name, kind, run), run)
+                missing += state in ("missing", "unreadable")
+                cells.append(f"{kind}: {state:10}")
+            print(f"{cfg.tag:>16}  " + "  ".join(cells))
+        return 1 if missing else 0
     from .experiments import run_profile
 
     if args.threads is not None:

@@ -157,3 +157,26 @@ def data_sources(*stored: dict) -> list[dict]:
             src = r["provenance"]["data_source"]
             seen[(src["kind"], src.get("sha256"))] = src
     return list(seen.values())
+
+
+def gap_summary(
+    frame: pd.DataFrame, split: str = "test", high: str = "head", low: str = "tail"
+) -> pd.DataFrame:
+    """Per (IF, method): mean and 95% CI over seeds of the per-seed ``high - low`` accuracy gap.
+
+    The gap is taken within each run first, so its interval shows how consistently a method
+    narrows it (chapters 1 and 2).
+    """
+    per = frame[(frame["split"] == split) & frame["metric"].isin([high, low])]
+    per = per.pivot_table(index=["imbalance_factor", "method", "seed"], columns="metric", values="value")
+    per = (per[high] - per[low]).rename("gap").reset_index()
+    rows = []
+    for (f, m), g in per.groupby(["imbalance_factor", "method"], sort=False):
+        mean, half, n = mean_ci(g["gap"].to_numpy())
+        rows.append({"imbalance_factor": f, "method": m, "gap": mean, "ci": half, "n": n})
+    return pd.DataFrame(rows)
+
+
+def difference_ci(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
+    """Difference of two independent (mean, CI half-width) estimates, half-widths added in quadrature."""
+    return a[0] - b[0], float(np.hypot(a[1], b[1]))

@@ -47,6 +47,27 @@ def load(path: Path, cfg: Any) -> dict | None:
     return payload
 
 
+#: Modules whose code determines a result's numbers (a change since a result's commit is flagged).
+NUMERIC_SOURCES = ("ltmpq/data.py", "ltmpq/models.py", "ltmpq/training.py", "ltmpq/decoupling.py",
+                   "ltmpq/metrics.py", "ltmpq/experiments.py", "ltmpq/config.py")  # fmt: skip
+
+
+def status(path: Path, cfg: Any) -> str:
+    """``missing``, ``unreadable`` (or of another config), ``ok``, or ``ok (code changed since C)``.
+
+    The last means the modules that compute the numbers differ from the commit C that produced
+    the result: it still loads, but rerunning it may give other numbers.
+    """
+    if not Path(path).is_file():
+        return "missing"
+    payload = load(path, cfg)
+    if payload is None:
+        return "unreadable"
+    commit = payload["provenance"].get("git_commit", "unknown")
+    changed = _git("diff", "--name-only", commit, "--", *NUMERIC_SOURCES) if commit != "unknown" else ""
+    return f"ok (code changed since {commit[:8]})" if changed else "ok"
+
+
 def require(path: Path, cfg: Any, command: str) -> dict:
     """Load a stored result or fail with a message naming the command that produces it."""
     payload = load(path, cfg)

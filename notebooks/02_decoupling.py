@@ -45,7 +45,6 @@ from myst_nb import glue
 
 from ltmpq import blog, plotting, report
 from ltmpq.decoupling import METHOD_LABELS, METHODS
-from ltmpq.stats import mean_ci
 
 params = report.ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()
@@ -59,6 +58,7 @@ f_lo = min(ifs)
 lossy = any(src["lossy"] for src in report.data_sources(s1))
 glue("data_note", "the lossy JPEG copy of CIFAR-10" if lossy else "the original CIFAR-10", display=False)
 glue("dec_epochs", dcfg.epochs, display=False)
+glue("val_per_class", next(iter(s1)).val_per_class, display=False)
 glue("tau_grid", f"{min(dcfg.tau_grid):g}, {dcfg.tau_grid[1]:g}, ..., {max(dcfg.tau_grid):g}", display=False)
 
 # %% [markdown]
@@ -70,9 +70,16 @@ glue("tau_grid", f"{min(dcfg.tau_grid):g}, {dcfg.tau_grid[1]:g}, ..., {max(dcfg.
 # class-balanced sampling and SGD with cosine decay; the epoch kept is the one with the best
 # balanced accuracy on the **validation split**, and tau is chosen from
 # {glue:text}`tau_grid` the same way. The test set is looked at once, after all choices are made.
-# One difference from Kang et al.: their cRT sees augmented images through the frozen backbone,
-# ours sees fixed features of un-augmented images. Numbers are percent on the balanced test set
-# of {glue:text}`data_note`, mean ± 95% CI over seeds.
+# Numbers are percent on the balanced test set of {glue:text}`data_note`, mean ± 95% CI over
+# seeds.
+#
+# Where this differs from Kang et al.: their cRT sees augmented images through the frozen
+# backbone, ours sees fixed features of un-augmented images; they train stage 2 for a fixed
+# number of epochs, we keep the best epoch on validation; LWS scales here share the optimizer's
+# weight decay, which pulls them slightly towards zero. The validation split costs the tail
+# training data ({glue:text}`val_per_class` images per class are held out, more than the
+# rarest class keeps for training), and stage 2 uses one fixed seed, so the intervals reflect
+# stage-1 and data-draw variation only.
 #
 # ## The blog's Table 1 beside ours
 
@@ -130,74 +137,76 @@ report.wide(summary, ["overall", "head", "tail", "worst_class", "balanced", "mac
 
 
 # %% tags=["hide-input"]
-def gap_table(split: str = "test") -> pd.DataFrame:
-    per = frame[(frame["split"] == split) & frame["metric"].isin(["head", "tail"])]
-    per = per.pivot_table(
-        index=["imbalance_factor", "method", "seed"], columns="metric", values="value"
-    ).reset_index()
-    per["gap"] = per["head"] - per["tail"]
-    rows = []
-    for (f, m), g in per.groupby(["imbalance_factor", "method"], sort=False):
-        mean, half, n = mean_ci(g["gap"].to_numpy())
-        rows.append({"imbalance_factor": f, "method": m, "gap": mean, "ci": half, "n": n})
-    return pd.DataFrame(rows)
-
-
-gaps = gap_table()
+gaps = report.gap_summary(frame)
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 order = [METHOD_LABELS[m] for m in METHODS]
+hue_order = sorted(gaps["imbalance_factor"].unique())
 g = gaps.assign(method=gaps["method"].map(METHOD_LABELS))
-sns.barplot(g, x="method", y="gap", hue="imbalance_factor", order=order, palette="crest", ax=ax)
-for patch_group, f in zip(ax.containers, sorted(g["imbalance_factor"].unique()), strict=False):
+sns.barplot(
+    g, x="method", y="gap", hue="imbalance_factor", order=order, hue_order=hue_order, palette="crest", ax=ax
+)
+for bars, f in zip(ax.containers, hue_order, strict=True):
     sub = g[g["imbalance_factor"] == f].set_index("method").reindex(order)
-    ax.errorbar(
-        [p.get_x() + p.get_width() / 2 for p in patch_group],
-        sub["gap"],
-        yerr=sub["ci"].fillna(0),
-        fmt="none",
-        ecolor="black",
-        capsize=3,
-    )
+    centers = [p.get_x() + p.get_width() / 2 for p in bars]
+    ax.errorbar(centers, sub["gap"], yerr=sub["ci"].fillna(0), fmt="none", ecolor="black", capsize=3)
 ax.axhline(10, color="grey", ls="--", lw=1)
-ax.text(len(order) - 0.5, 10.5, "blog: > 10 points remain", ha="right", va="bottom", fontsize="small")
+ax.text(len(order) - 0.5, 10.5, "blog's claim: > 10 points remain", ha="right", va="bottom", fontsize="small")
 ax.set_ylabel("head - tail accuracy (points)")
 ax.legend(title="IF")
 plt.show()
 
 # %% tags=["hide-input"]
+fmt_ci = lambda h: "n/a" if np.isnan(h) else f"{h:.1f}"  # noqa: E731
 gl = gaps[gaps["imbalance_factor"] == f_lo].set_index("method")
 for m in METHODS:
     glue(f"gap_lo_{m}", f"{gl.loc[m, 'gap']:.1f}", display=False)
-    glue(f"gap_lo_ci_{m}", "n/a" if np.isnan(gl.loc[m, "ci"]) else f"{gl.loc[m, 'ci']:.1f}", display=False)
-best = min((m for m in METHODS if m != "baseline"), key=lambda m: gl.loc[m, "gap"])
+    glue(f"gap_lo_ci_{m}", fmt_ci(gl.loc[m, "ci"]), display=False)
+# "smallest gap" in absolute value: a method that over-corrects (tail above head) does not win
+best = min((m for m in METHODS if m != "baseline"), key=lambda m: abs(gl.loc[m, "gap"]))
 glue("best_method", METHOD_LABELS[best], display=False)
-glue("gap_lo_best", f"{gl.loc[best, 'gap']:.1f}", display=False)
+glue("gap_lo_best", f"{gl.loc[best, 'gap']:.1f} ± {fmt_ci(gl.loc[best, 'ci'])}", display=False)
 glue("if_lo", f"{f_lo:g}", display=False)
-tail_lo = summary.query(
-    "imbalance_factor == @f_lo and split == 'test' and metric in ['tail', 'overall', 'head']"
+lo = summary.query("imbalance_factor == @f_lo and split == 'test'").pivot_table(
+    index="method", columns="metric", values="mean"
 )
-tail_lo = tail_lo.pivot_table(index="method", columns="metric", values="mean")
-glue("tail_gain_crt", f"{tail_lo.loc['crt', 'tail'] - tail_lo.loc['baseline', 'tail']:.1f}", display=False)
-glue("head_loss_crt", f"{tail_lo.loc['baseline', 'head'] - tail_lo.loc['crt', 'head']:.1f}", display=False)
-glue(
-    "overall_gain_crt",
-    f"{tail_lo.loc['crt', 'overall'] - tail_lo.loc['baseline', 'overall']:.1f}",
-    display=False,
-)
-blog_gap_dec = blog.TABLE1[(0.01, "crt")]["head"] - blog.TABLE1[(0.01, "crt")]["tail"]
-glue("blog_gap_dec", f"{blog_gap_dec:.1f}", display=False)
+glue("tail_gain_crt", f"{lo.loc['crt', 'tail'] - lo.loc['baseline', 'tail']:.1f}", display=False)
+glue("head_loss_crt", f"{lo.loc['baseline', 'head'] - lo.loc['crt', 'head']:.1f}", display=False)
+glue("overall_gain_crt", f"{lo.loc['crt', 'overall'] - lo.loc['baseline', 'overall']:.1f}", display=False)
+published = blog.TABLE1.get((f_lo, "crt"))
+blog_gap = None if published is None else published["head"] - published["tail"]
+glue("blog_gap_dec", "no value" if blog_gap is None else f"{blog_gap:.1f}", display=False)
+glue("blog_gap_claim_consistent", "consistent with" if blog_gap is not None and blog_gap > 10 else
+     "below the 10 points of", display=False)  # fmt: skip
+# cRT narrows the gap at an imbalance factor when the reduction from the baseline exceeds the
+# two gaps' 95% intervals combined.
+base_gap = gaps[gaps["method"] == "baseline"].set_index("imbalance_factor")
+crt_gap = gaps[gaps["method"] == "crt"].set_index("imbalance_factor")
+crt_narrow = []
+for f in ifs:
+    d, h = report.difference_ci(tuple(base_gap.loc[f, ["gap", "ci"]]), tuple(crt_gap.loc[f, ["gap", "ci"]]))
+    if d - np.nan_to_num(h) > 0:
+        crt_narrow.append(f)
+glue("crt_narrow_n", f"{len(crt_narrow)} of {len(ifs)}", display=False)
+crt_gap_lo = (gl.loc["crt", "gap"], gl.loc["crt", "ci"])
+remains = crt_gap_lo[0] - np.nan_to_num(crt_gap_lo[1])
+glue("crt_gap_lower", f"{remains:.1f}", display=False)
+glue("crt_gap_closed", "does not close" if remains > 0 else "is not distinguishable from zero", display=False)
 
 # %% [markdown]
 # At IF = {glue:text}`if_lo` the baseline's gap is {glue:text}`gap_lo_baseline` ±
 # {glue:text}`gap_lo_ci_baseline` points. cRT brings it to {glue:text}`gap_lo_crt` ±
-# {glue:text}`gap_lo_ci_crt` (the blog: {glue:text}`blog_gap_dec`), trading
-# {glue:text}`head_loss_crt` points of head accuracy for {glue:text}`tail_gain_crt` points of
-# tail accuracy ({glue:text}`overall_gain_crt` points overall). tau-norm leaves
-# {glue:text}`gap_lo_tau_norm` ± {glue:text}`gap_lo_ci_tau_norm`, LWS {glue:text}`gap_lo_lws` ±
-# {glue:text}`gap_lo_ci_lws` and NCM {glue:text}`gap_lo_ncm` ± {glue:text}`gap_lo_ci_ncm`; the
-# smallest gap is {glue:text}`best_method`'s ({glue:text}`gap_lo_best`). Whether "more than 10
-# points remain" holds is read off the dashed line above; chapter 4 turns it into a computed
-# verdict with the other claims.
+# {glue:text}`gap_lo_ci_crt`, trading {glue:text}`head_loss_crt` points of head accuracy for
+# {glue:text}`tail_gain_crt` points of tail accuracy ({glue:text}`overall_gain_crt` points
+# overall). tau-norm leaves {glue:text}`gap_lo_tau_norm` ± {glue:text}`gap_lo_ci_tau_norm`, LWS
+# {glue:text}`gap_lo_lws` ± {glue:text}`gap_lo_ci_lws` and NCM {glue:text}`gap_lo_ncm` ±
+# {glue:text}`gap_lo_ci_ncm`; the gap closest to zero is {glue:text}`best_method`'s
+# ({glue:text}`gap_lo_best`). cRT narrows the gap beyond the combined 95% intervals at
+# {glue:text}`crt_narrow_n` imbalance factors, and at IF = {glue:text}`if_lo` its gap
+# {glue:text}`crt_gap_closed` (lower end of its interval: {glue:text}`crt_gap_lower` points).
+#
+# The blog's own Table 1 puts the cRT gap at IF 0.01 at {glue:text}`blog_gap_dec` points —
+# {glue:text}`blog_gap_claim_consistent` its claim that "more than 10 points" remain. Chapter 4
+# gives the claim its computed verdict from our runs.
 #
 # ## What the validation split chose
 
@@ -272,7 +281,8 @@ plt.show()
 # %% [markdown]
 # ## What this chapter showed
 #
-# Re-balancing only the classifier moves accuracy from the head to the tail without touching the
-# features: the head/tail gap shrinks at every imbalance factor, most at the strongest, yet does
-# not close. The next chapter quantizes these models' weights and asks whether the tail, already
+# Re-balancing only the classifier, with the features untouched, moves accuracy from the head
+# to the tail: cRT narrows the head/tail gap beyond noise at {glue:text}`crt_narrow_n` imbalance
+# factors, and at IF = {glue:text}`if_lo` the gap that remains {glue:text}`crt_gap_closed`.
+# The next chapter quantizes these models' weights and asks whether the tail, already
 # the weaker side, also pays more for lower bit-widths.
