@@ -93,16 +93,18 @@ def test_book_opens_offline_in_chromium(smoke_book):
     assert report.ok, report.summary()
 
 
-def test_book_build_does_not_train(tmp_path, monkeypatch):
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_book_build_does_not_train(nb, tmp_path, monkeypatch):
     """With compute=False and no stored results, a chapter fails naming the command to run."""
-    monkeypatch.setenv("LTMPQ_RESULTS", str(tmp_path / "results"))
-    monkeypatch.setenv("LTMPQ_CACHE", str(tmp_path / "cache"))
+    results_dir, cache = tmp_path / "results", tmp_path / "cache"
+    monkeypatch.setenv("LTMPQ_RESULTS", str(results_dir))
+    monkeypatch.setenv("LTMPQ_CACHE", str(cache))
     with pytest.raises(papermill.PapermillExecutionError) as err:
-        execute_chapter(ROOT / "notebooks" / "01_evaluation.py", tmp_path / "out.ipynb",
-                 {"profile": "smoke", "compute": False})  # fmt: skip
+        execute_chapter(nb, tmp_path / "out.ipynb", {"profile": "smoke", "compute": False})
     assert err.value.ename == "MissingResultError"
     assert "make runs PROFILE=smoke" in err.value.evalue
-    assert not (tmp_path / "results").exists()  # nothing was trained or written
+    assert not results_dir.exists()  # nothing was trained or written
+    assert not cache.exists()  # no data decoded, no checkpoint or features cached
     assert not (tmp_path / "out.ipynb").exists()  # no half-finished notebook left behind
 
 
