@@ -28,10 +28,11 @@ class ChapterParams:
 
     def __post_init__(self) -> None:
         get_profile(self.profile)  # raises with the allowed names
-        for name in ("imbalance_factors", "seeds"):
+        for name, kind in (("imbalance_factors", float), ("seeds", int)):
             v = getattr(self, name)
             if v is not None:
-                object.__setattr__(self, name, tuple(v))
+                v = tuple(kind(x) for x in v)  # plain numbers: numpy scalars do not hash as JSON
+                object.__setattr__(self, name, v)
                 if not v:
                     raise ValueError(f"{name} must be None (the profile's) or non-empty, got {v!r}")
 

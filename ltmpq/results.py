@@ -63,8 +63,12 @@ def status(path: Path, cfg: Any) -> str:
     payload = load(path, cfg)
     if payload is None:
         return "unreadable"
-    commit = payload["provenance"].get("git_commit", "unknown")
-    changed = _git("diff", "--name-only", commit, "--", *NUMERIC_SOURCES) if commit != "unknown" else ""
+    commit = payload.get("provenance", {}).get("git_commit", "unknown")
+    if commit == "unknown":
+        return "ok (commit unknown)"
+    changed = _git("diff", "--name-only", commit, "--", *NUMERIC_SOURCES)
+    if changed == "unknown":  # git failed: e.g. the commit is not in this clone
+        return f"ok (commit {commit[:8]} not found)"
     return f"ok (code changed since {commit[:8]})" if changed else "ok"
 
 

@@ -310,7 +310,6 @@ def test_chapter_params_rejects_empty(field, empty):
         report.ChapterParams("smoke", **{field: empty})
 
 
-@pytest.mark.xfail(strict=True, reason="ltmpq bug: ChapterParams checks the original value, not its tuple")
 def test_chapter_params_checks_the_converted_tuple():
     # an array holding only seed 0 is non-empty (ValueError "must be ... non-empty" today) ...
     assert report.ChapterParams("smoke", seeds=np.array([0])).seeds == (0,)
