@@ -272,3 +272,65 @@ def test_features_rebuilt_when_checkpoint_corrupt(tiny_cfg, patched_data):
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     second = ex.features(tiny_cfg, progress=False)
     _assert_same_features(first, second)
+
+
+def test_paper_profile_config_trains_one_step_at_full_width(tmp_path):
+    """The blog-scale profile is a GPU job; here it is only checked for construction: its own
+    config (width 1.0, its learning rate and warm-up) builds and takes a training step."""
+    from ltmpq.config import get_profile, with_overrides
+
+    cfg = get_profile("paper").stage1_config(0.01, 0)
+    assert cfg.width == 1.0 and cfg.epochs >= 100
+    one_step = with_overrides(cfg, epochs=1)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (cfg.batch_size, 32, 32, 3), dtype=torch.uint8, generator=gen)
+    y = torch.arange(cfg.batch_size) % 10
+    out = train_stage1(one_step, x, y, tmp_path / "paper", progress=False)
+    assert len(out.history) == 1 and math.isfinite(out.history[0]["loss"])
+    assert sum(p.numel() for p in out.model.parameters()) == 15_249_354
+
+
+_CHILD = """
+import sys, torch
+from ltmpq.config import Stage1Config
+from ltmpq.training import train_stage1
+torch.set_num_threads(1)
+cfg = Stage1Config(imbalance_factor=0.5, seed=3, width=1 / 16, epochs=6, batch_size=32)
+g = torch.Generator().manual_seed(0)
+x = torch.randint(0, 256, (1500, 32, 32, 3), dtype=torch.uint8, generator=g)
+y = torch.arange(1500) % 10
+train_stage1(cfg, x, y, __import__("pathlib").Path(sys.argv[1]), progress=False)
+"""
+
+
+def test_killed_process_resumes_to_the_same_result(tmp_path):
+    """SIGKILL a training process after its first checkpoint; resuming gives the same weights."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ltmpq.config import Stage1Config
+
+    cfg = Stage1Config(imbalance_factor=0.5, seed=3, width=1 / 16, epochs=6, batch_size=32)
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (1500, 32, 32, 3), dtype=torch.uint8, generator=gen)
+    y = torch.arange(1500) % 10
+    killed_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(killed_dir)])
+    ckpt = killed_dir / "checkpoint.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the child finished before it could be killed"
+    saved = torch.load(ckpt, weights_only=True)
+    done_epochs = saved["epoch"]
+    assert 1 <= done_epochs < cfg.epochs  # really interrupted mid-run
+    torch.set_num_threads(1)
+    resumed = train_stage1(cfg, x, y, killed_dir, progress=False)
+    straight = train_stage1(cfg, x, y, tmp_path / "straight", progress=False)
+    _assert_same_weights(_state(straight.model), _state(resumed.model))
+    # it resumed (kept the killed process's epochs, timings included) rather than starting over
+    assert resumed.history[:done_epochs] == saved["history"]
