@@ -164,7 +164,10 @@ def decoupled(
     classifiers = {name: f.classifier.state_dict() for name, f in fitted.items()}
     atomic_write(run_dir(cfg) / f"decoupled-{config_hash(run)}.pt", lambda tmp: torch.save(classifiers, tmp))
     payload = {"kind": "decoupled", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
-               "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods}  # fmt: skip
+               "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods,
+               # what tau-norm and LWS act on: the stage-1 classifier's per-class weight norms and biases
+               "stage1_classifier": {"weight_norm": base.weight.norm(dim=1).tolist(),
+                                     "bias": base.bias.tolist()}}  # fmt: skip
     source = base_result["provenance"]["data_source"]
     return results.save(path, run, payload, source, time.perf_counter() - t0)
 

@@ -145,7 +145,7 @@ def wide(
 ) -> pd.DataFrame:
     """Readable table: one row per (IF, method), one 'mean ± CI' column per metric."""
     s = summary[(summary["split"] == split) & summary["metric"].isin(metrics)].copy()
-    s["cell"] = [_pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]
+    s["cell"] = ["—" if np.isnan(m) else _pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]
     t = s.pivot_table(index=list(index), columns="metric", values="cell", aggfunc="first", sort=False)
     return t[[m for m in metrics if m in t.columns]]
 
@@ -181,3 +181,11 @@ def gap_summary(
 def difference_ci(a: tuple[float, float], b: tuple[float, float]) -> tuple[float, float]:
     """Difference of two independent (mean, CI half-width) estimates, half-widths added in quadrature."""
     return a[0] - b[0], float(np.hypot(a[1], b[1]))
+
+
+def table(df: pd.DataFrame, precision: int = 1):
+    """How the chapters display a table: fixed decimals, '—' for missing, cells that do not wrap."""
+    styler = df.style.format(precision=precision, na_rep="—")
+    return styler.set_table_styles(
+        [{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}]
+    )

@@ -117,7 +117,7 @@ for cfg, r in s1.items():
 counts = pd.DataFrame(rows).set_index("IF")
 glue("val_per_class", cfg0.val_per_class, display=False)
 glue("n_max", f"{counts[CLASSES[0]].max():,}", display=False)
-counts
+report.table(counts, precision=0)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 3.8))

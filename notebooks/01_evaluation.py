@@ -91,9 +91,14 @@ plt.show()
 
 # %% tags=["hide-input"]
 cmp = report.blog_comparison(summary, methods=("baseline",))
-cmp.pivot_table(
-    index=["imbalance_factor", "metric"], values=["blog", "ours", "difference"], aggfunc="first", sort=False
-)[["blog", "ours", "difference"]].round(1)
+report.table(
+    cmp.pivot_table(
+        index=["imbalance_factor", "metric"],
+        values=["blog", "ours", "difference"],
+        aggfunc="first",
+        sort=False,
+    )[["blog", "ours", "difference"]]
+)
 
 
 # %% tags=["hide-input"]
@@ -210,7 +215,7 @@ metrics = [
     "few",
     "deployment",
 ]
-report.wide(summary[summary["method"] == "baseline"], metrics, index=("imbalance_factor",))
+report.table(report.wide(summary[summary["method"] == "baseline"], metrics, index=("imbalance_factor",)).T)
 
 # %% tags=["hide-input"]
 glue("worst_lo", f"{base_test.loc[(f_lo, 'worst_class'), 'mean']:.1f}", display=False)
@@ -242,9 +247,9 @@ glue("noise_tail", f"{100 * binomial_half_width(acc['tail'], round(n_test * tail
 per_class_n = n_test // len(first["train_counts"])
 glue("noise_class", f"{100 * binomial_half_width(acc['balanced'], per_class_n):.1f}", display=False)
 spread = frame[(frame["split"] == "test") & frame["metric"].isin(["overall", "head", "tail", "worst_class"])]
-spread = spread.groupby(["imbalance_factor", "metric"])["value"].agg(["min", "max", "std"]).round(2)
-spread["range"] = (spread["max"] - spread["min"]).round(2)
-spread
+spread = spread.groupby(["imbalance_factor", "metric"])["value"].agg(["min", "max", "std"])
+spread["range"] = spread["max"] - spread["min"]
+report.table(spread.unstack("metric").swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False))
 
 # %% [markdown]
 # ## What this chapter showed
