@@ -47,7 +47,7 @@ import pandas as pd
 from myst_nb import glue
 
 from ltmpq import plotting, report
-from ltmpq.data import CLASSES
+from ltmpq.data import CLASSES, long_tail_counts
 
 params = report.ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()
@@ -118,6 +118,17 @@ counts = pd.DataFrame(rows).set_index("IF")
 glue("val_per_class", cfg0.val_per_class, display=False)
 glue("n_max", f"{counts[CLASSES[0]].max():,}", display=False)
 report.table(counts, precision=0)
+
+# %% [markdown]
+# The blog draws from all 5,000 images per class (it has no validation split); its counts, from
+# the same formula, for comparison:
+
+# %% tags=["hide-input"]
+blog_counts = pd.DataFrame(
+    [{"IF": f, **dict(zip(CLASSES, long_tail_counts(5000, f), strict=True))} for f in counts.index]
+).set_index("IF")
+blog_counts["train total"] = blog_counts.sum(axis=1)
+report.table(blog_counts, precision=0)
 
 # %% tags=["hide-input"]
 fig, ax = plt.subplots(figsize=(9, 3.8))
