@@ -57,5 +57,6 @@ def grouped_bars(
                     blog_labelled = True
     ax.set_xticks(x, categories)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize="small", ncols=min(4, n + 1), loc="lower left")
+    # below the axes: bars start at zero and the blog markers sit near the top, so inside covers data
+    ax.legend(fontsize="small", ncols=min(3, n + 1), loc="upper left", bbox_to_anchor=(0, -0.12))
     return ax

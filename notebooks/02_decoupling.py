@@ -125,7 +125,6 @@ for ax, f in zip(axes[0], ifs, strict=True):
     if ax is not axes[0][0]:
         ax.set_ylabel("")
         ax.get_legend().remove()
-axes[0][0].legend(fontsize="x-small", ncols=2, loc="lower left")
 fig.suptitle("Stage-2 methods on frozen stage-1 backbones (bars: ours, diamonds: blog)", y=1.02)
 plt.show()
 
