@@ -154,9 +154,7 @@ for bars, f in zip(list(ax.containers), hue_order, strict=True):  # copy: errorb
     centers = [p.get_x() + p.get_width() / 2 for p in bars]
     ax.errorbar(centers, sub["gap"], yerr=sub["ci"].fillna(0), fmt="none", ecolor="black", capsize=3)
 ax.axhline(10, color="grey", ls="--", lw=1)
-ax.text(
-    -0.45, 10.5, "blog's claim: > 10 points remain", ha="left", va="bottom", fontsize="small", color="grey"
-)
+ax.text(-0.45, 10.5, "blog's claim: > 10 points remain", ha="left", va="bottom", fontsize="small")
 ax.set_ylabel("head - tail accuracy (points)")
 ax.legend(title="IF")
 plt.show()
