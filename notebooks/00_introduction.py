@@ -42,6 +42,8 @@ imbalance_factors = None  # None: the profile's imbalance factors, e.g. [0.1, 0.
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
 
 # %% tags=["hide-input"]
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
@@ -74,7 +76,7 @@ sources = report.data_sources(s1)
 # %% tags=["hide-input"]
 for src in sources:
     print(f"- {src['kind']}: {src['note']}")
-    print(f"  path: {src['path']}")
+    print(f"  folder: {Path(src['path']).name}")
     if src.get("sha256"):
         print(f"  content sha256: {src['sha256']}")
 lossy = any(src["lossy"] for src in sources)
@@ -105,42 +107,39 @@ rows = []
 for cfg, r in s1.items():
     if cfg.seed != cfg0.seed:
         continue  # counts depend only on the imbalance factor, not on the seed
-    rows.append(
-        {
-            "IF": cfg.imbalance_factor,
-            **dict(zip(CLASSES, r["train_counts"], strict=True)),
-            "train total": r["split_sizes"]["train"],
-            "validation": r["split_sizes"]["val"],
-            "test": r["split_sizes"]["test"],
-        }
-    )
+    rows.append({"IF": cfg.imbalance_factor, **dict(zip(CLASSES, r["train_counts"], strict=True))})
+    split_sizes = r["split_sizes"]
 counts = pd.DataFrame(rows).set_index("IF")
 glue("val_per_class", cfg0.val_per_class, display=False)
 glue("n_max", f"{counts[CLASSES[0]].max():,}", display=False)
-report.table(counts, precision=0)
-
-# %% [markdown]
-# The blog draws from all 5,000 images per class (it has no validation split); its counts, from
-# the same formula, for comparison:
-
-# %% tags=["hide-input"]
+glue("n_val", f"{split_sizes['val']:,}", display=False)
+glue("n_test", f"{split_sizes['test']:,}", display=False)
+# The blog draws from all 5,000 images per class (it has no validation split): same formula.
 blog_counts = pd.DataFrame(
     [{"IF": f, **dict(zip(CLASSES, long_tail_counts(5000, f), strict=True))} for f in counts.index]
 ).set_index("IF")
-blog_counts["train total"] = blog_counts.sum(axis=1)
-report.table(blog_counts, precision=0)
+both = pd.concat({"ours": counts.T, "blog": blog_counts.T}, axis=1).swaplevel(axis=1)
+both = both[[(f, who) for f in counts.index for who in ("ours", "blog")]]
+both.loc["train total"] = both.sum()
+both.columns = pd.MultiIndex.from_tuples([(f"IF {f:g}", who) for f, who in both.columns])
+report.table(both, precision=0)
+
+# %% [markdown]
+# Training images per class, ours beside the blog's (which draws from all 5,000 images per class);
+# the validation split holds {glue:text}`n_val` images and the test set {glue:text}`n_test`.
 
 # %% tags=["hide-input"]
-fig, ax = plt.subplots(figsize=(9, 3.8))
-long = counts[list(CLASSES)].reset_index().melt(id_vars="IF", var_name="class", value_name="images")
 import seaborn as sns
 
+fig, ax = plt.subplots(figsize=(9, 3.8))
+long = counts.reset_index().melt(id_vars="IF", var_name="class", value_name="images")
 sns.barplot(long, x="class", y="images", hue="IF", ax=ax, palette="crest")
 ax.set_yscale("log")
 ax.set_ylabel("training images (log scale)")
 ax.axvline(3.5, color="grey", ls="--", lw=1)
-ax.text(1.5, ax.get_ylim()[1] * 0.6, "head (0-3)", ha="center")
-ax.text(6.5, ax.get_ylim()[1] * 0.6, "tail (4-9)", ha="center")
+ax.set_ylim(top=counts.to_numpy().max() * 4)  # room for the labels above the bars
+ax.text(1.5, counts.to_numpy().max() * 1.6, "head (0-3)", ha="center")
+ax.text(6.5, counts.to_numpy().max() * 1.6, "tail (4-9)", ha="center")
 ax.tick_params(axis="x", rotation=30)
 ax.set_title("Per-class training counts of CIFAR-10-LT (the blog's Fig. 4)")
 plt.show()
@@ -151,10 +150,17 @@ head_share = counts.loc[most_lt, list(CLASSES[:4])].sum() / counts.loc[most_lt, 
 glue("most_lt_if", f"{most_lt:g}", display=False)
 glue("head_share", f"{100 * head_share:.0f}", display=False)
 glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
+blog_share = blog_counts.loc[most_lt, list(CLASSES[:4])].sum() / blog_counts.loc[most_lt].sum()
+glue("blog_head_share", f"{100 * blog_share:.0f}", display=False)
+groups_lo = next(r for c, r in s1.items() if c.imbalance_factor == most_lt)["groups"]
+few = groups_lo["few"]
+glue("few_group", "is empty here" if not few else f"holds class{'es' if len(few) > 1 else ''} "
+     + ", ".join(map(str, few)), display=False)  # fmt: skip
 
 # %% [markdown]
 # At IF = {glue:text}`most_lt_if` the rarest class keeps {glue:text}`tail_min` images and the four
-# head classes hold {glue:text}`head_share`% of the training set (the blog: "about 80%").
+# head classes hold {glue:text}`head_share`% of the training set. (The blog's text says "about
+# 80%"; its own counts give {glue:text}`blog_head_share`%.)
 #
 # ## Head, tail, many, medium, few
 #
@@ -164,8 +170,7 @@ glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
 #   overall = 0.4 · head + 0.6 · tail exactly on a balanced test set);
 # - **Kang et al.'s many/medium/few** shots: classes with more than 100, 20-100 and fewer than
 #   20 training images. At IF = {glue:text}`most_lt_if` the rarest class still has
-#   {glue:text}`tail_min` images, so the *few* group is empty here; it fills only in stronger
-#   imbalance.
+#   {glue:text}`tail_min` images, so the *few* group {glue:text}`few_group`.
 #
 # ## The model and the profiles
 #
