@@ -302,9 +302,9 @@ glue("tau_lo", ", ".join(f"{t:g}" for t in tau_lo), display=False)
 # At IF = {glue:text}`if_lo` the most frequent class's weight vector is {glue:text}`norm_ratio_lo`
 # times as long as the rarest class's, and its bias exceeds the rarest class's by
 # {glue:text}`bias_diff_lo`; the taus chosen on validation there were {glue:text}`tau_lo`. Where
-# the norms differ little, tau-norm has little to correct and dropping the bias removes part of
-# the prior that the classifier did learn — the curve above shows how flat validation accuracy is
-# in tau.
+# the norms differ little (weight decay and BatchNorm keep them close), tau-norm has little to
+# correct beyond dropping the bias, and validation accuracy is nearly flat in tau (the curve
+# above).
 #
 # %% [markdown]
 # ## Per-class accuracy at the strongest imbalance
