@@ -185,7 +185,18 @@ def difference_ci(a: tuple[float, float], b: tuple[float, float]) -> tuple[float
 
 def table(df: pd.DataFrame, precision: int = 1):
     """How the chapters display a table: fixed decimals, '—' for missing, cells that do not wrap."""
-    styler = df.style.format(precision=precision, na_rep="—")
+
+    def fmt(v):
+        if isinstance(v, float | np.floating):
+            if np.isnan(v):
+                return "—"
+            return f"{v:.0f}" if float(v).is_integer() else f"{v:.{precision}f}"
+        return v
+
+    def fmt_index(v):
+        return f"{v:g}" if isinstance(v, float | np.floating) else v  # 0.1, not 0.100000
+
+    styler = df.style.format(fmt).format_index(fmt_index, axis=0).format_index(fmt_index, axis=1)
     return styler.set_table_styles(
         [{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}]
     )

@@ -129,8 +129,9 @@ fig.suptitle("Stage-2 methods on frozen stage-1 backbones (bars: ours, diamonds:
 plt.show()
 
 # %% tags=["hide-input"]
+labelled = summary.assign(method=summary["method"].map(METHOD_LABELS))
 report.table(
-    report.wide(summary, ["overall", "head", "tail", "worst_class", "balanced", "macro_f1", "deployment"])
+    report.wide(labelled, ["overall", "head", "tail", "worst_class", "balanced", "macro_f1", "deployment"])
 )
 
 # %% [markdown]
