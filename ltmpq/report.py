@@ -200,3 +200,9 @@ def table(df: pd.DataFrame, precision: int = 1):
     return styler.set_table_styles(
         [{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}]
     )
+
+
+def data_note(*stored: dict) -> str:
+    """What the book says the numbers were computed on (the JPEG copy is lossy: say so)."""
+    lossy = any(src["lossy"] for src in data_sources(*stored))
+    return "the lossy JPEG copy (quality 75) of CIFAR-10" if lossy else "the original CIFAR-10"

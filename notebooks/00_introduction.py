@@ -79,16 +79,13 @@ for src in sources:
     print(f"  folder: {Path(src['path']).name}")
     if src.get("sha256"):
         print(f"  content sha256: {src['sha256']}")
-lossy = any(src["lossy"] for src in sources)
-glue(
-    "data_is_lossy", "lossy JPEG copy (quality 75)" if lossy else "original lossless CIFAR-10", display=False
-)
+glue("data_is_lossy", report.data_note(s1), display=False)
 
 # %% [markdown]
 # Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its README reports that
 # its pixels differ from the originals by about 5.8 grey levels on average (30.5 dB PSNR) and that
-# models trained on such copies lose roughly 2-3 points of accuracy, so none of our absolute numbers is
-# directly comparable with published CIFAR-10 results — including the blog's. Differences
+# models trained on such copies lose roughly 2-3 points of accuracy, so none of our absolute
+# numbers is then directly comparable with published CIFAR-10 results — including the blog's. Differences
 # *between* classes, methods and bit-widths, all measured on the same pixels, are what this
 # study compares.
 #

@@ -43,8 +43,7 @@ s1 = report.stage1_results(params)
 frame = report.metrics_frame(s1)
 summary = report.summarize(frame)
 cfg0 = next(iter(s1))
-lossy = any(src["lossy"] for src in report.data_sources(s1))
-glue("data_note", "the lossy JPEG copy of CIFAR-10" if lossy else "the original CIFAR-10", display=False)
+glue("data_note", report.data_note(s1), display=False)
 glue("n_seeds", len(params.seed_list), display=False)
 glue("profile_width", f"{cfg0.width:g}", display=False)
 glue("epochs", cfg0.epochs, display=False)
@@ -142,8 +141,8 @@ glue("tail_range", f"{min(tail):.1f}-{max(tail):.1f}", display=False)
 # {glue:text}`head_range`% over the imbalance factors, tail accuracy {glue:text}`tail_range`%.
 # The blog's first claim gets its computed verdict, with the other three, in chapter 4.
 #
-# Our absolute accuracies are lower than the blog's: a narrower VGG16, fewer epochs and lossy
-# JPEG pixels all cost accuracy. The comparison that carries over is the *shape* — how much the
+# Our absolute accuracies are lower than the blog's: a narrower VGG16, fewer epochs and (on the
+# JPEG copy) lossy pixels all cost accuracy. The comparison that carries over is the *shape* — how much the
 # head and the tail each move as the imbalance grows.
 #
 # ## Accuracy per class against its training count

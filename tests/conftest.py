@@ -148,3 +148,18 @@ def make_cifar():
 def make_batches():
     """The :func:`write_batches` factory."""
     return write_batches
+
+
+@pytest.fixture
+def patched_data(monkeypatch, tiny_cifar):
+    """``ltmpq.experiments`` loads ``tiny_cifar`` instead of CIFAR-10; returns the list of loads."""
+    import ltmpq.experiments as ex
+
+    calls = []
+
+    def fake_load():
+        calls.append(1)
+        return tiny_cifar
+
+    monkeypatch.setattr(ex, "load_cifar10", fake_load)
+    return calls

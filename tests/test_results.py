@@ -143,18 +143,6 @@ def test_stage1_and_decoupled_without_compute_raise_missing_result(monkeypatch):
 # ------------------------------------------------------------------ experiments end to end (tiny)
 
 
-@pytest.fixture
-def patched_data(monkeypatch, tiny_cifar):
-    calls = []
-
-    def fake_load():
-        calls.append(1)
-        return tiny_cifar
-
-    monkeypatch.setattr(ex, "load_cifar10", fake_load)
-    return calls
-
-
 def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
     out = ex.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     path = results.result_path("smoke", "stage1", tiny_cfg)

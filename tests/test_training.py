@@ -181,18 +181,6 @@ def test_predict_features_and_logits(tiny_cfg, tiny_train, tmp_path):
 # ------------------------------------------------------------------ experiments.features cache
 
 
-@pytest.fixture
-def patched_data(monkeypatch, tiny_cifar):
-    calls = []
-
-    def fake_load():
-        calls.append(1)
-        return tiny_cifar
-
-    monkeypatch.setattr(ex, "load_cifar10", fake_load)
-    return calls
-
-
 def _assert_same_features(a: dict, b: dict) -> None:
     for split in ("train", "val", "test"):
         for part in ("features", "logits", "labels"):
