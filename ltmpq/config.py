@@ -123,7 +123,7 @@ PROFILES: dict[str, Profile] = {
     "cpu": Profile(
         "cpu",
         imbalance_factors=(0.1, 0.02, 0.01),
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2, 3, 4),
         stage1=dict(width=0.25, epochs=30),
         description="the published book: real CIFAR-10-LT, VGG16 at width 0.25, fits 2 CPU cores",
     ),
