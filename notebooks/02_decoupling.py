@@ -302,9 +302,8 @@ glue("tau_lo", ", ".join(f"{t:g}" for t in tau_lo), display=False)
 # At IF = {glue:text}`if_lo` the most frequent class's weight vector is {glue:text}`norm_ratio_lo`
 # times as long as the rarest class's, and its bias exceeds the rarest class's by
 # {glue:text}`bias_diff_lo`; the taus chosen on validation there were {glue:text}`tau_lo`. Where
-# the norms differ little (weight decay and BatchNorm keep them close), tau-norm has little to
-# correct beyond dropping the bias, and validation accuracy is nearly flat in tau (the curve
-# above).
+# the norms differ little, tau-norm has little to correct beyond dropping the bias; the curve
+# above shows how validation accuracy moves with tau.
 #
 # %% [markdown]
 # ## Per-class accuracy at the strongest imbalance
