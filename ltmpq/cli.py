@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import PROFILES, get_profile
+from .config import PROFILES, QUANT_ABLATIONS, get_profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +24,15 @@ def main(argv: list[str] | None = None) -> int:
             help="imbalance factors (default: the profile's)",
         )
         p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
-    run.add_argument("--stage", choices=["stage1", "decoupled", "all"], default="all")
+    run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "all"], default="all")
+    run.add_argument(
+        "--variant",
+        dest="variants",
+        nargs="+",
+        choices=list(QUANT_ABLATIONS),
+        metavar="NAME",
+        help=f"chapter 3's quantizer variants (default: all): {', '.join(map(repr, QUANT_ABLATIONS))}",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
         "--threads",
@@ -43,15 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     prof = get_profile(args.profile)
     if args.command == "status":
         from . import results
-        from .experiments import DecoupledRun
+        from .experiments import DecoupledRun, QuantizedRun, quant_variants_for
 
         missing = 0
+        variants = quant_variants_for(prof.name)
         for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
             cells = []
-            for kind, run in (("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))):
+            runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
+            runs += [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
+                     for q, keep in variants.values()]  # fmt: skip
+            states = {}
+            for kind, run in runs:
                 state = results.status(results.result_path(prof.name, kind, run), run)
                 missing += state in ("missing", "unreadable")
-                cells.append(f"{kind}: {state:10}")
+                states.setdefault(kind, []).append(state)
+            for kind, found in states.items():
+                ok = sum(st.startswith("ok") for st in found)
+                shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"
+                cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
             print(f"{cfg.tag:>16}  " + "  ".join(cells))
         return 1 if missing else 0
     from .experiments import run_profile
@@ -63,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
-    stages = ("stage1", "decoupled") if args.stage == "all" else (args.stage,)
-    run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet)
+    stages = ("stage1", "decoupled", "quantized") if args.stage == "all" else (args.stage,)
+    run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
+                variants=args.variants)  # fmt: skip
     return 0
 
 

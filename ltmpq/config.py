@@ -91,6 +91,57 @@ class DecoupleConfig:
             raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
 
 
+GRANULARITIES = ("channel", "tensor")
+CLIPPINGS = ("minmax", "mse")
+CALIBRATIONS = ("lt", "balanced", "tail")
+
+
+@dataclass(frozen=True)
+class QuantConfig:
+    """How weights (and optionally activations) are quantized after training (chapters 3-4).
+
+    Weights: signed symmetric integers, one scale per output channel (``channel``) or per layer
+    (``tensor``), the scale from the largest magnitude (``minmax``) or from the clipping that
+    minimises the squared error (``mse``); BatchNorm folded into the convolution first
+    (``fold_bn``). Which layer gets how many bits is not here but in a bit-width map.
+    Activations (``act_bits``; None: float): unsigned per-tensor, the clipping chosen by squared
+    error on ``calibration_size`` training images drawn ``lt`` (as the long-tailed training
+    set), ``balanced`` (equal per class) or ``tail`` (equal per tail class).
+    """
+
+    granularity: str = "channel"
+    clipping: str = "minmax"
+    fold_bn: bool = True
+    act_bits: int | None = None
+    calibration: str = "lt"
+    calibration_size: int = 250
+    calibration_seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name, allowed in (("granularity", GRANULARITIES), ("clipping", CLIPPINGS),
+                              ("calibration", CALIBRATIONS)):  # fmt: skip
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        a = self.act_bits
+        if a is not None and (isinstance(a, bool) or not isinstance(a, int) or not 2 <= a <= 16):
+            raise ValueError(f"act_bits must be None (float activations) or an int in [2, 16], got {a!r}")
+        if int(self.calibration_size) < 1:
+            raise ValueError(f"calibration_size must be >= 1, got {self.calibration_size!r}")
+
+
+#: Chapter 3's ablations: each changes one thing of the profile's default quantizer.
+QUANT_ABLATIONS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "per-tensor": {"granularity": "tensor"},
+    "BN not folded": {"fold_bn": False},
+    "per-tensor, BN not folded": {"granularity": "tensor", "fold_bn": False},
+    "MSE clipping": {"clipping": "mse"},
+    "+ 8-bit act., LT calib.": {"act_bits": 8, "calibration": "lt"},
+    "+ 8-bit act., balanced calib.": {"act_bits": 8, "calibration": "balanced"},
+    "+ 8-bit act., tail calib.": {"act_bits": 8, "calibration": "tail"},
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named set of runs: which imbalance factors and seeds, and the run settings."""
@@ -100,7 +151,17 @@ class Profile:
     seeds: tuple[int, ...]
     stage1: dict[str, Any] = field(default_factory=dict)  # Stage1Config overrides
     decouple: DecoupleConfig = DecoupleConfig()
+    quant: QuantConfig = QuantConfig()
+    quant_bits: tuple[int, ...] = (8, 6, 5, 4, 3)  # chapter 3's uniform weight bit-widths
     description: str = ""
+
+    def quant_configs(self, names=None) -> dict[str, QuantConfig]:
+        """Chapter 3's quantizer variants by name (:data:`QUANT_ABLATIONS`), from the default."""
+        names = list(QUANT_ABLATIONS) if names is None else list(names)
+        unknown = [n for n in names if n not in QUANT_ABLATIONS]
+        if unknown:
+            raise ValueError(f"unknown quantizer variants {unknown}; choose from {list(QUANT_ABLATIONS)}")
+        return {n: replace(self.quant, **QUANT_ABLATIONS[n]) for n in names}
 
     def stage1_config(self, imbalance_factor: float, seed: int) -> Stage1Config:
         return Stage1Config(imbalance_factor=imbalance_factor, seed=seed, **self.stage1)
@@ -118,6 +179,9 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1),
         stage1=dict(width=1 / 16, epochs=2, n_max=300, test_per_class=100, batch_size=64),
         decouple=DecoupleConfig(epochs=5),
+        # IF 0.01 of 300 leaves 3 images in class 9: 20 calibration images fit every composition
+        quant=QuantConfig(calibration_size=20),
+        quant_bits=(8, 4, 3),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(

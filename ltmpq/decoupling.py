@@ -171,3 +171,40 @@ def fit_all(base: nn.Linear, feats, labels, val_feats, val_labels, cfg: Decouple
         "lws": lws(base, feats, labels, val_feats, val_labels, cfg),
         "ncm": ncm(feats, labels, val_feats, val_labels),
     }
+
+
+def as_linear(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
+    """Any stage-2 classifier as ``(weight, bias, normalize_input)`` of one linear map.
+
+    Chapter 3 quantizes this weight matrix as layer L16: LWS's scales are folded into the rows
+    (``s_i * (w_i . f + b_i)``), NCM's rows are its class means on L2-normalised features.
+    """
+    if isinstance(classifier, ScaledLinear):
+        s = classifier.scales.detach()
+        b = classifier.base.bias
+        return classifier.base.weight.detach() * s[:, None], None if b is None else b.detach() * s, False
+    if isinstance(classifier, NearestClassMean):
+        return classifier.means.detach(), None, True
+    if isinstance(classifier, nn.Linear):
+        b = classifier.bias
+        return classifier.weight.detach(), None if b is None else b.detach(), False
+    raise TypeError(f"no linear form for a {type(classifier).__name__}; expected Linear, ScaledLinear or NCM")
+
+
+def rebuild(states: dict[str, dict], in_features: int, num_classes: int) -> dict[str, nn.Module]:
+    """The stage-2 classifiers from their saved state dicts (``experiments.decoupled`` saves them)."""
+    dummy = nn.Linear(in_features, num_classes)
+    modules: dict[str, nn.Module] = {
+        "baseline": nn.Linear(in_features, num_classes),
+        "crt": nn.Linear(in_features, num_classes),
+        "tau_norm": nn.Linear(in_features, num_classes, bias=False),
+        "lws": ScaledLinear(dummy),
+        "ncm": NearestClassMean(torch.eye(num_classes, in_features), torch.arange(num_classes)),
+    }
+    missing = [m for m in METHODS if m not in states]
+    if missing:
+        raise KeyError(f"saved classifiers lack {missing}")
+    for name, module in modules.items():
+        module.load_state_dict(states[name])
+        module.eval()
+    return modules

@@ -1,4 +1,5 @@
-"""Runs of the study: stage-1 training (chapter 1) and decoupled classifiers (chapter 2).
+"""Runs of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2) and their
+post-training quantization (chapter 3).
 
 Each function returns the stored result when ``results/`` has it; otherwise it computes it (only
 when ``compute=True``) and stores it. Heavy artifacts (checkpoints, features, classifiers) live
@@ -8,20 +9,23 @@ in the ignored cache and are rebuilt from the config when missing or corrupt.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
 from . import results
-from .config import DecoupleConfig, Stage1Config, config_hash, get_profile
-from .data import Cifar10, Splits, class_groups, load_cifar10, make_splits
-from .decoupling import METHODS, fit_all
+from .config import DecoupleConfig, QuantConfig, Stage1Config, config_hash, get_profile
+from .data import Cifar10, Splits, blog_head_tail, class_groups, load_cifar10, make_splits
+from .decoupling import METHODS, fit_all, rebuild
 from .io import atomic_write
 from .metrics import evaluate
+from .models import VGG16
 from .paths import cache_dir
-from .training import predict, train_stage1
+from .quantization import FLOAT, bit_map, calibration_indices, model_size, quantize_head, quantize_model
+from .training import predict, to_input, train_stage1
 
 
 @dataclass(frozen=True)
@@ -36,9 +40,33 @@ class DecoupledRun:
         return self.stage1.tag
 
 
-def run_command(profile: str, cfg: Stage1Config) -> str:
+@dataclass(frozen=True)
+class QuantizedRun:
+    """Chapter 3: one stage-1 run and its decoupled classifiers, quantized at uniform weight bits.
+
+    ``bits`` lists the weight bit-widths swept (float is always included as the reference);
+    ``keep_predictions`` stores the test predictions (for the paired tests and the flips).
+    """
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    bits: tuple[int, ...]
+    keep_predictions: bool = True
+
+    @property
+    def tag(self) -> str:
+        q = self.quant
+        parts = [self.stage1.tag, q.granularity, q.clipping] + ([] if q.fold_bn else ["unfolded"])
+        if q.act_bits is not None:
+            parts.append(f"a{q.act_bits}-{q.calibration}")
+        return "-".join(parts)
+
+
+def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
     """The shell command that produces a missing result (named in error messages)."""
-    return f"make runs PROFILE={profile} RUN_ARGS='--if {cfg.imbalance_factor:g} --seed {cfg.seed}'"
+    extra = f" --stage {stage}" if stage else ""
+    return f"make runs PROFILE={profile} RUN_ARGS='--if {cfg.imbalance_factor:g} --seed {cfg.seed}{extra}'"
 
 
 def run_dir(cfg: Stage1Config) -> Path:
@@ -99,6 +127,48 @@ def features(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool =
 def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
     pred = logits.argmax(1).numpy()
     return {**evaluate(labels.numpy(), pred, counts), "predictions": pred.tolist()}
+
+
+def stage1_model(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> VGG16:
+    """The trained stage-1 model, from its checkpoint (trained first when the cache lacks it)."""
+    data = data or load_cifar10()
+    splits = splits_for(cfg, data)
+    x, y = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
+    return train_stage1(cfg, x, y, run_dir(cfg), progress=progress, data_sha256=data.source.sha256).model
+
+
+def classifiers(
+    cfg: Stage1Config, dcfg: DecoupleConfig, *, progress: bool = True
+) -> dict[str, torch.nn.Module]:
+    """The five classifiers of chapter 2 (baseline and the decoupled ones) of one stage-1 run.
+
+    Loaded from the cache; refitted (deterministically, on the cached features) when missing.
+    """
+    feats = features(cfg, progress=progress)
+    dim, num_classes = feats["classifier_weight"].shape[1], feats["classifier_weight"].shape[0]
+    states = _load_tensors(run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}.pt")
+    if states is None:
+        base = torch.nn.Linear(dim, num_classes)
+        base.weight.data, base.bias.data = feats["classifier_weight"], feats["classifier_bias"]
+        fitted = fit_all(base, feats["train_features"], feats["train_labels"], feats["val_features"],
+                         feats["val_labels"], dcfg)  # fmt: skip
+        states = {name: f.classifier.state_dict() for name, f in fitted.items()}
+        atomic_write(run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}.pt",
+                     lambda tmp: torch.save(states, tmp))  # fmt: skip
+    return rebuild(states, dim, num_classes)
+
+
+def encode_predictions(pred: np.ndarray) -> str | list[int]:
+    """Predicted labels compactly: a string of digits for up to 10 classes, else a list."""
+    pred = np.asarray(pred)
+    return "".join(map(str, pred.tolist())) if pred.size == 0 or pred.max() < 10 else pred.tolist()
+
+
+def decode_predictions(stored: str | list[int]) -> np.ndarray:
+    """Inverse of :func:`encode_predictions` (also reads the plain lists of chapters 1-2)."""
+    if isinstance(stored, str):
+        return np.frombuffer(stored.encode(), dtype=np.uint8).astype(np.int64) - ord("0")
+    return np.asarray(stored, dtype=np.int64)
 
 
 def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True) -> dict:
@@ -172,8 +242,94 @@ def decoupled(
     return results.save(path, run, payload, source, time.perf_counter() - t0)
 
 
+def quantized(
+    cfg: Stage1Config,
+    dcfg: DecoupleConfig,
+    qcfg: QuantConfig,
+    bits,
+    profile: str,
+    *,
+    keep_predictions: bool = True,
+    compute: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Every classifier of one run at float and at each uniform weight bit-width in ``bits``.
+
+    The quantized backbone's features are computed once per bit-width and shared by the five
+    classifiers (they differ only in L16, quantized at the same bits).
+    """
+    bits = tuple(int(b) for b in bits)
+    run = QuantizedRun(cfg, dcfg, qcfg, bits, keep_predictions)
+    path = results.result_path(profile, "quantized", run)
+    if (stored := results.load(path, run)) is not None:
+        return stored
+    if not compute:
+        return results.require(path, run, run_command(profile, cfg, "quantized"))
+    t0 = time.perf_counter()
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
+    counts = stage1(cfg, profile)["train_counts"]
+    data = load_cifar10()
+    splits = splits_for(cfg, data)
+    model = stage1_model(cfg, data, progress=progress)
+    feats = features(cfg, data, progress=progress)
+    heads = classifiers(cfg, dcfg, progress=progress)
+    calib, calib_counts = None, None
+    if qcfg.act_bits is not None:
+        idx = calibration_indices(
+            data.train_y[splits.train], qcfg.calibration, qcfg.calibration_size,
+            seed=int(np.random.SeedSequence([qcfg.calibration_seed, cfg.seed]).generate_state(1)[0]),
+            tail_classes=blog_head_tail(len(counts))["tail"],
+        )  # fmt: skip
+        calib = to_input(torch.from_numpy(data.train_x[splits.train][idx]))
+        calib_counts = np.bincount(data.train_y[splits.train][idx], minlength=len(counts)).tolist()
+    inputs = {"val": data.train_x[splits.val], "test": data.test_x[splits.test]}
+    entries = {}
+    for b in tqdm((FLOAT, *bits), desc=f"{run.tag} bits", disable=not progress, leave=False):
+        t1 = time.perf_counter()
+        bmap = bit_map(b, list(model.layers))
+        qmodel = quantize_model(model, bmap, qcfg, calib)
+        entry: dict = {"bit_map": bmap, "size": model_size(model, bmap, qcfg.granularity), "methods": {}}
+        for split, xs in inputs.items():
+            if b == FLOAT and qcfg.act_bits is None:
+                f = feats[f"{split}_features"]  # the float model itself: chapter 2's features
+            else:
+                f, _ = predict(qmodel, torch.from_numpy(xs))
+            labels = feats[f"{split}_labels"]
+            for method, head in heads.items():
+                qhead = head if b == FLOAT else quantize_head(head, bmap["L16"], qcfg)
+                with torch.no_grad():
+                    pred = qhead(f).argmax(1).numpy()
+                ev = evaluate(labels.numpy(), pred, counts)
+                ev.pop("confusion")  # chapters 1-2 keep it; here it would triple the file
+                if split == "test" and keep_predictions:
+                    ev["predictions"] = encode_predictions(pred)
+                entry["methods"].setdefault(method, {})[split] = ev
+        entry["seconds"] = round(time.perf_counter() - t1, 2)
+        entries[str(b)] = entry
+    payload = {"kind": "quantized", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
+               "seed": cfg.seed, "stage1_hash": config_hash(cfg), "quant": asdict(qcfg),
+               "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
+    source = dec["provenance"]["data_source"]
+    return results.save(path, run, payload, source, time.perf_counter() - t0)
+
+
+def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConfig, bool]]:
+    """Chapter 3's quantizer variants of a profile, with whether each keeps its predictions.
+
+    Only the default quantizer keeps test predictions (paired tests and flips need them); the
+    ablations keep metrics and per-class accuracy.
+    """
+    return {name: (q, name == "default") for name, q in get_profile(profile).quant_configs(variants).items()}
+
+
 def run_profile(
-    profile: str, imbalance_factors=None, seeds=None, *, stages=("stage1", "decoupled"), progress: bool = True
+    profile: str,
+    imbalance_factors=None,
+    seeds=None,
+    *,
+    stages=("stage1", "decoupled", "quantized"),
+    progress: bool = True,
+    variants=None,
 ) -> None:
     """Produce (or find) every result of a profile, seed-major so one full seed lands first."""
     prof = get_profile(profile)
@@ -185,4 +341,8 @@ def run_profile(
             stage1(cfg, profile, compute=True, progress=progress)
         if "decoupled" in stages:
             decoupled(cfg, prof.decouple, profile, compute=True, progress=progress)
+        if "quantized" in stages:
+            for qcfg, keep in quant_variants_for(profile, variants).values():
+                quantized(cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
+                          compute=True, progress=progress)  # fmt: skip
         tqdm.write(f"{profile} {cfg.tag}: done in {time.perf_counter() - t0:.0f} s")

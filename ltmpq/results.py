@@ -51,7 +51,7 @@ def load(path: Path, cfg: Any) -> dict | None:
 NUMERIC_SOURCES = (
     # config.py is not listed: a run's config is hashed into its result's name already
     "ltmpq/data.py", "ltmpq/models.py", "ltmpq/training.py", "ltmpq/decoupling.py",
-    "ltmpq/metrics.py", "ltmpq/experiments.py",
+    "ltmpq/metrics.py", "ltmpq/experiments.py", "ltmpq/quantization.py",
 )  # fmt: skip
 
 
