@@ -125,8 +125,9 @@ class QuantConfig:
         a = self.act_bits
         if a is not None and (isinstance(a, bool) or not isinstance(a, int) or not 2 <= a <= 16):
             raise ValueError(f"act_bits must be None (float activations) or an int in [2, 16], got {a!r}")
-        if int(self.calibration_size) < 1:
-            raise ValueError(f"calibration_size must be >= 1, got {self.calibration_size!r}")
+        n = self.calibration_size
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"calibration_size must be an int >= 1, got {n!r}")
 
 
 #: Chapter 3's ablations: each changes one thing of the profile's default quantizer.
@@ -181,7 +182,7 @@ PROFILES: dict[str, Profile] = {
         decouple=DecoupleConfig(epochs=5),
         # IF 0.01 of 300 leaves 3 images in class 9: 20 calibration images fit every composition
         quant=QuantConfig(calibration_size=20),
-        quant_bits=(8, 4, 3),
+        quant_bits=(8, 6, 4),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(

@@ -77,7 +77,7 @@ def _fake_quant(w: torch.Tensor, scale: torch.Tensor, bits: int) -> torch.Tensor
     lo, hi = _qrange(bits)
     if scale.ndim == 0:
         return torch.fake_quantize_per_tensor_affine(w, float(scale), 0, lo, hi)
-    zero = torch.zeros(len(scale), dtype=torch.int32)
+    zero = torch.zeros(len(scale), dtype=torch.int32, device=w.device)
     return torch.fake_quantize_per_channel_affine(w, scale.float(), zero, 0, lo, hi)
 
 

@@ -1,6 +1,6 @@
 """What chapters read: stored results as tidy tables, summaries over seeds, blog comparisons.
 
-Used by chapters 0-2 (and later chapters through the same tables).
+Used by chapters 0-3 (and later chapters through the same tables).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pandas as pd
 
 from . import blog
 from .config import Profile, get_profile
-from .experiments import decoupled, stage1
+from .experiments import decode_predictions, decoupled, quant_variants_for, quantized, stage1
+from .quantization import FLOAT
 from .stats import mean_ci
 
 
@@ -206,3 +207,86 @@ def data_note(*stored: dict) -> str:
     """What the book says the numbers were computed on (the JPEG copy is lossy: say so)."""
     lossy = any(src["lossy"] for src in data_sources(*stored))
     return "the lossy JPEG copy (quality 75) of CIFAR-10" if lossy else "the original CIFAR-10"
+
+
+def quantized_results(params: ChapterParams, variants: Sequence[str] | None = None) -> dict[str, dict]:
+    """``{variant: {config: stored quantized sweep}}`` for chapter 3's quantizer variants."""
+    prof = params.prof
+    return {
+        name: {
+            c: quantized(
+                c,
+                prof.decouple,
+                q,
+                prof.quant_bits,
+                params.profile,
+                keep_predictions=keep,
+                compute=params.compute,
+            )
+            for c in params.configs()
+        }  # fmt: skip
+        for name, (q, keep) in quant_variants_for(params.profile, variants).items()
+    }
+
+
+def bits_order(labels) -> list[str]:
+    """Bit-width labels from float down to the fewest bits: ``["float", "8", "6", ...]``."""
+    labels = set(labels)
+    ints = sorted((int(b) for b in labels if b != FLOAT), reverse=True)
+    return ([FLOAT] if FLOAT in labels else []) + [str(b) for b in ints]
+
+
+def quant_frame(qres: dict[str, dict], split: str = "test") -> pd.DataFrame:
+    """Long table: variant, imbalance_factor, seed, method, bits, metric, value (percent)."""
+    rows = []
+    for variant, by_cfg in qres.items():
+        for cfg, r in by_cfg.items():
+            for bits, entry in r["entries"].items():
+                for method, mr in entry["methods"].items():
+                    for k, v in mr[split]["metrics"].items():
+                        rows.append({"variant": variant, "imbalance_factor": cfg.imbalance_factor,
+                                     "seed": cfg.seed, "method": method, "bits": bits, "metric": k,
+                                     "value": pct(v)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def quant_per_class(by_cfg: dict, split: str = "test") -> pd.DataFrame:
+    """Long table of per-class accuracy (percent) of one quantizer variant's sweeps."""
+    rows = []
+    for cfg, r in by_cfg.items():
+        for bits, entry in r["entries"].items():
+            for method, mr in entry["methods"].items():
+                for c, acc in enumerate(mr[split]["per_class"]):
+                    rows.append({"imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
+                                 "method": method, "bits": bits, "class": c,
+                                 "accuracy": pct(acc)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def quant_predictions(by_cfg: dict, s1: dict, imbalance_factor: float, method: str, bits: str):
+    """Test labels and a (seeds, images) array of predictions at one IF, method and bit-width.
+
+    Seeds are in the order of ``by_cfg``; every run is evaluated on the same test images.
+    """
+    cfgs = [c for c in by_cfg if c.imbalance_factor == imbalance_factor]
+    labels = np.asarray(s1[cfgs[0]]["test_labels"])
+    preds = []
+    for c in cfgs:
+        if not np.array_equal(s1[c]["test_labels"], labels):
+            raise ValueError(f"{c.tag} was tested on other images than {cfgs[0].tag}")
+        stored = by_cfg[c]["entries"][bits]["methods"][method]["test"].get("predictions")
+        if stored is None:
+            raise ValueError(f"the sweep of {c.tag} did not keep its predictions (keep_predictions)")
+        preds.append(decode_predictions(stored))
+    return labels, np.stack(preds)
+
+
+def drop_frame(frame: pd.DataFrame, reference: str = FLOAT) -> pd.DataFrame:
+    """Per run: each metric's drop from ``reference`` bits (points; positive = worse), and the
+    relative drop (percent of the reference accuracy)."""
+    key = ["variant", "imbalance_factor", "seed", "method", "metric"]
+    ref = frame[frame["bits"] == reference].set_index(key)["value"].rename("reference")
+    out = frame.join(ref, on=key)
+    out["drop"] = out["reference"] - out["value"]
+    out["relative_drop"] = 100 * out["drop"] / out["reference"]
+    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import stats
 
@@ -29,3 +31,81 @@ def binomial_half_width(accuracy: float, n: int, confidence: float = 0.95) -> fl
     """
     z = stats.norm.ppf(0.5 + confidence / 2)
     return float(z * np.sqrt(accuracy * (1 - accuracy) / n))
+
+
+def benjamini_hochberg(pvalues) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (scipy's ``false_discovery_control``); NaN stays NaN."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = stats.false_discovery_control(p[ok], method="bh")
+    return out
+
+
+def mcnemar_exact(correct_a, correct_b) -> dict:
+    """Exact McNemar test of two classifiers' correctness on the same images (chapters 3-4).
+
+    Only discordant images count: ``a_only`` right under A and wrong under B, ``b_only`` the
+    reverse. Two-sided p-value of a binomial test of ``a_only`` out of the discordant ones.
+    """
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"correctness vectors must have the same shape, got {a.shape} and {b.shape}")
+    a_only, b_only = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    n = a_only + b_only
+    p = 1.0 if n == 0 else float(stats.binomtest(a_only, n, 0.5).pvalue)
+    return {"a_only": a_only, "b_only": b_only, "pvalue": p}
+
+
+def paired_drop_gap(
+    labels,
+    correct_ref,
+    correct_new,
+    high: Sequence[int],
+    low: Sequence[int],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Does going from ``ref`` to ``new`` cost the ``low`` classes more than the ``high`` ones?
+
+    ``correct_ref`` / ``correct_new``: (runs, images) correctness of the same test images before
+    and after (e.g. float and quantized, one row per seed). The statistic is the mean over runs
+    of ``drop(low) - drop(high)``, drops in accuracy points of each group (class-balanced means
+    over the group's classes). Its interval and one-sided p-value (H0: <= 0) come from a paired
+    bootstrap that resamples test images within each class, the same images for every run, so
+    the correlation between runs evaluated on one test set is kept.
+    """
+    labels = np.asarray(labels)
+    ref = np.atleast_2d(np.asarray(correct_ref, dtype=float))
+    new = np.atleast_2d(np.asarray(correct_new, dtype=float))
+    if ref.shape != new.shape or ref.shape[1] != labels.size:
+        raise ValueError(f"correctness arrays {ref.shape} / {new.shape} do not match {labels.size} labels")
+    drop = (ref - new).mean(0)  # per image: mean over runs of the change in correctness
+    rng = np.random.default_rng(seed)
+    classes = sorted(set(high) | set(low))
+    boot, point = {}, {}
+    for c in classes:
+        d = drop[labels == c]
+        if d.size == 0:
+            raise ValueError(f"class {c} has no test images")
+        point[c] = d.mean()
+        boot[c] = d[rng.integers(0, d.size, (n_boot, d.size))].mean(1)
+
+    def gap(values: dict) -> np.ndarray:
+        return 100 * (np.mean([values[c] for c in low], 0) - np.mean([values[c] for c in high], 0))
+
+    est, dist = float(gap(point)), gap(boot)
+    lo, hi = np.quantile(dist, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {
+        "estimate": est,
+        "ci_low": float(lo),
+        "ci_high": float(hi),
+        "pvalue": float((np.sum(dist <= 0) + 1) / (n_boot + 1)),  # one-sided: low drops more
+        "pvalue_two_sided": float(
+            min(1.0, 2 * (min(np.sum(dist <= 0), np.sum(dist >= 0)) + 1) / (n_boot + 1))
+        ),
+        "drop_high": float(100 * np.mean([point[c] for c in high])),
+        "drop_low": float(100 * np.mean([point[c] for c in low])),
+    }

@@ -24,7 +24,8 @@
 #
 # 1. **Evaluation** — on CIFAR-10-LT, does overall accuracy hide the head/tail gap?
 # 2. **Decoupled training** — do cRT, tau-norm, LWS and NCM {cite:p}`kang2020decoupling` close it?
-# 3. **Quantization** — do lower weight bit-widths hurt tail classes more? *(in preparation)*
+# 3. **Quantization** — do lower weight bit-widths hurt tail classes more? Which quantizer
+#    choices decide it?
 # 4. **Mitigation** — does a tail-aware sensitivity metric in MPQ move accuracy back to the
 #    tail at the same bit budget? *(in preparation)*
 #

@@ -18,7 +18,7 @@ import pytest
 from ltmpq import results
 from ltmpq.config import get_profile
 from ltmpq.execute import execute_chapter
-from ltmpq.experiments import DecoupledRun
+from ltmpq.experiments import DecoupledRun, QuantizedRun, decode_predictions, quant_variants_for
 from ltmpq.paths import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -73,7 +73,17 @@ def test_smoke_runs_are_stored_with_provenance(smoke_book):
             assert prov["versions"]["torch"] and prov["git_commit"]
             assert len(stored["test"]["predictions"]) == len(stored["test_labels"]) == 1000
             run = DecoupledRun(cfg, prof.decouple)
-            assert results.load(results.result_path("smoke", "decoupled", run), run) is not None
+            dec = results.load(results.result_path("smoke", "decoupled", run), run)
+            assert dec is not None
+            for name, (qcfg, keep) in quant_variants_for("smoke").items():
+                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
+                q = results.load(results.result_path("smoke", "quantized", qrun), qrun)
+                assert q is not None, name
+                assert list(q["entries"]) == ["float", *map(str, prof.quant_bits)]
+                assert q["provenance"]["config"]["quant"] == dict(q["quant"])
+                if keep:  # the float entry reproduces chapter 2's predictions exactly
+                    crt = q["entries"]["float"]["methods"]["crt"]["test"]["predictions"]
+                    assert decode_predictions(crt).tolist() == dec["methods"]["crt"]["test"]["predictions"]
 
 
 def test_book_pages_exist_with_glued_numbers(smoke_book):
@@ -118,3 +128,9 @@ def test_published_profile_results_are_committed(name, monkeypatch):
         assert results.load(path, cfg) is not None, f"missing {path}: make runs PROFILE={name}"
         run = DecoupledRun(cfg, prof.decouple)
         assert results.load(results.result_path(name, "decoupled", run), run) is not None
+        for variant, (qcfg, keep) in quant_variants_for(name).items():
+            qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
+            path = results.result_path(name, "quantized", qrun)
+            assert results.load(path, qrun) is not None, (
+                f"missing {path} ({variant}): make runs PROFILE={name}"
+            )

@@ -16,7 +16,7 @@ from ltmpq import blog, report, results
 from ltmpq.cli import main
 from ltmpq.config import PROFILES, Stage1Config, get_profile
 from ltmpq.data import DataSource
-from ltmpq.experiments import DecoupledRun
+from ltmpq.experiments import DecoupledRun, QuantizedRun, quant_variants_for
 from ltmpq.stats import binomial_half_width, mean_ci
 
 # ------------------------------------------------------------------ stats
@@ -426,9 +426,17 @@ def test_cli_status_returns_0_when_all_present(capsys, monkeypatch):
     _save(cfg, "smoke", "stage1")
     _save(DecoupledRun(cfg, prof.decouple), "smoke", "decoupled")
     monkeypatch.setattr(results, "_git", lambda *a: "")
+    variants = list(quant_variants_for("smoke").values())
+    for qcfg, keep in variants[:-1]:
+        _save(QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep), "smoke", "quantized")
+    # one quantizer variant short: still incomplete
+    assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
+    assert f"quantized: {len(variants) - 1}/{len(variants)} ok" in capsys.readouterr().out
+    qcfg, keep = variants[-1]
+    _save(QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep), "smoke", "quantized")
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "missing" not in out and out.count(": ok") == 2
+    assert "missing" not in out and out.count(": ok") == 3
     # the other seed has nothing yet
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0", "1"]) == 1
     assert "missing" in capsys.readouterr().out
