@@ -269,6 +269,9 @@ def quant_predictions(by_cfg: dict, s1: dict, imbalance_factor: float, method: s
     Seeds are in the order of ``by_cfg``; every run is evaluated on the same test images.
     """
     cfgs = [c for c in by_cfg if c.imbalance_factor == imbalance_factor]
+    if not cfgs:
+        have = sorted({c.imbalance_factor for c in by_cfg})
+        raise ValueError(f"no run at imbalance factor {imbalance_factor!r}; the results have {have}")
     labels = np.asarray(s1[cfgs[0]]["test_labels"])
     preds = []
     for c in cfgs:

@@ -82,6 +82,8 @@ def paired_drop_gap(
     new = np.atleast_2d(np.asarray(correct_new, dtype=float))
     if ref.shape != new.shape or ref.shape[1] != labels.size:
         raise ValueError(f"correctness arrays {ref.shape} / {new.shape} do not match {labels.size} labels")
+    if not len(high) or not len(low):
+        raise ValueError(f"both class groups need at least one class, got high={high!r}, low={low!r}")
     drop = (ref - new).mean(0)  # per image: mean over runs of the change in correctness
     rng = np.random.default_rng(seed)
     classes = sorted(set(high) | set(low))
