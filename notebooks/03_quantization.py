@@ -72,6 +72,7 @@ glue(
     display=False,
 )
 glue("n_variants", len(qres) - 1, display=False)
+glue("n_boot", n_boot, display=False)
 
 # %% [markdown]
 # ## The quantizer
@@ -176,14 +177,7 @@ for (method, b), published in blog.FIG7_8.items():
                 "difference": mean - published[metric],
             }
         )
-fig78 = pd.DataFrame(rows).pivot_table(
-    index=["model", "bits"],
-    columns="metric",
-    values=["blog", "ours", "difference"],
-    aggfunc="first",
-    sort=False,
-)
-fig78 = fig78.swaplevel(axis=1)[[(m, v) for m in ("head", "tail") for v in ("blog", "ours", "difference")]]
+fig78 = pd.DataFrame(rows).set_index(["model", "metric", "bits"])
 report.table(fig78)
 
 # %% tags=["hide-input"]
@@ -526,11 +520,12 @@ if test_x is not None and len(idx):
 #
 # ## Ablations: the quantizer choices the blog left open
 #
-# Each variant changes one thing of the default quantizer above. For every variant the same
-# models are quantized, and the table reports, at each imbalance factor and bit-width, Δ
-# (tail drop − head drop, in points, mean ± 95% CI over seeds) for the baseline and cRT. The
-# conclusion word is "tail" when the interval lies above zero, "head" when below, "–" when it
-# contains zero; a cell that reaches a different conclusion from the default is marked ★.
+# Each variant changes one thing of the default quantizer above, and the same models are
+# quantized again. The figure shows, for every variant, imbalance factor and bit-width, Δ =
+# tail drop − head drop (points, mean over seeds; positive: the tail pays more) for the
+# baseline and cRT. A `*` marks a cell whose 95% interval over seeds excludes zero (the tail,
+# or for negative Δ the head, pays significantly more); a `★` marks a cell whose conclusion
+# (tail / head / neither) differs from the default quantizer's.
 
 # %% tags=["hide-input"]
 per_seed = drops[drops["metric"].isin(["head", "tail"]) & (drops["bits"] != FLOAT)]
@@ -560,17 +555,61 @@ abl["cell"] = [
     f"{report._pm(d, c)} {w}{' ★' if ch else ''}"
     for d, c, w, ch in abl[["delta", "ci", "conclusion", "changed"]].itertuples(index=False)
 ]
-tab_bits = [b for b in qbits if b in ("6", "4", "3")] or qbits
-for m in ("baseline", "crt"):
-    t = abl[(abl["method"] == m) & abl["bits"].isin(tab_bits)].pivot_table(
-        index="variant", columns=["imbalance_factor", "bits"], values="cell", aggfunc="first", sort=False
+abl["variant"] = pd.Categorical(abl["variant"], categories=list(qres), ordered=True)
+abl["column"] = [f"IF {f:g}\n{b}-bit" for f, b in abl[["imbalance_factor", "bits"]].itertuples(index=False)]
+columns = [f"IF {f:g}\n{b}-bit" for f in ifs for b in qbits]
+fig, axes = plt.subplots(2, 1, figsize=(9, 2 * (0.32 * len(qres) + 1.2)), sharex=True)
+for ax, m in zip(axes, heat_methods, strict=True):
+    sub = abl[abl["method"] == m]
+    values = sub.pivot_table(index="variant", columns="column", values="delta", observed=True)[columns]
+    marks = sub.assign(
+        text=[
+            f"{d:+.1f}{'' if w == '–' else '*'}{'★' if ch else ''}"
+            for d, w, ch in sub[["delta", "conclusion", "changed"]].itertuples(index=False)
+        ]
+    ).pivot_table(index="variant", columns="column", values="text", aggfunc="first", observed=True)[columns]
+    lim = max(1.0, float(np.nanmax(np.abs(abl["delta"]))))
+    sns.heatmap(
+        values,
+        annot=marks,
+        fmt="",
+        cmap="PuOr_r",
+        center=0,
+        vmin=-lim,
+        vmax=lim,
+        ax=ax,
+        cbar_kws={"label": "Δ (points)"},
+        annot_kws={"fontsize": 7},
     )
-    t = t.reindex(columns=sorted(t.columns, key=lambda c: (-c[0], -int(c[1]))))
-    display(report.table(t).set_caption(f"{METHOD_LABELS[m]}: Δ = tail drop − head drop (points)"))
+    for x in range(len(qbits), len(columns), len(qbits)):
+        ax.axvline(x, color="white", lw=2)
+    ax.set_title(METHOD_LABELS[m])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelsize=7, rotation=0)
+fig.tight_layout()
+fig.suptitle(
+    "Quantizer ablations: who pays for the lost bits? (* interval excludes 0, ★ differs from default)", y=1.02
+)
+plt.show()
 
 # %% [markdown]
-# And what each variant does to accuracy itself: overall, head and tail accuracy at
-# IF = {glue:text}`if_lo` (baseline and cRT), mean over seeds:
+# The same numbers with their 95% intervals over seeds:
+
+# %% tags=["hide-input", "hide-output"]
+full = abl.assign(method=abl["method"].map(METHOD_LABELS)).pivot_table(
+    index=["method", "variant"],
+    columns=["imbalance_factor", "bits"],
+    values="cell",
+    aggfunc="first",
+    observed=True,
+)
+full = full.reindex(columns=sorted(full.columns, key=lambda c: (-c[0], -int(c[1]))))
+report.table(full)
+
+# %% [markdown]
+# And what each variant does to accuracy itself, at IF = {glue:text}`if_lo` (mean over seeds;
+# the table below the figure has every number):
 
 # %% tags=["hide-input"]
 acc = frame[
@@ -578,6 +617,35 @@ acc = frame[
     & frame["method"].isin(heat_methods)
     & frame["metric"].isin(["overall", "head", "tail"])
 ]
+fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey="row")
+for i, metric in enumerate(("overall", "tail")):
+    for j, m in enumerate(heat_methods):
+        d = acc[(acc["metric"] == metric) & (acc["method"] == m)]
+        d = d.assign(position=d["bits"].map({b: k for k, b in enumerate(bits)}))
+        sns.lineplot(
+            d,
+            x="position",
+            y="value",
+            hue="variant",
+            hue_order=list(qres),
+            errorbar=None,
+            marker="o",
+            markersize=4,
+            lw=1.2,
+            ax=axes[i][j],
+            palette=sns.color_palette("tab10", len(qres)),
+        )
+        axes[i][j].set_title(f"{METHOD_LABELS[m]}, IF = {f_lo:g}" if i == 0 else "")
+        axes[i][j].set_ylabel(f"{metric} acc. (%)")
+        axes[i][j].set_xlabel("weight bits")
+        if (i, j) != (1, 1):
+            axes[i][j].get_legend().remove()
+for ax in axes[1]:
+    ax.set_xticks(range(len(bits)), bits)
+axes[1][1].legend(fontsize="small", ncols=3, loc="upper right", bbox_to_anchor=(1.0, -0.2))
+plt.show()
+
+# %% tags=["hide-input", "hide-output"]
 acc_t = acc.groupby(["variant", "method", "metric", "bits"], sort=False)["value"].mean().unstack("bits")[bits]
 acc_t = acc_t.rename(index=METHOD_LABELS, level="method")
 report.table(acc_t)
