@@ -225,6 +225,19 @@ mean_drop = (
 )
 glue("max_drop_8", f"{mean_drop.xs('8', level='bits').max():.1f}" if "8" in qbits else "n/a", display=False)
 glue("max_drop_b6", f"{mean_drop.xs(b6, level='bits').max():.1f}", display=False)
+tail6 = (
+    drops[
+        (drops["imbalance_factor"] == f_blog)
+        & (drops["metric"] == "tail")
+        & (drops["bits"] == b6)
+        & drops["method"].isin(["baseline", "crt"])
+    ]
+    .groupby(["variant", "method"])["drop"]
+    .mean()
+)
+worst6 = tail6.idxmax()
+glue("worst6_drop", f"{tail6.max():.1f}", display=False)
+glue("worst6_where", f"{worst6[0]}, {METHOD_LABELS[worst6[1]]}", display=False)
 
 # %% [markdown]
 # From float to {glue:text}`b6` bits at IF = {glue:text}`f_blog`, our baseline loses
@@ -235,7 +248,10 @@ glue("max_drop_b6", f"{mean_drop.xs(b6, level='bits').max():.1f}", display=False
 # than the blog's (chapter 1), so their absolute accuracies differ; what can be compared is the
 # *drop*. Over all imbalance factors and models, the largest mean drop of overall accuracy is
 # {glue:text}`max_drop_8` points at 8 bits and {glue:text}`max_drop_b6` at {glue:text}`b6` bits
-# with our default quantizer; the ablations below show how much a coarser quantizer changes that.
+# with our default quantizer. Across all {glue:text}`n_variants` ablated quantizers below as
+# well, the largest mean tail drop at {glue:text}`b6` bits for the baseline or cRT at
+# IF = {glue:text}`f_blog` is {glue:text}`worst6_drop` points ({glue:text}`worst6_where`),
+# against the blog's {glue:text}`blog_drop6_baseline_tail` and {glue:text}`blog_drop6_crt_tail`.
 #
 # ## Is the tail hit harder? A paired test
 #
@@ -326,10 +342,22 @@ glue("sig_bits", ", ".join(map(str, sig_bits)) if sig_bits else "none", display=
 first_sig = max(sig_bits) if sig_bits else None
 glue("first_sig_bits", f"{first_sig} bits" if first_sig else "no bit-width tested", display=False)
 glue("lowest_bits", lowest, display=False)
+delta_range = paired.groupby("bits")["estimate"].agg(["min", "max"])
+glue(
+    "delta_range_table",
+    ", ".join(
+        f"{b} bits {delta_range.loc[b, 'min']:+.1f} to {delta_range.loc[b, 'max']:+.1f}" for b in qbits
+    ),
+    display=False,
+)
 
 # %% [markdown]
 # Of the {glue:text}`n_tests` comparisons, {glue:text}`n_sig` show the tail paying significantly
 # more (bit-widths among them: {glue:text}`sig_bits`; the highest is {glue:text}`first_sig_bits`).
+# Significance is not size: over imbalance factors and models Δ ranges
+# {glue:text}`delta_range_table` points. These intervals measure test-set sampling for *these*
+# trained models; the variation from one training seed to the next is in the seed-level
+# intervals of the ablation figure below.
 # At IF = {glue:text}`if_lo` and {glue:text}`b6` bits, Δ is {glue:text}`delta_b6_baseline`
 # points for the baseline and {glue:text}`delta_b6_crt` for cRT; at {glue:text}`lowest_bits`
 # bits, {glue:text}`delta_low_baseline` (q = {glue:text}`q_low_baseline`) and
@@ -617,6 +645,7 @@ acc = frame[
     & frame["method"].isin(heat_methods)
     & frame["metric"].isin(["overall", "head", "tail"])
 ]
+palette = dict(zip(qres, ["black", *sns.color_palette("tab10", len(qres) - 1)], strict=True))
 fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True, sharey="row")
 for i, metric in enumerate(("overall", "tail")):
     for j, m in enumerate(heat_methods):
@@ -633,8 +662,11 @@ for i, metric in enumerate(("overall", "tail")):
             markersize=4,
             lw=1.2,
             ax=axes[i][j],
-            palette=sns.color_palette("tab10", len(qres)),
+            palette=palette,
         )
+        # drawn again on top: several variants coincide with the default
+        top = d[d["variant"] == "default"].groupby("position")["value"].mean()
+        axes[i][j].plot(top.index, top.to_numpy(), color="black", lw=2, ls="--", zorder=10)
         axes[i][j].set_title(f"{METHOD_LABELS[m]}, IF = {f_lo:g}" if i == 0 else "")
         axes[i][j].set_ylabel(f"{metric} acc. (%)")
         axes[i][j].set_xlabel("weight bits")
