@@ -191,7 +191,8 @@ def table(df: pd.DataFrame, precision: int = 1):
         if isinstance(v, float | np.floating):
             if np.isnan(v):
                 return "—"
-            return f"{v:.0f}" if float(v).is_integer() else f"{v:.{precision}f}"
+            text = f"{v:.0f}" if float(v).is_integer() else f"{v:.{precision}f}"
+            return text.lstrip("-") if float(text) == 0 else text  # "-0.0" reads as a loss
         return v
 
     def fmt_index(v):

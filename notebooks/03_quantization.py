@@ -341,6 +341,11 @@ sig_bits = sorted({int(b) for b in sig["bits"]}, reverse=True)
 glue("sig_bits", ", ".join(map(str, sig_bits)) if sig_bits else "none", display=False)
 first_sig = max(sig_bits) if sig_bits else None
 glue("first_sig_bits", f"{first_sig} bits" if first_sig else "no bit-width tested", display=False)
+glue(
+    "first_sig_max",
+    f"{sig[sig['bits'] == str(first_sig)]['estimate'].max():.1f}" if first_sig else "n/a",
+    display=False,
+)
 glue("lowest_bits", lowest, display=False)
 delta_range = paired.groupby("bits")["estimate"].agg(["min", "max"])
 glue(
@@ -432,9 +437,10 @@ report.table(counts.astype(str) + f"/{n_seeds}")
 # differs from its predicted class at float. Two readings of "the tail is hit harder" are then
 # separable: the tail's accuracy may fall more in *absolute* points only because more of it
 # was wrong (or fragile) to begin with, or its correctly classified images may be more likely
-# to break. The table gives, per group at IF = {glue:text}`if_lo`: accuracy at float and at
-# $b$ bits, absolute and relative drop, the fraction of images that flip, and the fraction of
-# the images correct at float that become wrong (mean over seeds).
+# to break. The table gives, per group at IF = {glue:text}`if_lo`: accuracy at float, the
+# absolute drop (points) and relative drop (% of the float accuracy) at $b$ bits, the share of
+# images that flip, the share of the images correct at float that become wrong (c→w) and of
+# those wrong at float that become right (w→c), pooled over seeds.
 
 # %% tags=["hide-input"]
 flip_rows = []
@@ -451,13 +457,12 @@ for m in heat_methods:
                     "method": METHOD_LABELS[m],
                     "bits": b,
                     "group": g,
-                    "acc. float": acc_f,
-                    "acc. quantized": acc_q,
-                    "absolute drop": acc_f - acc_q,
-                    "relative drop (%)": 100 * (acc_f - acc_q) / acc_f if acc_f else np.nan,
-                    "flipped (%)": 100 * (ref[:, mask] != new[:, mask]).mean(),
-                    "correct -> wrong (%)": 100 * (ok_f & ~ok_q).sum() / ok_f.sum() if ok_f.any() else np.nan,
-                    "wrong -> correct (%)": 100 * (~ok_f & ok_q).sum() / max(1, (~ok_f).sum()),
+                    "float": acc_f,
+                    "abs. drop": acc_f - acc_q,
+                    "rel. drop %": 100 * (acc_f - acc_q) / acc_f if acc_f else np.nan,
+                    "flipped %": 100 * (ref[:, mask] != new[:, mask]).mean(),
+                    "c→w %": 100 * (ok_f & ~ok_q).sum() / ok_f.sum() if ok_f.any() else np.nan,
+                    "w→c %": 100 * (~ok_f & ok_q).sum() / max(1, (~ok_f).sum()),
                 }
             )
 flips = pd.DataFrame(flip_rows).set_index(["method", "bits", "group"])
@@ -468,11 +473,11 @@ fb = flips.xs(("baseline (CE)", lowest), level=("method", "bits"))
 fc = flips.xs(("cRT", lowest), level=("method", "bits"))
 for name, ff in (("baseline", fb), ("crt", fc)):
     for g in ("head", "tail"):
-        glue(f"cw_{name}_{g}", f"{ff.loc[g, 'correct -> wrong (%)']:.1f}", display=False)
-        glue(f"rel_{name}_{g}", f"{ff.loc[g, 'relative drop (%)']:.1f}", display=False)
-        glue(f"abs_{name}_{g}", f"{ff.loc[g, 'absolute drop']:.1f}", display=False)
-        glue(f"flip_{name}_{g}", f"{ff.loc[g, 'flipped (%)']:.1f}", display=False)
-fragile = fb.loc["tail", "correct -> wrong (%)"] > fb.loc["head", "correct -> wrong (%)"]
+        glue(f"cw_{name}_{g}", f"{ff.loc[g, 'c→w %']:.1f}", display=False)
+        glue(f"rel_{name}_{g}", f"{ff.loc[g, 'rel. drop %']:.1f}", display=False)
+        glue(f"abs_{name}_{g}", f"{ff.loc[g, 'abs. drop']:.1f}", display=False)
+        glue(f"flip_{name}_{g}", f"{ff.loc[g, 'flipped %']:.1f}", display=False)
+fragile = fb.loc["tail", "c→w %"] > fb.loc["head", "c→w %"]
 glue("fragile_word", "more" if fragile else "less", display=False)
 glue(
     "fragile_reading",
@@ -735,7 +740,7 @@ for v in qres:
         if r.get("calibration_counts"):
             cal.append(
                 {
-                    "variant": v,
+                    "calibration": qres[v][c]["quant"]["calibration"],
                     "imbalance_factor": c.imbalance_factor,
                     "seed": c.seed,
                     **{str(k): n for k, n in enumerate(r["calibration_counts"])},
@@ -744,7 +749,9 @@ for v in qres:
 if cal:
     cal = pd.DataFrame(cal)
     first = (
-        cal[cal["seed"] == cal["seed"].min()].drop(columns="seed").set_index(["variant", "imbalance_factor"])
+        cal[cal["seed"] == cal["seed"].min()]
+        .drop(columns="seed")
+        .set_index(["calibration", "imbalance_factor"])
     )
     display(report.table(first).set_caption("calibration images per class (first seed)"))
 
@@ -787,9 +794,11 @@ report.table(
 # With a per-channel, min-max, BatchNorm-folded quantizer, no model of chapters 1 and 2 loses
 # more than {glue:text}`max_drop_b6` points of overall accuracy (mean over seeds) at
 # {glue:text}`b6` bits. The tail pays significantly more than the head in {glue:text}`n_sig` of
-# {glue:text}`n_tests` paired comparisons (the highest such bit-width:
-# {glue:text}`first_sig_bits`). At {glue:text}`lowest_bits` bits the baseline's correct tail
-# predictions are {glue:text}`fragile_word` fragile than its correct head predictions:
-# {glue:text}`fragile_reading`. The quantizer choice the blog left unstated moves the result most through
-# {glue:text}`top_variant`. Chapter 4 asks whether spending the bits unevenly across layers, by
-# a tail-aware sensitivity, wins the tail back.
+# {glue:text}`n_tests` paired comparisons; at {glue:text}`first_sig_bits`, the highest
+# bit-width where this happens, Δ is at most {glue:text}`first_sig_max` points. Over imbalance
+# factors and models Δ ranges {glue:text}`delta_range_table` points. At
+# {glue:text}`lowest_bits` bits the baseline's correct tail predictions are
+# {glue:text}`fragile_word` fragile than its correct head predictions:
+# {glue:text}`fragile_reading`. Of the quantizer choices the blog left unstated,
+# {glue:text}`top_variant` moves tail accuracy most. Chapter 4 asks whether spending the bits
+# unevenly across layers, by a tail-aware sensitivity, wins the tail back.
