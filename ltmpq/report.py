@@ -130,11 +130,12 @@ def blog_comparison(summary: pd.DataFrame, methods: Sequence[str] = ("baseline",
     ours = summary[(summary["split"] == "test") & summary["method"].isin(methods)]
     merged = blog.table1_frame().merge(ours, on=["imbalance_factor", "method", "metric"], how="inner")
     merged["difference"] = merged["mean"] - merged["blog"]
-    merged["ours"] = [_pm(m, c) for m, c in zip(merged["mean"], merged["ci"], strict=True)]
+    merged["ours"] = [pm(m, c) for m, c in zip(merged["mean"], merged["ci"], strict=True)]
     return merged[["imbalance_factor", "method", "metric", "blog", "ours", "difference", "n"]]
 
 
-def _pm(mean: float, ci: float) -> str:
+def pm(mean: float, ci: float) -> str:
+    """``"mean ± ci"`` to one decimal (just the mean when the interval is undefined)."""
     return f"{mean:.1f}" if np.isnan(ci) else f"{mean:.1f} ± {ci:.1f}"
 
 
@@ -146,7 +147,7 @@ def wide(
 ) -> pd.DataFrame:
     """Readable table: one row per (IF, method), one 'mean ± CI' column per metric."""
     s = summary[(summary["split"] == split) & summary["metric"].isin(metrics)].copy()
-    s["cell"] = ["—" if np.isnan(m) else _pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]
+    s["cell"] = ["—" if np.isnan(m) else pm(m, c) for m, c in zip(s["mean"], s["ci"], strict=True)]
     t = s.pivot_table(index=list(index), columns="metric", values="cell", aggfunc="first", sort=False)
     return t[[m for m in metrics if m in t.columns]]
 

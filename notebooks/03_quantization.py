@@ -173,7 +173,7 @@ for (method, b), published in blog.FIG7_8.items():
                 "bits": "float (32)" if b == 32 else str(b),
                 "metric": metric,
                 "blog": published[metric],
-                "ours": report._pm(mean, ci) if have else "—",
+                "ours": report.pm(mean, ci) if have else "—",
                 "difference": mean - published[metric],
             }
         )
@@ -214,7 +214,7 @@ for m in ("baseline", "crt"):
     for k in ("head", "tail"):
         vals = dd[(dd["method"] == m) & (dd["metric"] == k) & (dd["bits"] == b6)]["drop"].to_numpy()
         mean, half, _ = stats.mean_ci(vals)
-        glue(f"drop6_{m}_{k}", report._pm(mean, half), display=False)
+        glue(f"drop6_{m}_{k}", report.pm(mean, half), display=False)
         glue(f"blog_drop6_{m}_{k}", f"{blog_drop[m][k]:.1f}", display=False)
 glue("b6", b6, display=False)
 glue("f_blog", f"{f_blog:g}", display=False)
@@ -585,7 +585,7 @@ abl["changed"] = [
     for f, m, b, w in abl[["imbalance_factor", "method", "bits", "conclusion"]].itertuples(index=False)
 ]
 abl["cell"] = [
-    f"{report._pm(d, c)} {w}{' ★' if ch else ''}"
+    f"{report.pm(d, c)} {w}{' ★' if ch else ''}"
     for d, c, w, ch in abl[["delta", "ci", "conclusion", "changed"]].itertuples(index=False)
 ]
 abl["variant"] = pd.Categorical(abl["variant"], categories=list(qres), ordered=True)
