@@ -1,20 +1,41 @@
-"""``make bench``: training throughput of the cpu profile's model against its raw speed.
+"""``make bench``: training throughput of the cpu profile's model, and chapter 4's sweep.
 
 Measures, on random data: raw forward+backward images/s of VGG16 at the cpu profile's width
-(NCHW vs channels_last memory), and the images/s of :func:`ltmpq.training.train_stage1` (with
-augmentation, optimizer and bookkeeping) for one epoch. Speed goals live here, not in tests.
+(NCHW vs channels_last memory), the images/s of :func:`ltmpq.training.train_stage1` (with
+augmentation, optimizer and bookkeeping) for one epoch, and the single-layer sensitivity sweep
+of chapter 4 with and without reusing the activations in front of each layer. Speed goals live
+here, not in tests.
 """
 
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 
 import torch
 
-from .config import get_profile, with_overrides
+from .config import QuantConfig, get_profile, with_overrides
 from .models import VGG16
 from .training import throughput, train_stage1
+
+
+def sweep_speedup(width: float, n_images: int = 1000, bits=(3, 4, 5, 6, 8)) -> tuple[float, float]:
+    """Seconds of chapter 4's single-layer sweep (16 layers x ``bits``, two heads) without and
+    with reuse, on ``n_images`` random images (the cpu profile's validation split has 1000)."""
+    from .mpq import single_layer_sweep
+    from .training import MEAN, STD
+
+    torch.manual_seed(0)
+    model = VGG16(width=width).eval()
+    heads = {"a": model.classifier, "b": torch.nn.Linear(model.feature_dim, model.num_classes)}
+    x = ((torch.rand(n_images, 3, 32, 32) - MEAN) / STD).contiguous(memory_format=torch.channels_last)
+    seconds = []
+    for reuse in (False, True):
+        t0 = time.perf_counter()
+        single_layer_sweep(model, heads, x, bits, QuantConfig(), reuse=reuse)
+        seconds.append(time.perf_counter() - t0)
+    return seconds[0], seconds[1]
 
 
 def main(n_images: int = 6144) -> int:
@@ -32,6 +53,9 @@ def main(n_images: int = 6144) -> int:
     print(f"raw forward+backward, channels_last: {raw_cl:7.0f} img/s")
     print(f"train_stage1 (augment + SGD step):   {out.images_per_second:7.0f} img/s "
           f"({100 * out.images_per_second / raw_cl:.0f}% of raw)")  # fmt: skip
+    naive, reuse = sweep_speedup(cfg.width)
+    print(f"chapter 4 sweep, 16 layers x 5 bit-widths x 1000 images, two heads: naive {naive:.1f} s, "
+          f"reusing activations {reuse:.1f} s ({naive / reuse:.2f}x faster)")  # fmt: skip
     return 0
 
 

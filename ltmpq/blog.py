@@ -34,6 +34,15 @@ FIG7_8: dict[tuple[str, int], dict[str, float]] = {
 TABLE2 = {"float": 70.7, "norm-driven 6&4": 70.3, "tail-driven 6&4": 70.4}
 
 
+#: Fig. 9: the top-9 layers by overall ("norm") sensitivity in the blog's order, and the rank the
+#: tail metric gives each of them (rank 1 = most sensitive in the blog's text).
+FIG9_NORM_ORDER = ("L13", "L14", "L15", "L16", "L6", "L9", "L4", "L10", "L2")
+FIG9_TAIL_RANK = {"L4": 1, "L13": 2, "L14": 3, "L15": 4, "L16": 5, "L6": 6, "L10": 7, "L9": 8, "L2": 9}
+
+#: Fig. 10 (approximate): the per-class accuracies the text quotes, norm-driven -> tail-driven MPQ.
+FIG10 = {2: {"norm-driven": 71.0, "tail-driven": 65.0}, 8: {"norm-driven": 67.0, "tail-driven": 76.0}}
+
+
 def table1_frame() -> pd.DataFrame:
     """Table 1 in long form: imbalance_factor, method, metric, blog (percent)."""
     rows = [

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             help="imbalance factors (default: the profile's)",
         )
         p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
-    run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "all"], default="all")
+    run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "mpq", "all"], default="all")
     run.add_argument(
         "--variant",
         dest="variants",
@@ -41,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         help="torch CPU threads (default: torch's). With other work on the machine, "
         "1 thread per process avoids OpenMP threads stalling on a busy core",
     )
-    sub.add_parser("bench", help="training throughput vs raw forward+backward (make bench)")
+    sub.add_parser(
+        "bench", help="training throughput vs raw forward+backward, chapter 4 sweep speed-up (make bench)"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "bench":
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     prof = get_profile(args.profile)
     if args.command == "status":
         from . import results
-        from .experiments import DecoupledRun, QuantizedRun, quant_variants_for
+        from .experiments import DecoupledRun, MPQRun, QuantizedRun, quant_variants_for
 
         missing = 0
         variants = quant_variants_for(prof.name)
@@ -60,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
             runs += [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
                      for q, keep in variants.values()]  # fmt: skip
+            if cfg.imbalance_factor in prof.mpq_ifs:
+                runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
             states = {}
             for kind, run in runs:
                 state = results.status(results.result_path(prof.name, kind, run), run)
@@ -80,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
 
-    stages = ("stage1", "decoupled", "quantized") if args.stage == "all" else (args.stage,)
+    stages = ("stage1", "decoupled", "quantized", "mpq") if args.stage == "all" else (args.stage,)
     run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
                 variants=args.variants)  # fmt: skip
     return 0

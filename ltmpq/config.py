@@ -143,6 +143,67 @@ QUANT_ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+#: Chapter 4's sensitivity metrics (computed in :mod:`ltmpq.mpq`). Accuracy metrics, named as in
+#: :func:`ltmpq.metrics.evaluate`: sensitivity = metric(float) - metric(one layer quantized).
+#: KL metrics: mean KL(float || quantized) over all, head or tail classes. Hessian metrics:
+#: HAWQ-V3's trace-weighted perturbation, of the plain or the tail-only loss.
+ACCURACY_METRICS = ("overall", "head", "tail", "balanced", "worst_class", "deployment")
+KL_METRICS = ("kl", "kl_head", "kl_tail")
+SENSITIVITY_METRICS = ACCURACY_METRICS + KL_METRICS
+HESSIAN_METRICS = ("hessian", "hessian_tail")
+ALL_METRICS = SENSITIVITY_METRICS + HESSIAN_METRICS
+
+
+@dataclass(frozen=True)
+class MPQConfig:
+    """Chapter 4's mixed precision: what is measured and which allocations are evaluated.
+
+    Sensitivities: every layer quantized alone at each of ``choices`` on the validation split,
+    plus ``hessian_samples`` Hutchinson probes per Hessian. The blog's rule ranks layers by
+    their sensitivity at ``rule_bits[1]`` (the bits the rest keep) and gives the top ``k`` of
+    ``rule_ks`` ``rule_bits[0]`` bits; it runs with ``rule_metrics`` for the heads in
+    ``rule_heads``. The budgeted ILP picks from ``choices`` for each of ``budgets`` (average
+    weight bits) and each of ``budget_metrics``, for the heads in ``budget_heads``;
+    ``random_draws`` random maps per budget and per k are the controls, drawn with ``seed``.
+    """
+
+    choices: tuple[int, ...] = (3, 4, 5, 6, 8)
+    rule_bits: tuple[int, int] = (6, 4)
+    rule_ks: tuple[int, ...] = (4, 8, 12)
+    rule_metrics: tuple[str, ...] = ("overall", "tail")
+    rule_heads: tuple[str, ...] = ("baseline", "crt")
+    budgets: tuple[float, ...] = (3.5, 4.0, 4.5, 5.0, 5.5, 6.0)
+    budget_metrics: tuple[str, ...] = ("overall", "tail", "kl", "kl_tail", "hessian", "hessian_tail")
+    budget_heads: tuple[str, ...] = ("crt",)
+    random_draws: int = 3
+    random_tolerance: float = 0.25
+    hessian_samples: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.choices:
+            raise ValueError("choices (the bit-widths a layer may get) must not be empty")
+        for b in (*self.choices, *self.rule_bits):
+            if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 16:
+                raise ValueError(f"bit-widths must be ints in [2, 16], got {b!r}")
+        if len(self.rule_bits) != 2 or self.rule_bits[1] not in self.choices:
+            raise ValueError(f"rule_bits must be (high, low) with low in choices, got {self.rule_bits!r}")
+        for m in self.rule_metrics:
+            if m not in SENSITIVITY_METRICS:
+                raise ValueError(f"unknown rule metric {m!r}; choose from {list(SENSITIVITY_METRICS)}")
+        for m in self.budget_metrics:
+            if m not in ALL_METRICS:
+                raise ValueError(f"unknown budget metric {m!r}; choose from {list(ALL_METRICS)}")
+        lo, hi = min(self.choices), max(self.choices)
+        for b in self.budgets:
+            if not lo <= b <= hi:
+                raise ValueError(f"budget {b!r} average bits is outside what choices allow [{lo}, {hi}]")
+        if any(not 0 <= k <= 16 for k in self.rule_ks):
+            raise ValueError(f"rule_ks must be in [0, 16], got {self.rule_ks!r}")
+        if self.random_draws < 0 or self.hessian_samples < 2:
+            raise ValueError("random_draws must be >= 0 and hessian_samples >= 2")
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named set of runs: which imbalance factors and seeds, and the run settings."""
@@ -154,6 +215,8 @@ class Profile:
     decouple: DecoupleConfig = DecoupleConfig()
     quant: QuantConfig = QuantConfig()
     quant_bits: tuple[int, ...] = (8, 6, 5, 4, 3)  # chapter 3's uniform weight bit-widths
+    mpq: MPQConfig = MPQConfig()
+    mpq_ifs: tuple[float, ...] = (0.01,)  # chapter 4 studies the most imbalanced setting
     description: str = ""
 
     def quant_configs(self, names=None) -> dict[str, QuantConfig]:
@@ -183,6 +246,7 @@ PROFILES: dict[str, Profile] = {
         # IF 0.01 of 300 leaves 3 images in class 9: 20 calibration images fit every composition
         quant=QuantConfig(calibration_size=20),
         quant_bits=(8, 6, 4),
+        mpq=MPQConfig(rule_ks=(8,), budgets=(4.0, 5.0), random_draws=1, hessian_samples=4),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(

@@ -1,5 +1,5 @@
-"""Runs of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2) and their
-post-training quantization (chapter 3).
+"""Runs of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2), their
+post-training quantization (chapter 3) and mixed precision (chapter 4).
 
 Each function returns the stored result when ``results/`` has it; otherwise it computes it (only
 when ``compute=True``) and stores it. Heavy artifacts (checkpoints, features, classifiers) live
@@ -13,11 +13,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import mpq as mp
 from . import results
-from .config import DecoupleConfig, QuantConfig, Stage1Config, config_hash, get_profile
+from .config import (
+    HESSIAN_METRICS,
+    KL_METRICS,
+    SENSITIVITY_METRICS,
+    DecoupleConfig,
+    MPQConfig,
+    QuantConfig,
+    Stage1Config,
+    config_hash,
+    get_profile,
+)
 from .data import Cifar10, Splits, blog_head_tail, class_groups, load_cifar10, make_splits
 from .decoupling import METHODS, fit_all, rebuild
 from .io import atomic_write
@@ -61,6 +73,20 @@ class QuantizedRun:
         if q.act_bits is not None:
             parts.append(f"a{q.act_bits}-{q.calibration}")
         return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class MPQRun:
+    """Chapter 4: sensitivities and mixed-precision allocations of one stage-1 run's heads."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    mpq: MPQConfig
+
+    @property
+    def tag(self) -> str:
+        return self.stage1.tag
 
 
 def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
@@ -313,6 +339,218 @@ def quantized(
     return results.save(path, run, payload, source, time.perf_counter() - t0)
 
 
+def _evaluation(labels: np.ndarray, pred: np.ndarray, counts, keep_predictions: bool) -> dict:
+    ev = evaluate(labels, pred, counts)
+    ev.pop("confusion")
+    if keep_predictions:
+        ev["predictions"] = encode_predictions(pred)
+    return ev
+
+
+def mpq_random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[tuple, dict]:
+    """Chapter 4's random controls, drawn before any compute so a budget no random map reaches
+    fails at once: ``{("k", k, draw): map, ("budget", budget, draw): map}``."""
+    high, low = mcfg.rule_bits
+    rng = np.random.default_rng([mcfg.seed, seed])
+    out: dict[tuple, dict] = {}
+    for k in mcfg.rule_ks:
+        for draw in range(mcfg.random_draws):
+            out["k", k, draw] = mp.random_top_k_map(k, rng, high, low)
+    for budget in mcfg.budgets:
+        for draw in range(mcfg.random_draws):
+            out["budget", budget, draw] = mp.random_allocation(
+                params, mcfg.choices, budget, rng, mcfg.random_tolerance
+            )
+    return out
+
+
+def mpq_allocations(
+    tables: dict[str, dict[str, pd.DataFrame]], params: dict[str, int], mcfg: MPQConfig, seed: int
+) -> list[dict]:
+    """Every bit map chapter 4 evaluates, each with how it was chosen.
+
+    ``tables[head][metric]``: sensitivity, layers x bits (validation split). ``kind`` is
+    ``float``, ``uniform``, ``rule`` (the blog's top-k), ``rule-random`` (k random layers),
+    ``budget`` (the ILP) or ``budget-random`` (random maps of the same size).
+    """
+    high, low = mcfg.rule_bits
+    heads = list(dict.fromkeys([*mcfg.rule_heads, *mcfg.budget_heads]))
+    randoms = mpq_random_maps(params, mcfg, seed)
+    out: list[dict] = []
+    for head in heads:
+        out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT)})
+        out += [{"head": head, "kind": "uniform", "bits": b, "bit_map": bit_map(b)} for b in mcfg.choices]
+    for k in mcfg.rule_ks:
+        for draw in range(mcfg.random_draws):
+            bmap = randoms["k", k, draw]  # the same random maps for every head
+            out += [{"head": h, "kind": "rule-random", "k": k, "draw": draw, "bit_map": bmap}
+                    for h in mcfg.rule_heads]  # fmt: skip
+        for head in mcfg.rule_heads:
+            for metric in mcfg.rule_metrics:
+                scores = tables[head][metric][low].to_dict()
+                out.append({"head": head, "kind": "rule", "metric": metric, "k": k,
+                            "bit_map": mp.top_k_map(scores, k, high, low)})  # fmt: skip
+    for budget in mcfg.budgets:
+        for draw in range(mcfg.random_draws):
+            bmap = randoms["budget", budget, draw]
+            out += [{"head": h, "kind": "budget-random", "budget": budget, "draw": draw, "bit_map": bmap}
+                    for h in mcfg.budget_heads]  # fmt: skip
+        for head in mcfg.budget_heads:
+            for metric in mcfg.budget_metrics:
+                bmap = mp.ilp_allocation(mp.monotone(tables[head][metric]), params, budget)
+                out.append(
+                    {"head": head, "kind": "budget", "metric": metric, "budget": budget, "bit_map": bmap}
+                )
+    for a in out:
+        a["average_bits"] = mp.average_bits(a["bit_map"], params) if a["kind"] != "float" else 32.0
+    return out
+
+
+def mpq(
+    cfg: Stage1Config,
+    dcfg: DecoupleConfig,
+    qcfg: QuantConfig,
+    mcfg: MPQConfig,
+    profile: str,
+    *,
+    compute: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Chapter 4 for one run: per-layer sensitivities on the validation split, then every
+    allocation of :func:`mpq_allocations` evaluated on validation and test images.
+
+    Stores, per head, each (layer, bits)'s validation predictions and per-class KL (so any
+    accuracy metric and any validation resample can be recomputed), the Hessian traces, and
+    per allocation its bit map, size, metrics and test predictions.
+    """
+    run = MPQRun(cfg, dcfg, qcfg, mcfg)
+    path = results.result_path(profile, "mpq", run)
+    if (stored := results.load(path, run)) is not None:
+        return stored
+    if not compute:
+        return results.require(path, run, run_command(profile, cfg, "mpq"))
+    t0 = time.perf_counter()
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)
+    counts = stage1(cfg, profile)["train_counts"]
+    groups = class_groups(counts)
+    data = load_cifar10()
+    splits = splits_for(cfg, data)
+    model = stage1_model(cfg, data, progress=progress)
+    feats = features(cfg, data, progress=progress)
+    all_heads = classifiers(cfg, dcfg, progress=progress)
+    mpq_random_maps(mp.layer_params(model), mcfg, cfg.seed)  # fail now, not after the sweep
+    names = [h for h in all_heads if h in {*mcfg.rule_heads, *mcfg.budget_heads}]
+    heads = {h: all_heads[h] for h in names}
+    xv = to_input(torch.from_numpy(data.train_x[splits.val]))
+    yv = feats["val_labels"].numpy()
+    n_classes = len(counts)
+
+    t1 = time.perf_counter()
+    bar = (lambda it: tqdm(it, desc=f"{cfg.tag} sensitivity", leave=False)) if progress else None
+    float_logits, logits = mp.single_layer_sweep(model, heads, xv, mcfg.choices, qcfg, progress=bar)
+    sweep = {h: {"float": encode_predictions(float_logits[h].argmax(1).numpy()), "layers": {}} for h in names}
+    for (layer, b), by_head in logits.items():
+        for h, lg in by_head.items():
+            sweep[h]["layers"].setdefault(layer, {})[str(b)] = {
+                "predictions": encode_predictions(lg.argmax(1).numpy()),
+                "kl": mp.kl_per_class(float_logits[h], lg, yv, n_classes),
+            }
+    sweep_seconds = time.perf_counter() - t1
+
+    t1 = time.perf_counter()
+    hessians: dict[str, dict] = {}
+    wanted = [m for m in HESSIAN_METRICS if m in mcfg.budget_metrics]
+    for h in mcfg.budget_heads if wanted else ():
+        tail_only = [1.0 if c in groups["tail"] else 0.0 for c in range(n_classes)]
+        for m in wanted:
+            hessians.setdefault(h, {})[m] = mp.model_traces(
+                model, heads[h], xv, feats["val_labels"], qcfg, samples=mcfg.hessian_samples,
+                class_weights=tail_only if m == "hessian_tail" else None,
+                seed=int(np.random.SeedSequence([mcfg.seed, cfg.seed]).generate_state(1)[0]),
+            )  # fmt: skip
+    hessian_seconds = time.perf_counter() - t1
+
+    params = mp.layer_params(model)
+    tables = {h: mpq_tables(sweep[h], yv, counts, groups) for h in names}
+    for h, by_metric in hessians.items():
+        w = mp.layer_weights(model, qcfg, heads[h])
+        for m, traces in by_metric.items():
+            tables[h][m] = mp.hawq_sensitivity(traces, w, mcfg.choices, qcfg)
+    allocations = mpq_allocations(tables, params, mcfg, cfg.seed)
+
+    t1 = time.perf_counter()
+    inputs = {
+        "val": (data.train_x[splits.val], yv),
+        "test": (data.test_x[splits.test], feats["test_labels"].numpy()),
+    }
+    by_backbone: dict[tuple, list[dict]] = {}
+    for a in allocations:
+        by_backbone.setdefault(tuple(a["bit_map"][n] for n in list(model.layers)[:-1]), []).append(a)
+    for key, group in tqdm(
+        by_backbone.items(), desc=f"{cfg.tag} allocations", disable=not progress, leave=False
+    ):
+        bmap = group[0]["bit_map"]
+        if all(b == FLOAT for b in key):
+            fs = {split: feats[f"{split}_features"] for split in inputs}  # chapter 2's float features
+        else:
+            qmodel = quantize_model(model, bmap, qcfg)
+            fs = {split: predict(qmodel, torch.from_numpy(xs))[0] for split, (xs, _) in inputs.items()}
+        for a in group:
+            head = heads[a["head"]]
+            l16 = a["bit_map"]["L16"]
+            qhead = head if l16 == FLOAT else quantize_head(head, l16, qcfg)
+            with torch.no_grad():
+                for split, (_, labels) in inputs.items():
+                    pred = qhead(fs[split]).argmax(1).numpy()
+                    a[split] = _evaluation(labels, pred, counts, keep_predictions=split == "test")
+            a["size"] = model_size(model, a["bit_map"], qcfg.granularity)
+    eval_seconds = time.perf_counter() - t1
+
+    payload = {"kind": "mpq", "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
+               "stage1_hash": config_hash(cfg), "quant": asdict(qcfg), "mpq": asdict(mcfg),
+               "train_counts": counts, "val_labels": encode_predictions(yv),
+               "test_labels": encode_predictions(inputs["test"][1]), "layer_params": params,
+               "sweep": sweep, "hessians": hessians, "allocations": allocations,
+               "seconds": {"sweep": round(sweep_seconds, 2), "hessian": round(hessian_seconds, 2),
+                           "evaluation": round(eval_seconds, 2)}}  # fmt: skip
+    source = dec["provenance"]["data_source"]
+    return results.save(path, run, payload, source, time.perf_counter() - t0)
+
+
+def mpq_tables(
+    sweep_head: dict, labels, counts, groups, metrics=None, images: np.ndarray | None = None
+) -> dict[str, pd.DataFrame]:
+    """Sensitivity tables (layers x bits) of one head's stored sweep, one per metric.
+
+    ``images``: a resample of the validation images (accuracy metrics only).
+    """
+    metrics = SENSITIVITY_METRICS if metrics is None else metrics
+    labels = decode_predictions(labels) if isinstance(labels, str) else np.asarray(labels)
+    pf = decode_predictions(sweep_head["float"])
+    out = {}
+    for m in metrics:
+        if images is not None and m in KL_METRICS:
+            continue
+        rows = {
+            layer: {
+                int(b): mp.sensitivity(
+                    m,
+                    labels,
+                    pf,
+                    decode_predictions(e["predictions"]),
+                    train_counts=counts,
+                    groups=groups,
+                    kl_class=e["kl"],
+                    images=images,
+                )
+                for b, e in by_bits.items()
+            }  # fmt: skip
+            for layer, by_bits in sweep_head["layers"].items()
+        }
+        out[m] = pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1)
+    return out
+
+
 def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConfig, bool]]:
     """Chapter 3's quantizer variants of a profile, with whether each keeps its predictions.
 
@@ -327,7 +565,7 @@ def run_profile(
     imbalance_factors=None,
     seeds=None,
     *,
-    stages=("stage1", "decoupled", "quantized"),
+    stages=("stage1", "decoupled", "quantized", "mpq"),
     progress: bool = True,
     variants=None,
 ) -> None:
@@ -345,4 +583,6 @@ def run_profile(
             for qcfg, keep in quant_variants_for(profile, variants).values():
                 quantized(cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
                           compute=True, progress=progress)  # fmt: skip
+        if "mpq" in stages and cfg.imbalance_factor in prof.mpq_ifs:
+            mpq(cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True, progress=progress)
         tqdm.write(f"{profile} {cfg.tag}: done in {time.perf_counter() - t0:.0f} s")

@@ -1,6 +1,6 @@
 """What chapters read: stored results as tidy tables, summaries over seeds, blog comparisons.
 
-Used by chapters 0-3 (and later chapters through the same tables).
+Used by chapters 0-4.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import blog
 from .config import Profile, get_profile
-from .experiments import decode_predictions, decoupled, quant_variants_for, quantized, stage1
+from .experiments import decode_predictions, decoupled, mpq, mpq_tables, quant_variants_for, quantized, stage1
 from .quantization import FLOAT
 from .stats import mean_ci
 
@@ -295,3 +295,147 @@ def drop_frame(frame: pd.DataFrame, reference: str = FLOAT) -> pd.DataFrame:
     out["drop"] = out["reference"] - out["value"]
     out["relative_drop"] = 100 * out["drop"] / out["reference"]
     return out
+
+
+def mpq_results(params: ChapterParams) -> dict:
+    """``{config: stored chapter-4 result}`` for the runs at the profile's MPQ imbalance factors."""
+    prof = params.prof
+    cfgs = [c for c in params.configs() if c.imbalance_factor in prof.mpq_ifs]
+    if not cfgs:
+        raise ValueError(
+            f"chapter 4 runs at imbalance factors {list(prof.mpq_ifs)}; "
+            f"the parameters ask for {list(params.ifs)}"
+        )
+    return {
+        c: mpq(c, prof.decouple, prof.quant, prof.mpq, params.profile, compute=params.compute) for c in cfgs
+    }
+
+
+#: How each kind of allocation is named in chapter 4's figures and tables.
+ALLOCATION_LABELS = {"overall": "norm-driven", "tail": "tail-driven", "kl": "KL-driven",
+                     "kl_tail": "tail-KL-driven", "hessian": "Hessian-driven",
+                     "hessian_tail": "tail-Hessian-driven",
+                     "rule-random": "random", "budget-random": "random", "uniform": "uniform",
+                     "float": "float"}  # fmt: skip
+
+
+def allocation_label(a: dict) -> str:
+    """``norm-driven``, ``tail-driven``, ..., ``random``, ``uniform`` or ``float``."""
+    return ALLOCATION_LABELS[a["metric"] if a["kind"] in ("rule", "budget") else a["kind"]]
+
+
+def mpq_frame(mres: dict, split: str = "test") -> pd.DataFrame:
+    """Long table of every evaluated allocation: seed, head, kind, allocation, k, budget, draw,
+    average_bits, megabytes, metric, value (percent)."""
+    rows = []
+    for cfg, r in mres.items():
+        for a in r["allocations"]:
+            base = {"seed": cfg.seed, "head": a["head"], "kind": a["kind"], "allocation": allocation_label(a),
+                    "k": a.get("k"), "budget": a.get("budget"), "draw": a.get("draw"),
+                    "bits": a.get("bits"), "average_bits": a["average_bits"],
+                    "megabytes": a["size"]["total_bytes"] / 1e6}  # fmt: skip
+            for k, v in a[split]["metrics"].items():
+                rows.append({**base, "metric": k, "value": pct(v)})
+    return pd.DataFrame(rows)
+
+
+def mpq_select(r: dict, **match) -> list[dict]:
+    """The allocations of one stored result whose fields equal ``match`` (e.g. kind="rule", k=8)."""
+    return [a for a in r["allocations"] if all(a.get(k) == v for k, v in match.items())]
+
+
+def mpq_correct(mres: dict, **match) -> tuple[np.ndarray, np.ndarray]:
+    """Test labels and (seeds, images) correctness of the one allocation per seed matching ``match``."""
+    labels, rows = None, []
+    for cfg, r in mres.items():
+        found = mpq_select(r, **match)
+        if len(found) != 1:
+            raise ValueError(f"{cfg.tag}: {len(found)} allocations match {match}, expected exactly one")
+        lab = decode_predictions(r["test_labels"])
+        if labels is not None and not np.array_equal(lab, labels):
+            raise ValueError(f"{cfg.tag} was tested on other images than the first run")
+        labels = lab
+        rows.append(decode_predictions(found[0]["test"]["predictions"]) == lab)
+    return labels, np.stack(rows)
+
+
+def sensitivity_frame(
+    mres: dict, head: str, metrics=("overall", "tail"), images_by_seed=None
+) -> pd.DataFrame:
+    """Long table of per-layer sensitivities (points lost, or KL): seed, metric, layer, bits, value."""
+    rows = []
+    for cfg, r in mres.items():
+        images = None if images_by_seed is None else images_by_seed[cfg.seed]
+        groups = {k: tuple(v) for k, v in _groups(r).items()}
+        tables = mpq_tables(r["sweep"][head], r["val_labels"], r["train_counts"], groups, metrics, images)
+        for m, t in tables.items():
+            scale = 100 if m not in ("kl", "kl_head", "kl_tail") else 1
+            for layer, by_bits in t.iterrows():
+                for b, v in by_bits.items():
+                    rows.append(
+                        {"seed": cfg.seed, "metric": m, "layer": layer, "bits": int(b), "value": scale * v}
+                    )
+    return pd.DataFrame(rows)
+
+
+def _groups(r: dict) -> dict:
+    from .data import class_groups
+
+    return class_groups(r["train_counts"])
+
+
+def split_halves(labels, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of the images, split within each class (chapter 4's rank stability)."""
+    labels = np.asarray(labels)
+    a, b = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        a.append(idx[: len(idx) // 2])
+        b.append(idx[len(idx) // 2 :])
+    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def layer_losses(r: dict, head: str, bits: int, classes=None, images: np.ndarray | None = None) -> pd.Series:
+    """Accuracy points lost by quantizing each layer alone at ``bits`` (one stored chapter-4 run),
+    over the validation images of ``classes`` (None: all) among ``images`` (None: all).
+
+    The numpy twin of :func:`ltmpq.experiments.mpq_tables` for the overall and group metrics
+    (a test checks they agree), fast enough for hundreds of resamples.
+    """
+    labels = decode_predictions(r["val_labels"])
+    keep = np.ones(labels.size, bool) if classes is None else np.isin(labels, list(classes))
+    if images is not None:
+        mask = np.zeros(labels.size, bool)
+        mask[images] = True
+        keep &= mask
+    sweep = r["sweep"][head]
+    base = np.mean(decode_predictions(sweep["float"])[keep] == labels[keep])
+    return pd.Series(
+        {
+            layer: 100
+            * (base - np.mean(decode_predictions(e[str(bits)]["predictions"])[keep] == labels[keep]))
+            for layer, e in sweep["layers"].items()
+        }  # fmt: skip
+    )
+
+
+def rank_stability(r: dict, head: str, bits: int, tail, n_splits: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Is the tail metric's layer ranking different beyond measurement noise? (chapter 4)
+
+    For each of ``n_splits`` random split-halves (A, B) of the validation images, Kendall's tau-b
+    between the tail ranking on B and (i) the tail ranking on A (``same``: agreement of one
+    metric with itself on independent images, the noise ceiling) and (ii) the overall ranking on
+    A (``cross``). A genuinely different tail ranking shows as ``cross`` below ``same``.
+    """
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(seed)
+    labels = decode_predictions(r["val_labels"])
+    rows = []
+    for i in range(n_splits):
+        a, b = split_halves(labels, rng)
+        tail_b = layer_losses(r, head, bits, tail, b)
+        same = kendalltau(layer_losses(r, head, bits, tail, a), tail_b).statistic
+        cross = kendalltau(layer_losses(r, head, bits, None, a), tail_b).statistic
+        rows.append({"split": i, "same": same, "cross": cross})
+    return pd.DataFrame(rows)

@@ -51,7 +51,7 @@ def load(path: Path, cfg: Any) -> dict | None:
 NUMERIC_SOURCES = (
     # config.py is not listed: a run's config is hashed into its result's name already
     "ltmpq/data.py", "ltmpq/models.py", "ltmpq/training.py", "ltmpq/decoupling.py",
-    "ltmpq/metrics.py", "ltmpq/experiments.py", "ltmpq/quantization.py",
+    "ltmpq/metrics.py", "ltmpq/experiments.py", "ltmpq/quantization.py", "ltmpq/mpq.py",
 )  # fmt: skip
 
 
@@ -101,6 +101,17 @@ _GIT_COMMIT = _git("rev-parse", "HEAD")
 _GIT_STATUS = _git("status", "--porcelain", "--", "ltmpq", "pyproject.toml")
 
 
+def cpu_model() -> str:
+    """The CPU's model name (training is bitwise reproducible on one CPU type, not across types)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
     """Where a result came from: config, code version, packages, device, data, time."""
     versions = {}
@@ -123,6 +134,8 @@ def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
             if torch.cuda.is_available()
             else platform.processor() or platform.machine(),
             "platform": platform.platform(),
+            "cpu_model": cpu_model(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
         },

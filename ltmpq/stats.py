@@ -1,4 +1,4 @@
-"""Confidence intervals over seeds and over test images (chapters 1-4)."""
+"""Confidence intervals over seeds and over test images, paired tests (chapters 1-4)."""
 
 from __future__ import annotations
 
@@ -111,3 +111,42 @@ def paired_drop_gap(
         "drop_high": float(100 * np.mean([point[c] for c in high])),
         "drop_low": float(100 * np.mean([point[c] for c in low])),
     }
+
+
+def paired_difference(
+    labels,
+    correct_a,
+    correct_b,
+    classes: Sequence[int],
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict:
+    """Accuracy of B minus accuracy of A over ``classes`` (points), with a paired bootstrap CI.
+
+    ``correct_a`` / ``correct_b``: (runs, images) correctness of the same test images (one row
+    per seed). The accuracy is the class-balanced mean over ``classes``, averaged over runs; the
+    bootstrap resamples test images within each class, the same images for every run and both
+    models (chapter 4: tail-driven vs norm-driven mixed precision). The p-value is two-sided.
+    """
+    labels = np.asarray(labels)
+    a = np.atleast_2d(np.asarray(correct_a, dtype=float))
+    b = np.atleast_2d(np.asarray(correct_b, dtype=float))
+    if a.shape != b.shape or a.shape[1] != labels.size:
+        raise ValueError(f"correctness arrays {a.shape} / {b.shape} do not match {labels.size} labels")
+    if not len(classes):
+        raise ValueError("classes must name at least one class")
+    diff = (b - a).mean(0)
+    rng = np.random.default_rng(seed)
+    point, boot = [], []
+    for c in classes:
+        d = diff[labels == c]
+        if d.size == 0:
+            raise ValueError(f"class {c} has no test images")
+        point.append(d.mean())
+        boot.append(d[rng.integers(0, d.size, (n_boot, d.size))].mean(1))
+    est, dist = 100 * float(np.mean(point)), 100 * np.mean(boot, 0)
+    lo, hi = np.quantile(dist, [(1 - confidence) / 2, (1 + confidence) / 2])
+    tail = min(np.sum(dist <= 0), np.sum(dist >= 0))
+    return {"estimate": est, "ci_low": float(lo), "ci_high": float(hi),
+            "pvalue": float(min(1.0, 2 * (tail + 1) / (n_boot + 1)))}  # fmt: skip

@@ -35,7 +35,7 @@ import seaborn as sns
 from IPython.display import display
 from myst_nb import glue
 
-from ltmpq import blog, plotting, report, stats
+from ltmpq import blog, plotting, report, stats, verdicts
 from ltmpq.data import CLASSES, DataNotFoundError, blog_head_tail, load_cifar10
 from ltmpq.decoupling import METHOD_LABELS, METHODS
 from ltmpq.quantization import FLOAT
@@ -569,7 +569,7 @@ per_seed["delta"] = per_seed["tail"] - per_seed["head"]
 abl = []
 for key, g in per_seed.groupby(["variant", "imbalance_factor", "method", "bits"], sort=False):
     mean, half, n = stats.mean_ci(g["delta"].to_numpy())
-    word = "–" if np.isnan(half) else ("tail" if mean - half > 0 else "head" if mean + half < 0 else "–")
+    word = verdicts.side(mean, half, positive="tail", negative="head")
     abl.append(
         dict(
             zip(["variant", "imbalance_factor", "method", "bits"], key, strict=True),

@@ -1,0 +1,79 @@
+"""Verdicts on the blog's claims, computed from results by one stated rule (chapters 3-4).
+
+A (sub-)claim is "some quantity is greater (or less) than a threshold", e.g. "the tail loses at
+least 1 point more than the head at 6 bits". The quantity is measured once per seed; the rule:
+
+* **supported**: the whole 95% confidence interval (Student t over seeds) lies on the claimed
+  side of the threshold;
+* **not supported**: the whole interval lies on the other side;
+* **inconclusive**: the interval contains the threshold (or there are too few seeds).
+
+A claim made of several parts is supported when every part is, not supported when any part is
+not, and inconclusive otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from scipy import stats as sps
+
+from .stats import mean_ci
+
+SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
+VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+DIRECTIONS = ("greater", "less")
+
+
+def _check_direction(direction: str) -> None:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+
+
+def verdict(ci_low: float, ci_high: float, threshold: float = 0.0, direction: str = "greater") -> str:
+    """The rule above for one interval: is the quantity ``direction`` than ``threshold``?"""
+    _check_direction(direction)
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return INCONCLUSIVE
+    if ci_low > ci_high:
+        raise ValueError(f"ci_low {ci_low!r} is above ci_high {ci_high!r}")
+    above, below = ci_low > threshold, ci_high < threshold
+    if direction == "greater":
+        return SUPPORTED if above else NOT_SUPPORTED if below else INCONCLUSIVE
+    return SUPPORTED if below else NOT_SUPPORTED if above else INCONCLUSIVE
+
+
+def evidence(values, threshold: float = 0.0, direction: str = "greater", confidence: float = 0.95) -> dict:
+    """Per-seed ``values`` of a quantity -> estimate, t-interval, one-sided p-value and verdict.
+
+    The p-value tests H0 "the quantity is not ``direction`` than ``threshold``" (one-sample t).
+    """
+    _check_direction(direction)
+    v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
+    mean, half, n = mean_ci(v, confidence)
+    lo, hi = mean - half, mean + half
+    p = float("nan")
+    if n >= 2 and v.std() > 0:
+        p = float(sps.ttest_1samp(v, threshold, alternative=direction).pvalue)
+    elif n >= 2:  # identical values: the t statistic is undefined, the answer is not
+        p = 0.0 if (mean > threshold if direction == "greater" else mean < threshold) else 1.0
+    return {"estimate": mean, "ci_low": lo, "ci_high": hi, "n": n, "pvalue": p, "threshold": threshold,
+            "direction": direction, "verdict": verdict(lo, hi, threshold, direction)}  # fmt: skip
+
+
+def combine(verdicts: Iterable[str]) -> str:
+    """A multi-part claim's verdict from its parts' verdicts."""
+    vs = list(verdicts)
+    unknown = [v for v in vs if v not in VERDICTS]
+    if not vs or unknown:
+        raise ValueError(f"verdicts must be a non-empty list of {VERDICTS}, got {vs!r}")
+    if all(v == SUPPORTED for v in vs):
+        return SUPPORTED
+    return NOT_SUPPORTED if NOT_SUPPORTED in vs else INCONCLUSIVE
+
+
+def side(mean: float, half: float, positive: str, negative: str, neither: str = "–") -> str:
+    """Which side of zero a mean ± half-width interval lies on, in words (chapter 3's ablations)."""
+    word = verdict(mean - half, mean + half, 0.0, "greater")
+    return {SUPPORTED: positive, NOT_SUPPORTED: negative, INCONCLUSIVE: neither}[word]
