@@ -27,11 +27,11 @@
 # 3. **Quantization** — do lower weight bit-widths hurt tail classes more? Which quantizer
 #    choices decide it?
 # 4. **Mitigation** — does a tail-aware sensitivity metric in MPQ move accuracy back to the
-#    tail at the same bit budget? *(in preparation)*
+#    tail at the same bit budget? And, closing the study: which of the blog's claims hold?
 #
 # Unlike the blog, every number here is a mean over several seeds (each seed draws its own
 # long-tailed subset and initialises its own network) with a 95% confidence interval, every
-# choice (tau, epochs, later the MPQ sensitivity) is made on a held-out validation split and
+# choice (tau, epochs, the MPQ sensitivity) is made on a held-out validation split and
 # never on the test set, and every table that mirrors the blog shows the blog's value beside ours.
 #
 # This chapter describes the data. It only reads stored results; nothing is trained here.

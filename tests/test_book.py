@@ -18,7 +18,7 @@ import pytest
 from ltmpq import results
 from ltmpq.config import get_profile
 from ltmpq.execute import execute_chapter
-from ltmpq.experiments import DecoupledRun, QuantizedRun, decode_predictions, quant_variants_for
+from ltmpq.experiments import DecoupledRun, MPQRun, QuantizedRun, decode_predictions, quant_variants_for
 from ltmpq.paths import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -84,6 +84,21 @@ def test_smoke_runs_are_stored_with_provenance(smoke_book):
                 if keep:  # the float entry reproduces chapter 2's predictions exactly
                     crt = q["entries"]["float"]["methods"]["crt"]["test"]["predictions"]
                     assert decode_predictions(crt).tolist() == dec["methods"]["crt"]["test"]["predictions"]
+            if cfg.imbalance_factor in prof.mpq_ifs:
+                mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
+                m = results.load(results.result_path("smoke", "mpq", mrun), mrun)
+                assert m is not None
+                assert m["provenance"]["device"]["cpu_model"]
+                assert set(m["sweep"]) == set(prof.mpq.rule_heads) | set(prof.mpq.budget_heads)
+                for a in m["allocations"]:
+                    if a["kind"] == "budget":
+                        assert a["average_bits"] <= a["budget"] + 1e-9
+                # same machine, same config: the float model is chapter 2's, prediction for prediction
+                (flt,) = [a for a in m["allocations"] if a["head"] == "crt" and a["kind"] == "float"]
+                assert (
+                    decode_predictions(flt["test"]["predictions"]).tolist()
+                    == (dec["methods"]["crt"]["test"]["predictions"])
+                )
 
 
 def test_book_pages_exist_with_glued_numbers(smoke_book):
@@ -134,3 +149,7 @@ def test_published_profile_results_are_committed(name, monkeypatch):
             assert results.load(path, qrun) is not None, (
                 f"missing {path} ({variant}): make runs PROFILE={name}"
             )
+        if cfg.imbalance_factor in prof.mpq_ifs:
+            mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
+            path = results.result_path(name, "mpq", mrun)
+            assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
