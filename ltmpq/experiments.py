@@ -8,6 +8,7 @@ in the ignored cache and are rebuilt from the config when missing or corrupt.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from .config import (
 )
 from .data import Cifar10, Splits, blog_head_tail, class_groups, load_cifar10, make_splits
 from .decoupling import METHODS, fit_all, rebuild
-from .io import atomic_write
+from .io import atomic_write, write_json
 from .metrics import evaluate
 from .models import VGG16
 from .paths import cache_dir
@@ -347,6 +348,52 @@ def _evaluation(labels: np.ndarray, pred: np.ndarray, counts, keep_predictions: 
     return ev
 
 
+@dataclass(frozen=True)
+class SensitivityRun:
+    """What chapter 4's cached sensitivities depend on (not the allocations made from them)."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    choices: tuple[int, ...]
+    heads: tuple[str, ...]
+    hessian_samples: int
+    hessian_metrics: tuple[str, ...]
+    hessian_heads: tuple[str, ...]
+    seed: int
+
+
+def _measure_sensitivity(
+    model, heads, xv, yv, yv_tensor, groups, n_classes, qcfg, mcfg, seed, progress
+) -> dict:
+    """The single-layer sweep (every head) and the Hessian traces (budget heads) of one run."""
+    t1 = time.perf_counter()
+    bar = (lambda it: tqdm(it, desc="sensitivity", leave=False)) if progress else None
+    float_logits, logits = mp.single_layer_sweep(model, heads, xv, mcfg.choices, qcfg, progress=bar)
+    sweep = {h: {"float": encode_predictions(float_logits[h].argmax(1).numpy()), "layers": {}} for h in heads}
+    for (layer, b), by_head in logits.items():
+        for h, lg in by_head.items():
+            sweep[h]["layers"].setdefault(layer, {})[str(b)] = {
+                "predictions": encode_predictions(lg.argmax(1).numpy()),
+                "kl": mp.kl_per_class(float_logits[h], lg, yv, n_classes),
+            }
+    sweep_seconds = time.perf_counter() - t1
+    t1 = time.perf_counter()
+    hessians: dict[str, dict] = {}
+    wanted = [m for m in HESSIAN_METRICS if m in mcfg.budget_metrics]
+    tail_only = [1.0 if c in groups["tail"] else 0.0 for c in range(n_classes)]
+    for h in mcfg.budget_heads if wanted else ():
+        for m in wanted:
+            hessians.setdefault(h, {})[m] = mp.model_traces(
+                model, heads[h], xv, yv_tensor, qcfg, samples=mcfg.hessian_samples,
+                class_weights=tail_only if m == "hessian_tail" else None,
+                seed=int(np.random.SeedSequence([mcfg.seed, seed]).generate_state(1)[0]),
+            )  # fmt: skip
+    hessian_seconds = time.perf_counter() - t1
+    return {"sweep": sweep, "hessians": hessians,
+            "seconds": {"sweep": round(sweep_seconds, 2), "hessian": round(hessian_seconds, 2)}}  # fmt: skip
+
+
 def mpq_random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[tuple, dict]:
     """Chapter 4's random controls, drawn before any compute so a budget no random map reaches
     fails at once: ``{("k", k, draw): map, ("budget", budget, draw): map}``."""
@@ -430,7 +477,11 @@ def mpq(
     if not compute:
         return results.require(path, run, run_command(profile, cfg, "mpq"))
     t0 = time.perf_counter()
-    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)
+    if qcfg.act_bits is not None:
+        raise ValueError(
+            "chapter 4's mixed precision quantizes weights only: use a QuantConfig with act_bits=None"
+        )
+    decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
     groups = class_groups(counts)
     data = load_cifar10()
@@ -443,32 +494,20 @@ def mpq(
     heads = {h: all_heads[h] for h in names}
     xv = to_input(torch.from_numpy(data.train_x[splits.val]))
     yv = feats["val_labels"].numpy()
-    n_classes = len(counts)
-
-    t1 = time.perf_counter()
-    bar = (lambda it: tqdm(it, desc=f"{cfg.tag} sensitivity", leave=False)) if progress else None
-    float_logits, logits = mp.single_layer_sweep(model, heads, xv, mcfg.choices, qcfg, progress=bar)
-    sweep = {h: {"float": encode_predictions(float_logits[h].argmax(1).numpy()), "layers": {}} for h in names}
-    for (layer, b), by_head in logits.items():
-        for h, lg in by_head.items():
-            sweep[h]["layers"].setdefault(layer, {})[str(b)] = {
-                "predictions": encode_predictions(lg.argmax(1).numpy()),
-                "kl": mp.kl_per_class(float_logits[h], lg, yv, n_classes),
-            }
-    sweep_seconds = time.perf_counter() - t1
-
-    t1 = time.perf_counter()
-    hessians: dict[str, dict] = {}
-    wanted = [m for m in HESSIAN_METRICS if m in mcfg.budget_metrics]
-    for h in mcfg.budget_heads if wanted else ():
-        tail_only = [1.0 if c in groups["tail"] else 0.0 for c in range(n_classes)]
-        for m in wanted:
-            hessians.setdefault(h, {})[m] = mp.model_traces(
-                model, heads[h], xv, feats["val_labels"], qcfg, samples=mcfg.hessian_samples,
-                class_weights=tail_only if m == "hessian_tail" else None,
-                seed=int(np.random.SeedSequence([mcfg.seed, cfg.seed]).generate_state(1)[0]),
-            )  # fmt: skip
-    hessian_seconds = time.perf_counter() - t1
+    seconds = {"prepare": round(time.perf_counter() - t0, 2)}
+    # the expensive, allocation-independent part is cached: a rerun (or a resumed run) reuses it
+    key = config_hash(SensitivityRun(cfg, dcfg, qcfg, mcfg.choices, tuple(names), mcfg.hessian_samples,
+                                     tuple(m for m in HESSIAN_METRICS if m in mcfg.budget_metrics),
+                                     tuple(mcfg.budget_heads), mcfg.seed))  # fmt: skip
+    cache = run_dir(cfg) / f"mpq-sensitivity-{key}.json"
+    try:
+        measured = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        measured = _measure_sensitivity(model, heads, xv, yv, feats["val_labels"], groups, len(counts), qcfg,
+                                        mcfg, cfg.seed, progress)  # fmt: skip
+        write_json(cache, measured)
+    sweep, hessians = measured["sweep"], measured["hessians"]
+    seconds |= measured["seconds"]
 
     params = mp.layer_params(model)
     tables = {h: mpq_tables(sweep[h], yv, counts, groups) for h in names}
@@ -504,17 +543,15 @@ def mpq(
                     pred = qhead(fs[split]).argmax(1).numpy()
                     a[split] = _evaluation(labels, pred, counts, keep_predictions=split == "test")
             a["size"] = model_size(model, a["bit_map"], qcfg.granularity)
-    eval_seconds = time.perf_counter() - t1
+    seconds["evaluation"] = round(time.perf_counter() - t1, 2)
 
     payload = {"kind": "mpq", "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
                "stage1_hash": config_hash(cfg), "quant": asdict(qcfg), "mpq": asdict(mcfg),
                "train_counts": counts, "val_labels": encode_predictions(yv),
                "test_labels": encode_predictions(inputs["test"][1]), "layer_params": params,
                "sweep": sweep, "hessians": hessians, "allocations": allocations,
-               "seconds": {"sweep": round(sweep_seconds, 2), "hessian": round(hessian_seconds, 2),
-                           "evaluation": round(eval_seconds, 2)}}  # fmt: skip
-    source = dec["provenance"]["data_source"]
-    return results.save(path, run, payload, source, time.perf_counter() - t0)
+               "seconds": seconds}  # fmt: skip
+    return results.save(path, run, payload, data.source, time.perf_counter() - t0)
 
 
 def mpq_tables(

@@ -357,8 +357,12 @@ def ilp_allocation(table: pd.DataFrame, params: Mapping[str, int], max_average_b
 
     ``table``: sensitivity of each layer (rows, L1..L16) at each bit-width (columns, the
     choices). One binary variable per (layer, bits), one choice per layer, one size constraint;
-    solved exactly by ``scipy.optimize.milp`` (HiGHS). The objective is additive over layers,
-    HAWQ-V3's approximation.
+    solved exactly by ``scipy.optimize.milp`` (HiGHS, no optimality gap). The objective is
+    additive over layers, HAWQ-V3's approximation.
+
+    Accuracy sensitivities are multiples of one image, so several maps often tie. Ties are
+    broken the same way every time, lexicographically: least sensitivity, then the most bits
+    spent (what the budget pays for), then the most bits in the earliest layers.
     """
     choices = _check_choices(list(table.columns))
     layers = list(params)
@@ -377,19 +381,24 @@ def ilp_allocation(table: pd.DataFrame, params: Mapping[str, int], max_average_b
     if np.isnan(s).any():
         raise ValueError("the sensitivity table has missing values")
     n_layers, n_bits = s.shape
-    one_each = np.kron(np.eye(n_layers), np.ones(n_bits))
     size = np.concatenate([np.asarray(choices, float) * params[n] for n in layers])
     total = sum(params.values())
-    res = milp(
-        c=s.ravel(),
-        constraints=[LinearConstraint(one_each, 1, 1),
-                     LinearConstraint(size[None, :], -np.inf, max_average_bits * total + 1e-6)],
-        integrality=np.ones(s.size),
-        bounds=Bounds(0, 1),
-    )  # fmt: skip
-    if not res.success:
-        raise RuntimeError(f"the bit allocation ILP failed: {res.message}")
-    picks = res.x.reshape(n_layers, n_bits).argmax(1)
+    constraints = [LinearConstraint(np.kron(np.eye(n_layers), np.ones(n_bits)), 1, 1),
+                   LinearConstraint(size[None, :], -np.inf, max_average_bits * total + 1e-6)]  # fmt: skip
+    # bits placed earlier weigh more: a map's position-weighted bits are unique among equal-size maps
+    early = np.concatenate([np.asarray(choices, float) * (n_layers - i) for i in range(n_layers)])
+    x = None
+    for objective in (s.ravel(), -size / total, -early):
+        objective = objective / (np.abs(objective).max() or 1.0)  # O(1): HiGHS's tolerances are absolute
+        res = milp(c=objective, constraints=constraints, integrality=np.ones(s.size), bounds=Bounds(0, 1),
+                   options={"mip_rel_gap": 0.0})  # fmt: skip
+        if not res.success:
+            raise RuntimeError(f"the bit allocation ILP failed: {res.message}")
+        x = res.x
+        # keep this objective at its optimum (within a hair above the solver's tolerance) while the
+        # next one breaks its ties
+        constraints.append(LinearConstraint(objective[None, :], -np.inf, res.fun + 1e-6))
+    picks = x.reshape(n_layers, n_bits).argmax(1)
     return bit_map({n: choices[j] for n, j in zip(layers, picks, strict=True)}, layers)
 
 

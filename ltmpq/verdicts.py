@@ -5,7 +5,8 @@ least 1 point more than the head at 6 bits". The quantity is measured once per s
 
 * **supported**: the whole 95% confidence interval (Student t over seeds) lies on the claimed
   side of the threshold;
-* **not supported**: the whole interval lies on the other side;
+* **not supported**: the whole interval lies on the other side, the threshold included (an
+  effect that is exactly zero in every seed does not support "greater than zero");
 * **inconclusive**: the interval contains the threshold (or there are too few seeds).
 
 A claim made of several parts is supported when every part is, not supported when any part is
@@ -38,10 +39,9 @@ def verdict(ci_low: float, ci_high: float, threshold: float = 0.0, direction: st
         return INCONCLUSIVE
     if ci_low > ci_high:
         raise ValueError(f"ci_low {ci_low!r} is above ci_high {ci_high!r}")
-    above, below = ci_low > threshold, ci_high < threshold
     if direction == "greater":
-        return SUPPORTED if above else NOT_SUPPORTED if below else INCONCLUSIVE
-    return SUPPORTED if below else NOT_SUPPORTED if above else INCONCLUSIVE
+        return SUPPORTED if ci_low > threshold else NOT_SUPPORTED if ci_high <= threshold else INCONCLUSIVE
+    return SUPPORTED if ci_high < threshold else NOT_SUPPORTED if ci_low >= threshold else INCONCLUSIVE
 
 
 def evidence(values, threshold: float = 0.0, direction: str = "greater", confidence: float = 0.95) -> dict:

@@ -801,3 +801,16 @@ def test_mpq_allocations_with_the_default_heads(params16):
             assert a["average_bits"] <= a["budget"] + 1e-9
         if a["kind"] == "rule":
             assert sum(b == 6 for b in a["bit_map"].values()) == 4
+
+
+def test_ilp_breaks_ties_the_same_way_every_time():
+    """Among equally sensitive maps: the most bits spent, then the most bits in the earliest layers."""
+    params = dict.fromkeys(["L1", "L2", "L3"], 100)
+    flat = pd.DataFrame({3: [0.0] * 3, 4: [0.0] * 3, 6: [0.0] * 3}, index=list(params))
+    # nothing is sensitive: spend the whole budget, upgrading the earliest layers first
+    assert mp.ilp_allocation(flat, params, 4.0) == {"L1": 6, "L2": 3, "L3": 3}
+    assert mp.ilp_allocation(flat, params, 6.0) == dict.fromkeys(params, 6)
+    # L2 and L3 tie; L1 is insensitive: the upgrade goes to L2, every time
+    tied = pd.DataFrame({3: [0.0, 1.0, 1.0], 4: [0.0, 0.0, 0.0], 6: [0.0] * 3}, index=list(params))
+    maps = {tuple(mp.ilp_allocation(tied, params, 3 + 1 / 3).values()) for _ in range(5)}
+    assert maps == {(3, 4, 3)}

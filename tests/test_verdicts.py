@@ -25,6 +25,8 @@ from ltmpq.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
         (0.2, 0.9, 0.5, "less", INCONCLUSIVE),
         (float("nan"), float("nan"), 0.0, "greater", INCONCLUSIVE),
         (0.0, 1.0, 0.0, "greater", INCONCLUSIVE),  # touching the threshold is not excluding it
+        (0.0, 0.0, 0.0, "greater", NOT_SUPPORTED),  # exactly no effect in every seed
+        (0.5, 0.5, 0.5, "less", NOT_SUPPORTED),
     ],
 )
 def test_verdict_rule(lo, hi, threshold, direction, expected):
