@@ -34,8 +34,9 @@ FIG7_8: dict[tuple[str, int], dict[str, float]] = {
 TABLE2 = {"float": 70.7, "norm-driven 6&4": 70.3, "tail-driven 6&4": 70.4}
 
 
-#: Fig. 9: the top-9 layers by overall ("norm") sensitivity in the blog's order, and the rank the
-#: tail metric gives each of them (rank 1 = most sensitive in the blog's text).
+#: Fig. 9: nine layers in the order of the blog's norm panel, and the rank its tail panel gives
+#: each. The bars are accuracy after quantizing one layer, and rank 1 (L13) is the *highest*
+#: accuracy, i.e. the smallest loss, although the blog's text ranks by descending sensitivity.
 FIG9_NORM_ORDER = ("L13", "L14", "L15", "L16", "L6", "L9", "L4", "L10", "L2")
 FIG9_TAIL_RANK = {"L4": 1, "L13": 2, "L14": 3, "L15": 4, "L16": 5, "L6": 6, "L10": 7, "L9": 8, "L2": 9}
 
