@@ -43,6 +43,7 @@ from scipy.stats import kendalltau
 from ltmpq import blog, plotting, report, stats, verdicts
 from ltmpq.data import CLASSES, blog_head_tail
 from ltmpq.decoupling import METHOD_LABELS
+from ltmpq.models import LAYER_NAMES
 
 params = report.ChapterParams(profile, compute, None, seeds)
 plotting.setup()
@@ -176,7 +177,7 @@ glue("retrain_sentence", sentence, display=False)
 head_name = "crt"
 sens = report.sensitivity_frame(mres, head_name, ("overall", "tail"))
 sens4 = sens[sens["bits"] == low]
-layers = list(first["layer_params"])
+layers = [n for n in LAYER_NAMES if n in first["layer_params"]]  # stored JSON keys are sorted
 fig, ax = plt.subplots(figsize=(10, 3.6))
 d = sens4.assign(metric=sens4["metric"].map({"overall": "overall (norm)", "tail": "tail"}))
 sns.barplot(
@@ -447,14 +448,20 @@ kinds = [
     "random",
 ]
 palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds)), strict=True))
-fig, axes = plt.subplots(1, len(show), figsize=(12, 3.8), sharex=True)
-for ax, (metric, title) in zip(axes, show, strict=True):
+fig, axes = plt.subplots(2, len(show), figsize=(12, 6.6), sharex=True, height_ratios=[3, 2])
+compared = ["tail-driven", "KL-driven", "Hessian-driven", "random"]
+for col, (metric, title) in enumerate(show):
+    ax, dax = axes[0][col], axes[1][col]
     d = bud_seed[(bud_seed["metric"] == metric) & bud_seed["allocation"].isin(palette)]
+    means = []
     for alloc, g in d.groupby("allocation"):
         agg = g.groupby("budget").agg(x=("average_bits", "mean"), y=("value", "mean"),
                                       ci=("value", lambda v: stats.mean_ci(v.to_numpy())[1]))  # fmt: skip
-        ax.errorbar(agg["x"], agg["y"], yerr=agg["ci"], marker="o", ms=3.5, capsize=2, lw=1.2,
-                    color=palette[alloc], label=alloc)  # fmt: skip
+        ax.plot(agg["x"], agg["y"], marker="o", ms=3.5, lw=1.2, color=palette[alloc], label=alloc)
+        ax.fill_between(
+            agg["x"], agg["y"] - agg["ci"], agg["y"] + agg["ci"], color=palette[alloc], alpha=0.08
+        )
+        means += list(agg["y"])
     u = bud_seed[(bud_seed["metric"] == metric) & (bud_seed["allocation"] == "uniform")]
     ua = u.groupby("average_bits")["value"].agg(["mean", lambda v: stats.mean_ci(v.to_numpy())[1]])
     ua = ua[ua.index <= max(mcfg.budgets) + 0.01]
@@ -462,14 +469,31 @@ for ax, (metric, title) in zip(axes, show, strict=True):
                 label="uniform")  # fmt: skip
     fv = float_acc[float_acc["metric"] == metric]["value"].mean()
     ax.axhline(fv, color="gray", ls="--", lw=1, label="float")
+    ax.set_ylim(min(means) - 3, max(max(means), fv) + 1.5)  # off-scale uniform points: glued below
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("average weight bits")
-axes[0].set_ylabel("test accuracy (%)")
-axes[-1].legend(fontsize=7, loc="lower right")
-fig.suptitle(f"Accuracy against bit budget, cRT, IF = {f_mpq:g} (mean ± 95% CI over seeds)", y=1.02)
+    # paired by seed: each allocation minus norm-driven at the same budget
+    wide_d = d.pivot_table(index=["budget", "seed"], columns="allocation", values="value")
+    for alloc in compared:
+        if alloc not in wide_d:
+            continue
+        diff = (wide_d[alloc] - wide_d["norm-driven"]).groupby(level="budget")
+        agg = diff.agg(["mean", lambda v: stats.mean_ci(v.to_numpy())[1]])
+        dax.errorbar(agg.index, agg["mean"], yerr=agg.iloc[:, 1], marker="o", ms=3.5, capsize=2, lw=1.2,
+                     color=palette[alloc], label=alloc)  # fmt: skip
+    dax.axhline(0, color="black", lw=0.8)
+    dax.set_xlabel("average weight bits (budget)")
+axes[0][0].set_ylabel("test accuracy (%)")
+axes[1][0].set_ylabel("minus norm-driven\n(points, paired)")
+axes[0][-1].legend(fontsize=7, loc="lower right", ncol=2)
+fig.suptitle(f"Accuracy against bit budget, cRT, IF = {f_mpq:g} (mean ± 95% CI over seeds)", y=1.0)
+fig.tight_layout()
 plt.show()
 
 # %% tags=["hide-input"]
+u3 = bud_seed[(bud_seed["allocation"] == "uniform") & (bud_seed["bits"] == min(mcfg.choices))]
+glue("u_low_bits", min(mcfg.choices), display=False)
+glue("u_low_tail", pm_of(u3[u3["metric"] == "tail"]["value"]), display=False)
+glue("u_low_overall", pm_of(u3[u3["metric"] == "overall"]["value"]), display=False)
 piv = bud_seed[bud_seed["allocation"].isin(palette)].pivot_table(
     index=["budget", "seed"], columns=["allocation", "metric"], values="value"
 )
@@ -514,10 +538,15 @@ glue("same_kl", same_maps("kl", "kl_tail"), display=False)
 glue("best_tail_alloc", ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best.index), display=False)
 
 # %% [markdown]
-# Each point is one bit budget, placed at the average bits the allocation actually used; the
-# exact allocation may use less than the budget. Tail-driven allocation raises tail accuracy
-# over norm-driven allocation, with the 95% interval over seeds above zero, while its interval
-# for the overall difference stays above −0.5 points (claim 4's "almost no cost"), at budgets:
+# Top: each point is one bit budget, placed at the average bits the allocation actually used
+# (the exact allocation may use less than the budget); the shaded bands are 95% intervals over
+# seeds. Bottom: each allocation minus norm-driven allocation at the same budget, paired by
+# seed, with its 95% interval. Uniform {glue:text}`u_low_bits`-bit weights may fall off the axes
+# (tail {glue:text}`u_low_tail`, overall {glue:text}`u_low_overall`).
+#
+# Tail-driven allocation raises tail accuracy over norm-driven allocation, with the 95%
+# interval over seeds above zero, while its interval for the overall difference stays above
+# −0.5 points (claim 4's "almost no cost"), at budgets:
 # {glue:text}`dominate_budgets`. The allocation with the highest
 # mean tail accuracy per budget: {glue:text}`best_tail_alloc`. The table gives each
 # allocation's difference from norm-driven allocation per budget (points, mean ± 95% CI over
