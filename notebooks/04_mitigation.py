@@ -328,7 +328,7 @@ shown = paired.assign(
         ]
     }  # fmt: skip
 )
-report.table(shown.set_index(["model", "accuracy"])[["tail − norm-driven", "pvalue"]], precision=3)
+display(report.table(shown.set_index(["model", "accuracy"])[["tail − norm-driven", "pvalue"]], precision=3))
 crt_row = paired[(paired["model"] == METHOD_LABELS["crt"])].set_index("accuracy")
 for k in ("overall", "head", "tail"):
     e, lo, hi = crt_row.loc[k, ["estimate", "ci_low", "ci_high"]]
@@ -504,10 +504,10 @@ for budget, g in piv.groupby(level="budget"):
         for metric in ("tail", "overall"):
             if (alloc, metric) in g and ("norm-driven", metric) in g:
                 diff = (g[(alloc, metric)] - g[("norm-driven", metric)]).to_numpy()
-                row[f"{alloc} − norm: {metric}"] = pm_of(diff)
+                row[f"{alloc.split('-')[0]}: Δ{metric}"] = pm_of(diff)
     dom_rows.append(row)
 dominance = pd.DataFrame(dom_rows).set_index("budget")
-report.table(dominance)
+display(report.table(dominance))
 diffs = {}
 for metric in ("tail", "overall"):
     d = (piv[("tail-driven", metric)] - piv[("norm-driven", metric)]).groupby(level="budget")
@@ -550,9 +550,10 @@ glue("best_tail_alloc", ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best
 # {glue:text}`dominate_budgets`. The allocation with the highest
 # mean tail accuracy per budget: {glue:text}`best_tail_alloc`. The table gives each
 # allocation's difference from norm-driven allocation per budget (points, mean ± 95% CI over
-# seeds, paired by seed). Does restricting the Hessian to the tail images' loss change the
-# allocation? The tail-Hessian and the Hessian give the same allocation in {glue:text}`same_hessian` (seed,
-# budget) pairs, the tail-KL and the KL metric in {glue:text}`same_kl`.
+# seeds, paired by seed; "tail: Δtail" is tail-driven minus norm-driven tail accuracy). Does
+# restricting the Hessian to the tail images' loss change the allocation? The tail-Hessian
+# and the Hessian give the same allocation in {glue:text}`same_hessian` (seed, budget) pairs,
+# the tail-KL and the KL metric in {glue:text}`same_kl`.
 #
 # (sec-verdicts)=
 # ## Verdicts on the blog's claims
@@ -680,7 +681,7 @@ cost = pd.DataFrame(
         for cfg, r in mres.items()
     ]
 ).set_index("seed")  # fmt: skip
-report.table(cost, precision=0)
+display(report.table(cost, precision=0))
 glue("cost_total_min", f"{cost['total'].sum() / 60:.0f}", display=False)
 glue("cost_sweep_s", f"{cost['sweep'].mean():.0f}", display=False)
 glue("cost_hessian_s", f"{cost['hessian'].mean():.0f}", display=False)
