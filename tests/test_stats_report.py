@@ -16,7 +16,7 @@ from ltmpq import blog, report, results
 from ltmpq.cli import main
 from ltmpq.config import PROFILES, Stage1Config, get_profile
 from ltmpq.data import DataSource
-from ltmpq.experiments import DecoupledRun, QuantizedRun, quant_variants_for
+from ltmpq.experiments import DecoupledRun, MPQRun, QuantizedRun, quant_variants_for
 from ltmpq.stats import binomial_half_width, mean_ci
 
 # ------------------------------------------------------------------ stats
@@ -434,9 +434,13 @@ def test_cli_status_returns_0_when_all_present(capsys, monkeypatch):
     assert f"quantized: {len(variants) - 1}/{len(variants)} ok" in capsys.readouterr().out
     qcfg, keep = variants[-1]
     _save(QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep), "smoke", "quantized")
+    # chapter 4's run (IF 0.01 is one of the smoke profile's mpq_ifs) still missing
+    assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
+    assert "mpq: missing" in capsys.readouterr().out
+    _save(MPQRun(cfg, prof.decouple, prof.quant, prof.mpq), "smoke", "mpq")
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "missing" not in out and out.count(": ok") == 3
+    assert "missing" not in out and out.count(": ok") == 4
     # the other seed has nothing yet
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0", "1"]) == 1
     assert "missing" in capsys.readouterr().out
