@@ -185,6 +185,21 @@ def classifiers(
     return rebuild(states, dim, num_classes)
 
 
+def _stored_or_required(
+    profile: str, kind: str, run, cfg: Stage1Config, stage: str | None, compute: bool
+) -> tuple[Path, dict | None]:
+    """Where ``run``'s result lives and the stored result, or None when it is to be computed.
+
+    Without ``compute`` a missing result raises, naming the command that produces it.
+    """
+    path = results.result_path(profile, kind, run)
+    if (stored := results.load(path, run)) is not None:
+        return path, stored
+    if not compute:
+        results.require(path, run, run_command(profile, cfg, stage))
+    return path, None
+
+
 def encode_predictions(pred: np.ndarray) -> str | list[int]:
     """Predicted labels compactly: a string of digits for up to 10 classes, else a list."""
     pred = np.asarray(pred)
@@ -200,11 +215,9 @@ def decode_predictions(stored: str | list[int]) -> np.ndarray:
 
 def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True) -> dict:
     """The baseline (stage-1, instance-balanced cross-entropy) result of one run."""
-    path = results.result_path(profile, "stage1", cfg)
-    if (stored := results.load(path, cfg)) is not None:
+    path, stored = _stored_or_required(profile, "stage1", cfg, cfg, None, compute)
+    if stored is not None:
         return stored
-    if not compute:
-        return results.require(path, cfg, run_command(profile, cfg))
     t0 = time.perf_counter()
     data = load_cifar10()
     splits = splits_for(cfg, data)
@@ -233,11 +246,9 @@ def decoupled(
 ) -> dict:
     """cRT, tau-norm, LWS and NCM on the frozen backbone of one stage-1 run."""
     run = DecoupledRun(cfg, dcfg)
-    path = results.result_path(profile, "decoupled", run)
-    if (stored := results.load(path, run)) is not None:
+    path, stored = _stored_or_required(profile, "decoupled", run, cfg, None, compute)
+    if stored is not None:
         return stored
-    if not compute:
-        return results.require(path, run, run_command(profile, cfg))
     t0 = time.perf_counter()
     base_result = stage1(cfg, profile, compute=True, progress=progress)
     feats = features(cfg, progress=progress)
@@ -287,11 +298,9 @@ def quantized(
     """
     bits = tuple(int(b) for b in bits)
     run = QuantizedRun(cfg, dcfg, qcfg, bits, keep_predictions)
-    path = results.result_path(profile, "quantized", run)
-    if (stored := results.load(path, run)) is not None:
+    path, stored = _stored_or_required(profile, "quantized", run, cfg, "quantized", compute)
+    if stored is not None:
         return stored
-    if not compute:
-        return results.require(path, run, run_command(profile, cfg, "quantized"))
     t0 = time.perf_counter()
     dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
@@ -412,17 +421,22 @@ def mpq_random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[
 
 
 def mpq_allocations(
-    tables: dict[str, dict[str, pd.DataFrame]], params: dict[str, int], mcfg: MPQConfig, seed: int
+    tables: dict[str, dict[str, pd.DataFrame]],
+    params: dict[str, int],
+    mcfg: MPQConfig,
+    seed: int,
+    randoms: dict[tuple, dict] | None = None,
 ) -> list[dict]:
     """Every bit map chapter 4 evaluates, each with how it was chosen.
 
     ``tables[head][metric]``: sensitivity, layers x bits (validation split). ``kind`` is
     ``float``, ``uniform``, ``rule`` (the blog's top-k), ``rule-random`` (k random layers),
-    ``budget`` (the ILP) or ``budget-random`` (random maps of the same size).
+    ``budget`` (the ILP) or ``budget-random`` (random maps of the same size). ``randoms``: the
+    maps of :func:`mpq_random_maps` when the caller has drawn them already.
     """
     high, low = mcfg.rule_bits
     heads = list(dict.fromkeys([*mcfg.rule_heads, *mcfg.budget_heads]))
-    randoms = mpq_random_maps(params, mcfg, seed)
+    randoms = mpq_random_maps(params, mcfg, seed) if randoms is None else randoms
     out: list[dict] = []
     for head in heads:
         out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT)})
@@ -471,11 +485,9 @@ def mpq(
     per allocation its bit map, size, metrics and test predictions.
     """
     run = MPQRun(cfg, dcfg, qcfg, mcfg)
-    path = results.result_path(profile, "mpq", run)
-    if (stored := results.load(path, run)) is not None:
+    path, stored = _stored_or_required(profile, "mpq", run, cfg, "mpq", compute)
+    if stored is not None:
         return stored
-    if not compute:
-        return results.require(path, run, run_command(profile, cfg, "mpq"))
     t0 = time.perf_counter()
     if qcfg.act_bits is not None:
         raise ValueError(
@@ -489,7 +501,8 @@ def mpq(
     model = stage1_model(cfg, data, progress=progress)
     feats = features(cfg, data, progress=progress)
     all_heads = classifiers(cfg, dcfg, progress=progress)
-    mpq_random_maps(mp.layer_params(model), mcfg, cfg.seed)  # fail now, not after the sweep
+    params = mp.layer_params(model)
+    randoms = mpq_random_maps(params, mcfg, cfg.seed)  # drawn first: a budget no random map reaches fails now
     names = [h for h in all_heads if h in {*mcfg.rule_heads, *mcfg.budget_heads}]
     heads = {h: all_heads[h] for h in names}
     xv = to_input(torch.from_numpy(data.train_x[splits.val]))
@@ -509,13 +522,12 @@ def mpq(
     sweep, hessians = measured["sweep"], measured["hessians"]
     seconds |= measured["seconds"]
 
-    params = mp.layer_params(model)
     tables = {h: mpq_tables(sweep[h], yv, counts, groups) for h in names}
     for h, by_metric in hessians.items():
         w = mp.layer_weights(model, qcfg, heads[h])
         for m, traces in by_metric.items():
             tables[h][m] = mp.hawq_sensitivity(traces, w, mcfg.choices, qcfg)
-    allocations = mpq_allocations(tables, params, mcfg, cfg.seed)
+    allocations = mpq_allocations(tables, params, mcfg, cfg.seed, randoms)
 
     t1 = time.perf_counter()
     inputs = {
