@@ -59,10 +59,21 @@ groups = blog_head_tail()
 head_cls, tail_cls = list(groups["head"]), list(groups["tail"])
 all_cls = list(range(len(CLASSES)))
 frame = report.mpq_frame(mres)
-val_frame = report.mpq_frame(mres, "val")
 n_seeds = len(cfgs)
 first = mres[cfgs[0]]
 n_val = len(first["val_labels"])
+# the claims' words made numbers (stated in the verdict section): "much more" and "almost no cost"
+MUCH_MORE, ALMOST_NO_COST = 1.0, 0.5  # accuracy points
+glue("much_more", f"{MUCH_MORE:g}", display=False)
+glue("no_cost", f"{ALMOST_NO_COST:g}", display=False)
+glue("no_cost_neg", f"−{ALMOST_NO_COST:g}", display=False)
+val_counts = np.bincount(report.decode_predictions(first["val_labels"]))
+glue("val_per_class", int(val_counts[0]) if (val_counts == val_counts[0]).all() else "varying", display=False)
+glue("n_tail_half", int(val_counts[tail_cls].sum()) // 2, display=False)
+glue("n_layers", len(first["layer_params"]), display=False)
+glue("n_choices", len(mcfg.choices), display=False)
+glue("blog_shift_2", f"{blog.FIG10[2]['norm-driven'] - blog.FIG10[2]['tail-driven']:.0f}", display=False)
+glue("blog_shift_8", f"{blog.FIG10[8]['tail-driven'] - blog.FIG10[8]['norm-driven']:.0f}", display=False)
 glue("data_note", report.data_note(mres), display=False)
 glue("n_seeds", n_seeds, display=False)
 glue("f_mpq", f"{f_mpq:g}", display=False)
@@ -93,14 +104,15 @@ def pm_of(values) -> str:
 
 
 # %% tags=["hide-input"]
-same_runs = report.ChapterParams(profile, False, (f_mpq,), tuple(c.seed for c in cfgs))
-s1_same, dec_same = report.stage1_results(same_runs), report.decoupled_results(same_runs)
+# chapters 1-2's runs of the same seeds, every imbalance factor (the verdicts below use them all)
+all_params = report.ChapterParams(profile, compute, None, tuple(c.seed for c in cfgs))
+s1, dec = report.stage1_results(all_params), report.decoupled_results(all_params)
 retrain = []
 for cfg, r in mres.items():
     labels_test = report.decode_predictions(r["test_labels"])
     for h in mcfg.rule_heads:
         ours = report.decode_predictions(report.mpq_select(r, head=h, kind="float")[0]["test"]["predictions"])
-        before = s1_same[cfg]["test"] if h == "baseline" else dec_same[cfg]["methods"][h]["test"]
+        before = s1[cfg]["test"] if h == "baseline" else dec[cfg]["methods"][h]["test"]
         before = report.decode_predictions(before["predictions"])
         diff = 100 * (np.mean(ours == labels_test) - np.mean(before == labels_test))
         retrain.append({"seed": cfg.seed, "head": h, "agree": 100 * np.mean(ours == before), "diff": diff})
@@ -130,15 +142,15 @@ glue("retrain_sentence", sentence, display=False)
 # per output channel, min-max, BatchNorm folded, float activations), percent on
 # {glue:text}`data_note`.
 #
-# - **Sensitivity** of layer $n$ at $b$ bits under metric $M$:
-#   $S_M(n, b) = M(\text{float}) - M(\text{only } W_n \text{ at } b \text{ bits})$, in accuracy
-#   points, measured on the {glue:text}`n_val` images of the **validation split** (100 per class,
+# - **Sensitivity** of layer $n$ at $b$ bits under metric $M$: $S_M(n, b) = M(\text{float}) -
+#   M(\text{only } W_n \text{ at } b \text{ bits})$, in accuracy points, measured on the
+#   {glue:text}`n_val` images of the **validation split** ({glue:text}`val_per_class` per class,
 #   held out of the training data before the long-tailed draw; never the test set). Metrics:
-#   overall accuracy (the blog's "norm"), tail accuracy (classes 4-9), and a smooth one, the
-#   mean KL divergence of the quantized model's softmax from the float model's. Because the
-#   validation split is balanced, its overall accuracy *is* its class-balanced accuracy (largest
-#   difference over every stored evaluation: {glue:text}`balanced_gap` points), so
-#   "balanced-driven" and norm-driven allocation coincide here.
+#   overall accuracy (the blog's "norm"), tail accuracy (classes 4-9), and a smooth one, the mean
+#   KL divergence of the quantized model's softmax from the float model's. Because the validation
+#   split is balanced, its overall accuracy *is* its class-balanced accuracy (largest difference
+#   over every stored evaluation: {glue:text}`balanced_gap` points), so "balanced-driven" and
+#   norm-driven allocation coincide here.
 # - **Curvature reference** (HAWQ {cite:p}`dong2019hawq`, in HAWQ-V3's form {cite:p}`dong2020hawqv3`):
 #   $S_H(n, b) = \frac{\operatorname{Tr}(H_n)}{N_n}\,\lVert Q_b(W_n) - W_n\rVert^2$, with
 #   $\operatorname{Tr}(H_n)$, the trace of the cross-entropy's Hessian in layer $n$'s
@@ -260,7 +272,6 @@ glue("tau_cross", pm_of(per_seed_tau["cross"]), display=False)
 glue("tau_gap", pm_of(tau_gap), display=False)
 glue("tau_seeds_overall", f"{across[across['metric'] == 'overall']['tau'].mean():.2f}", display=False)
 glue("tau_seeds_tail", f"{across[across['metric'] == 'tail']['tau'].mean():.2f}", display=False)
-top_blog = [n for n in blog.FIG9_NORM_ORDER]
 glue("blog_top1", blog.FIG9_NORM_ORDER[0], display=False)
 glue("our_top_norm", ", ".join(list(ours_rank["overall"])[:3]), display=False)
 glue("our_top_tail", ", ".join(list(ours_rank["tail"])[:3]), display=False)
@@ -270,14 +281,14 @@ glue("our_top_tail", ", ".join(list(ours_rank["tail"])[:3]), display=False)
 # {glue:text}`our_top_norm` by overall accuracy and {glue:text}`our_top_tail` by tail accuracy
 # (means over seeds; the blog's figure puts {glue:text}`blog_top1` first). Kendall's τ between
 # the overall and the tail ranking on the full validation split is {glue:text}`tau_full` (mean ±
-# 95% CI over seeds; 1 = the same order, 0 = unrelated); the two share the tail images, so
-# this τ overstates their independent agreement. Is the rank change more than noise? On
-# {glue:text}`n_splits` random disjoint halves A and B of the validation split per seed, the
-# tail ranking on B agrees with the tail ranking on A with τ = {glue:text}`tau_same` (the
-# ceiling that measurement noise on 300 tail images allows) and with the overall ranking on A
-# with τ = {glue:text}`tau_cross`; τ(tail, tail) − τ(overall, tail) = {glue:text}`tau_gap`.
-# Across seeds, the rankings of different trained models agree with mean pairwise
-# τ = {glue:text}`tau_seeds_overall` (overall) and {glue:text}`tau_seeds_tail` (tail).
+# 95% CI over seeds; 1 = the same order, 0 = unrelated); the two share the tail images, so this τ
+# overstates their independent agreement. Is the rank change more than noise? On
+# {glue:text}`n_splits` random disjoint halves A and B of the validation split per seed, the tail
+# ranking on B agrees with the tail ranking on A with τ = {glue:text}`tau_same` (the ceiling that
+# measurement noise on {glue:text}`n_tail_half` tail images allows) and with the overall ranking
+# on A with τ = {glue:text}`tau_cross`; τ(tail, tail) − τ(overall, tail) = {glue:text}`tau_gap`.
+# Across seeds, the rankings of different trained models agree with mean pairwise τ =
+# {glue:text}`tau_seeds_overall` (overall) and {glue:text}`tau_seeds_tail` (tail).
 #
 # (sec-table2)=
 # ## The blog's Table 2 and Fig. 10: the 6&4 rule on one model
@@ -427,11 +438,13 @@ glue("n_class_tests", len(tests), display=False)
 glue("n_nonzero_class", int((tests["a_only"] + tests["b_only"] > 0).sum()), display=False)
 
 # %% [markdown]
-# Per class and seed, {glue:text}`n_sig_class` of {glue:text}`n_class_tests` changes survive an
-# exact McNemar test with Benjamini-Hochberg correction ({glue:text}`n_nonzero_class` have any
-# discordant image at all). The blog's Fig. 10 shifts (class 2 down about 6 points, class 8 up
-# about 9) come from one model per allocation, so a reader cannot tell them from a different
-# seed's or data draw's; the figure above shows how much they move between our seeds.
+# Per class and seed, {glue:text}`n_sig_class` of {glue:text}`n_class_tests`
+# changes survive an exact McNemar test with Benjamini-Hochberg correction
+# ({glue:text}`n_nonzero_class` have any discordant image at all). The blog's Fig. 10 shifts
+# (class 2 down about {glue:text}`blog_shift_2` points, class 8 up about
+# {glue:text}`blog_shift_8`) come from one model per allocation, so a reader cannot tell them
+# from a different seed's or data draw's; the figure above shows how much they move between our
+# seeds.
 #
 # (sec-pareto)=
 # ## Across bit budgets: where, if anywhere, does tail-driven allocation dominate?
@@ -521,7 +534,7 @@ for metric in ("tail", "overall"):
 wins = [
     b for b in diffs["tail"].index
     if diffs["tail"][b][0] - diffs["tail"][b][1] > 0
-    and diffs["overall"][b][0] - diffs["overall"][b][1] > -0.5
+    and diffs["overall"][b][0] - diffs["overall"][b][1] > -ALMOST_NO_COST
 ]  # fmt: skip
 glue("dominate_budgets", ", ".join(f"{b:g}" for b in wins) if wins else "none of the budgets", display=False)
 best = bud_seed[(bud_seed["metric"] == "tail") & bud_seed["allocation"].isin(palette)]
@@ -552,7 +565,7 @@ glue("best_tail_alloc", ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best
 #
 # Tail-driven allocation raises tail accuracy over norm-driven allocation, with the 95%
 # interval over seeds above zero, while its interval for the overall difference stays above
-# −0.5 points (claim 4's "almost no cost"), at budgets:
+# {glue:text}`no_cost_neg` points (claim 4's "almost no cost"), at budgets:
 # {glue:text}`dominate_budgets`. The allocation with the highest
 # mean tail accuracy per budget: {glue:text}`best_tail_alloc`. The table gives each
 # allocation's difference from norm-driven allocation per budget (points, mean ± 95% CI over
@@ -564,18 +577,15 @@ glue("best_tail_alloc", ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best
 # (sec-verdicts)=
 # ## Verdicts on the blog's claims
 #
-# Each claim is split into parts, each a quantity measured once per seed (per trained model)
-# and compared with a threshold. The rule (`ltmpq.verdicts`): a part is **supported** when
-# the whole 95% t-interval over seeds lies on the claimed side of its threshold, **not
-# supported** when it lies wholly on the other side, and **inconclusive** otherwise; a claim is
-# supported when all its parts are, not supported when any part is not. "Much more" (claim 3)
-# is taken as at least 1 point more; "almost no cost" (claim 4) as less than 0.5 points of
-# overall accuracy against norm-driven MPQ.
+# Each claim is split into parts, each a quantity measured once per seed (per trained model) and
+# compared with a threshold. The rule (`ltmpq.verdicts`): a part is **supported** when the whole
+# 95% t-interval over seeds lies on the claimed side of its threshold, **not supported** when it
+# lies wholly on the other side, and **inconclusive** otherwise; a claim is supported when all
+# its parts are, not supported when any part is not. "Much more" (claim 3) is taken as at least
+# {glue:text}`much_more` point more; "almost no cost" (claim 4) as less than {glue:text}`no_cost`
+# points of overall accuracy against norm-driven MPQ.
 
 # %% tags=["hide-input"]
-all_params = report.ChapterParams(profile, False, None, [c.seed for c in cfgs])
-s1 = report.stage1_results(all_params)
-dec = report.decoupled_results(all_params)
 acc = report.metrics_frame(s1, dec)
 acc = acc[acc["split"] == "test"] if "split" in acc else acc
 
@@ -622,7 +632,7 @@ parts = [
      gap(f_lo, "crt"), 10.0, "greater", "02_decoupling"),
     *[
         (3, f"3{chr(ord('a') + 2 * i + j)}", f"at {b} bits the tail loses much more ({METHOD_LABELS[m]})",
-         f"tail drop − head drop, {b} bits", delta_drop(m, b), 1.0, "greater", "03_quantization")
+         f"tail drop − head drop, {b} bits", delta_drop(m, b), MUCH_MORE, "greater", "03_quantization")
         for i, b in enumerate(claim3_bits)
         for j, m in enumerate(("baseline", "crt"))
     ],
@@ -634,7 +644,7 @@ parts = [
     (4, "4c", "… taking it from the head", f"head acc., tail- − norm-driven, k={rule_k}",
      rule_metric("tail-driven", "head") - rule_metric("norm-driven", "head"), 0.0, "less", "#sec-table2"),
     (4, "4d", "… at almost no cost in overall accuracy", f"overall acc., norm- − tail-driven, k={rule_k}",
-     rule_metric("norm-driven", "overall") - rule_metric("tail-driven", "overall"), 0.5, "less",
+     rule_metric("norm-driven", "overall") - rule_metric("tail-driven", "overall"), ALMOST_NO_COST, "less",
      "#sec-table2"),
 ]  # fmt: skip
 vrows = []
@@ -674,9 +684,10 @@ display(HTML(f'<div style="overflow-x: auto; font-size: 0.85em">{table_html}</di
 #
 # Claims 1-3 use the results of chapters 1-3, claim 4 this chapter's; the estimates are in
 # accuracy points (τ for 4a). The intervals are over seeds, so they carry the variation between
-# trained models as well as the test-set noise. Chapter 3's paired tests condition on the five
-# trained models (test-set noise only) and are therefore sharper about whether *these* models'
-# tails pay more; the verdicts ask whether the effect holds across trained models.
+# trained models as well as the test-set noise. Chapter 3's paired tests condition on the
+# {glue:text}`n_seeds` trained models (test-set noise only) and are therefore sharper about
+# whether *these* models' tails pay more; the verdicts ask whether the effect holds across
+# trained models.
 #
 # ## What it cost
 
@@ -696,25 +707,24 @@ glue("cost_eval_s", f"{cost['evaluation'].mean():.0f}", display=False)
 glue("n_alloc", int(cost["allocations"].iloc[0]), display=False)
 
 # %% [markdown]
-# The chapter's runs took {glue:text}`cost_total_min` minutes of compute in all (loading the
-# cached stage-1 models included, retraining them not): per seed about
-# {glue:text}`cost_sweep_s` s for the single-layer sweep (16 layers × 5 bit-widths, reusing the
-# float activations in front of each layer; `make bench` compares it with the naive sweep),
-# {glue:text}`cost_hessian_s` s for the Hessian traces and {glue:text}`cost_eval_s` s to
-# evaluate its {glue:text}`n_alloc` allocations on the validation and test sets. Reproduce them
-# with `make runs PROFILE=cpu RUN_ARGS='--if 0.01 --stage mpq'` (which first retrains whatever
-# stage-1 model the local cache lacks).
+# The chapter's runs took {glue:text}`cost_total_min` minutes of compute in all
+# (loading the cached stage-1 models included, retraining them not): per seed about
+# {glue:text}`cost_sweep_s` s for the single-layer sweep ({glue:text}`n_layers` layers ×
+# {glue:text}`n_choices` bit-widths, reusing the float activations in front of each layer; `make
+# bench` compares it with the naive sweep), {glue:text}`cost_hessian_s` s for the Hessian traces
+# and {glue:text}`cost_eval_s` s to evaluate its {glue:text}`n_alloc` allocations on the
+# validation and test sets. Reproduce them with `make runs PROFILE=cpu RUN_ARGS='--if 0.01
+# --stage mpq'` (which first retrains whatever stage-1 model the local cache lacks).
 #
 # ## What this chapter showed
 #
-# On disjoint halves of the validation split, the tail ranking of the layers agrees with
-# itself with τ = {glue:text}`tau_same` and with the overall ranking with
-# τ = {glue:text}`tau_cross`, a difference of {glue:text}`tau_gap` (claim 4a in the verdict
-# table). With the blog's {glue:text}`high`&{glue:text}`low` rule on the cRT
-# model, tail-driven minus norm-driven MPQ changes tail accuracy by {glue:text}`t2_tail` and
-# overall accuracy by {glue:text}`t2_overall`, pooled over {glue:text}`n_seeds` seeds. Over bit
-# budgets, tail-driven exact allocation beats norm-driven allocation on the tail (95% interval
-# above zero) while losing less than 0.5 points of overall accuracy (interval above −0.5) at:
-# {glue:text}`dominate_budgets`. The study's verdicts: claim 1
-# {glue:text}`claim1`, claim 2 {glue:text}`claim2`, claim 3 {glue:text}`claim3`, claim 4
-# {glue:text}`claim4`.
+# On disjoint halves of the validation split, the tail ranking of the layers agrees with itself
+# with τ = {glue:text}`tau_same` and with the overall ranking with τ = {glue:text}`tau_cross`, a
+# difference of {glue:text}`tau_gap` (claim 4a in the verdict table). With the blog's
+# {glue:text}`high`&{glue:text}`low` rule on the cRT model, tail-driven minus norm-driven MPQ
+# changes tail accuracy by {glue:text}`t2_tail` and overall accuracy by {glue:text}`t2_overall`,
+# pooled over {glue:text}`n_seeds` seeds. Over bit budgets, tail-driven exact allocation beats
+# norm-driven allocation on the tail (95% interval above zero) while losing less than
+# {glue:text}`no_cost` points of overall accuracy (interval above {glue:text}`no_cost_neg`) at:
+# {glue:text}`dominate_budgets`. The study's verdicts: claim 1 {glue:text}`claim1`, claim 2
+# {glue:text}`claim2`, claim 3 {glue:text}`claim3`, claim 4 {glue:text}`claim4`.
