@@ -61,14 +61,14 @@ $(PROFILE_STAMP):
 # Papermill executes each chapter (never training: compute=False) into book/chapters/; it
 # re-runs when the chapter, the package, the results or the profile change.
 book/chapters/%.ipynb: notebooks/%.py $(PKG_SRC) $(RESULTS) $(PROFILE_STAMP) $(STAMP)
-	$(PY) -m ltmpq.execute $< $@ -p profile $(PROFILE) -p compute False
+	$(PY) -m ltmpq.tools.execute $< $@ -p profile $(PROFILE) -p compute False
 
 book: $(STAMP) $(MATHJAX) $(EXECUTED)
 	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going --quiet
 	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
 
 check-book: $(STAMP)
-	$(PY) -m ltmpq.bookcheck book/_build/html --screenshots build/screenshots
+	$(PY) -m ltmpq.tools.bookcheck book/_build/html --screenshots build/screenshots
 
 runs: $(STAMP)
 	$(PY) -m ltmpq run --profile $(PROFILE) $(RUN_ARGS)
@@ -81,7 +81,7 @@ status: $(STAMP)
 chapter: $(STAMP)
 	@test -n "$(CHAPTER)" || (echo "set CHAPTER to one of: $(CHAPTERS)" && exit 2)
 	@test -f notebooks/$(CHAPTER).py || (echo "unknown CHAPTER=$(CHAPTER); choose one of: $(CHAPTERS)" && exit 2)
-	$(PY) -m ltmpq.execute notebooks/$(CHAPTER).py build/chapter/$(CHAPTER).ipynb -p profile $(PROFILE) $(PARAMS)
+	$(PY) -m ltmpq.tools.execute notebooks/$(CHAPTER).py build/chapter/$(CHAPTER).ipynb -p profile $(PROFILE) $(PARAMS)
 
 bench: $(STAMP)
 	$(PY) -m ltmpq bench

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-SOURCE = 'blog post "Rethinking Quantization for the Real World" (2025)'
-
 #: Table 1 (and Fig. 5 for the baseline): (imbalance factor, method) -> overall / head / tail.
 TABLE1: dict[tuple[float, str], dict[str, float]] = {
     (0.1, "baseline"): {"overall": 85.6, "head": 87.5, "tail": 84.3},
@@ -52,3 +50,15 @@ def table1_frame() -> pd.DataFrame:
         for k, v in d.items()
     ]
     return pd.DataFrame(rows)
+
+
+def table1_bars(metrics, methods=("baseline", "crt"), label=lambda method: method) -> dict[tuple, float]:
+    """Table 1 as :func:`ltmpq.plotting.bar_panels` reads it: ``{(IF, label(method), metric): value}``."""
+    return {(f, label(m), k): v[k] for (f, m), v in TABLE1.items() if m in methods for k in metrics if k in v}
+
+
+def fig78_bars(bits) -> dict[tuple, float]:
+    """Figs. 7/8 as bar values: ``{(method, metric, bits label): value}``, bits labels as chapter 3's
+    (``"float"`` for 32 bits, else the number as text)."""
+    return {(m, k, "float" if b == 32 else str(b)): v[k] for (m, b), v in FIG7_8.items() for k in v
+            if ("float" if b == 32 else str(b)) in bits}  # fmt: skip

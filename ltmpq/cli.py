@@ -47,13 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "bench":
-        from .bench import main as bench_main
+        from .tools.bench import main as bench_main
 
         return bench_main()
     prof = get_profile(args.profile)
     if args.command == "status":
         from . import results
-        from .experiments import DecoupledRun, MPQRun, QuantizedRun, quant_variants_for
+        from .config import DecoupledRun, MPQRun, QuantizedRun
+        from .runs import quant_variants_for
 
         missing = 0
         variants = quant_variants_for(prof.name)
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
             print(f"{cfg.tag:>16}  " + "  ".join(cells))
         return 1 if missing else 0
-    from .experiments import run_profile
+    from .runs import run_profile
 
     if args.threads is not None:
         import torch

@@ -204,6 +204,74 @@ class MPQConfig:
             raise ValueError("random_draws must be >= 0 and hessian_samples >= 2")
 
 
+# --------------------------------------------------------------------------- run keys
+# A downstream run is named by everything it depends on: its own config and the stage-1 run's.
+
+
+@dataclass(frozen=True)
+class DecoupledRun:
+    """Chapter 2: stage 2 on the features of one stage-1 run."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+
+    @property
+    def tag(self) -> str:
+        return self.stage1.tag
+
+
+@dataclass(frozen=True)
+class QuantizedRun:
+    """Chapter 3: one stage-1 run and its decoupled classifiers, quantized at uniform weight bits.
+
+    ``bits`` lists the weight bit-widths swept (float is always included as the reference);
+    ``keep_predictions`` stores the test predictions (for the paired tests and the flips).
+    """
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    bits: tuple[int, ...]
+    keep_predictions: bool = True
+
+    @property
+    def tag(self) -> str:
+        q = self.quant
+        parts = [self.stage1.tag, q.granularity, q.clipping] + ([] if q.fold_bn else ["unfolded"])
+        if q.act_bits is not None:
+            parts.append(f"a{q.act_bits}-{q.calibration}")
+        return "-".join(parts)
+
+
+@dataclass(frozen=True)
+class MPQRun:
+    """Chapter 4: sensitivities and mixed-precision allocations of one stage-1 run's heads."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    mpq: MPQConfig
+
+    @property
+    def tag(self) -> str:
+        return self.stage1.tag
+
+
+@dataclass(frozen=True)
+class SensitivityRun:
+    """What chapter 4's cached sensitivities depend on (not the allocations made from them)."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    choices: tuple[int, ...]
+    heads: tuple[str, ...]
+    hessian_samples: int
+    hessian_metrics: tuple[str, ...]
+    hessian_heads: tuple[str, ...]
+    seed: int
+
+
 @dataclass(frozen=True)
 class Profile:
     """A named set of runs: which imbalance factors and seeds, and the run settings."""

@@ -23,8 +23,8 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ALL_METRICS, KL_METRICS, SENSITIVITY_METRICS, QuantConfig
-from .metrics import evaluate
+from .config import ALL_METRICS, KL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
+from .metrics import metric as accuracy_metric
 from .models import LAYER_NAMES, VGG16
 from .quantization import (
     FLOAT,
@@ -35,6 +35,7 @@ from .quantization import (
     quantize_weight,
     weight_module,
 )
+from .results import decode_predictions
 
 
 def check_metric(metric: str, allowed: Sequence[str] = ALL_METRICS) -> str:
@@ -195,9 +196,10 @@ def sensitivity(
     y, pf, pq = (np.asarray(a) for a in (labels, float_predictions, q_predictions))
     if images is not None:
         y, pf, pq = y[images], pf[images], pq[images]
-    before = evaluate(y, pf, train_counts, groups)["metrics"][metric]
-    after = evaluate(y, pq, train_counts, groups)["metrics"][metric]
-    return float(before - after)
+    return float(
+        accuracy_metric(metric, y, pf, train_counts, groups)
+        - accuracy_metric(metric, y, pq, train_counts, groups)
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,7 +348,7 @@ def _check_choices(choices: Sequence[int]) -> list[int]:
     return choices
 
 
-def budget_range(params: Mapping[str, int], choices: Sequence[int]) -> tuple[float, float]:
+def budget_range(choices: Sequence[int]) -> tuple[float, float]:
     """Smallest and largest average weight bits the choices allow."""
     choices = _check_choices(choices)
     return float(choices[0]), float(choices[-1])
@@ -369,7 +371,7 @@ def ilp_allocation(table: pd.DataFrame, params: Mapping[str, int], max_average_b
     missing = [n for n in layers if n not in table.index]
     if missing:
         raise ValueError(f"sensitivities are missing for layers {missing}")
-    lo = budget_range(params, choices)[0]
+    lo = budget_range(choices)[0]
     if isinstance(max_average_bits, bool) or not np.isfinite(max_average_bits):
         raise ValueError(f"the budget must be a finite number of average bits, got {max_average_bits!r}")
     if max_average_bits < lo - 1e-9:
@@ -459,3 +461,107 @@ def random_top_k_map(k: int, rng: np.random.Generator, high: int = 6, low: int =
     """``k`` layers drawn at random get ``high`` bits, the rest ``low`` (the top-k rule's control)."""
     return top_k_map(dict(zip(LAYER_NAMES, rng.permutation(len(LAYER_NAMES)).astype(float), strict=True)),
                      k, high, low)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# What chapter 4 evaluates: sensitivity tables from a stored sweep, and every allocation
+
+
+def random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[tuple, dict]:
+    """Chapter 4's random controls, drawn before any compute so a budget no random map reaches
+    fails at once: ``{("k", k, draw): map, ("budget", budget, draw): map}``."""
+    high, low = mcfg.rule_bits
+    rng = np.random.default_rng([mcfg.seed, seed])
+    out: dict[tuple, dict] = {}
+    for k in mcfg.rule_ks:
+        for draw in range(mcfg.random_draws):
+            out["k", k, draw] = random_top_k_map(k, rng, high, low)
+    for budget in mcfg.budgets:
+        for draw in range(mcfg.random_draws):
+            out["budget", budget, draw] = random_allocation(
+                params, mcfg.choices, budget, rng, mcfg.random_tolerance
+            )
+    return out
+
+
+def allocations(
+    tables: dict[str, dict[str, pd.DataFrame]],
+    params: dict[str, int],
+    mcfg: MPQConfig,
+    seed: int,
+    randoms: dict[tuple, dict] | None = None,
+) -> list[dict]:
+    """Every bit map chapter 4 evaluates, each with how it was chosen.
+
+    ``tables[head][metric]``: sensitivity, layers x bits (validation split). ``kind`` is
+    ``float``, ``uniform``, ``rule`` (the blog's top-k), ``rule-random`` (k random layers),
+    ``budget`` (the ILP) or ``budget-random`` (random maps of the same size). ``randoms``: the
+    maps of :func:`random_maps` when the caller has drawn them already.
+    """
+    high, low = mcfg.rule_bits
+    heads = list(dict.fromkeys([*mcfg.rule_heads, *mcfg.budget_heads]))
+    randoms = random_maps(params, mcfg, seed) if randoms is None else randoms
+    out: list[dict] = []
+    for head in heads:
+        out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT)})
+        out += [{"head": head, "kind": "uniform", "bits": b, "bit_map": bit_map(b)} for b in mcfg.choices]
+    for k in mcfg.rule_ks:
+        for draw in range(mcfg.random_draws):
+            bmap = randoms["k", k, draw]  # the same random maps for every head
+            out += [{"head": h, "kind": "rule-random", "k": k, "draw": draw, "bit_map": bmap}
+                    for h in mcfg.rule_heads]  # fmt: skip
+        for head in mcfg.rule_heads:
+            for metric in mcfg.rule_metrics:
+                scores = tables[head][metric][low].to_dict()
+                out.append({"head": head, "kind": "rule", "metric": metric, "k": k,
+                            "bit_map": top_k_map(scores, k, high, low)})  # fmt: skip
+    for budget in mcfg.budgets:
+        for draw in range(mcfg.random_draws):
+            bmap = randoms["budget", budget, draw]
+            out += [{"head": h, "kind": "budget-random", "budget": budget, "draw": draw, "bit_map": bmap}
+                    for h in mcfg.budget_heads]  # fmt: skip
+        for head in mcfg.budget_heads:
+            for metric in mcfg.budget_metrics:
+                bmap = ilp_allocation(monotone(tables[head][metric]), params, budget)
+                out.append(
+                    {"head": head, "kind": "budget", "metric": metric, "budget": budget, "bit_map": bmap}
+                )
+    for a in out:
+        a["average_bits"] = average_bits(a["bit_map"], params) if a["kind"] != "float" else 32.0
+    return out
+
+
+def sensitivity_tables(
+    sweep_head: dict, labels, counts, groups, metrics=None, images: np.ndarray | None = None, bits=None
+) -> dict[str, pd.DataFrame]:
+    """Sensitivity tables (layers x bits) of one head's stored sweep, one per metric.
+
+    ``images``: a resample of the validation images (accuracy metrics only); ``bits``: only
+    these bit-widths (default: every one swept).
+    """
+    metrics = SENSITIVITY_METRICS if metrics is None else metrics
+    labels = decode_predictions(labels) if isinstance(labels, str) else np.asarray(labels)
+    pf = decode_predictions(sweep_head["float"])
+    out = {}
+    for m in metrics:
+        if images is not None and m in KL_METRICS:
+            continue
+        rows = {
+            layer: {
+                int(b): sensitivity(
+                    m,
+                    labels,
+                    pf,
+                    decode_predictions(e["predictions"]),
+                    train_counts=counts,
+                    groups=groups,
+                    kl_class=e["kl"],
+                    images=images,
+                )
+                for b, e in by_bits.items()
+                if bits is None or int(b) in bits
+            }  # fmt: skip
+            for layer, by_bits in sweep_head["layers"].items()
+        }
+        out[m] = pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1)
+    return out

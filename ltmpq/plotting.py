@@ -1,14 +1,17 @@
-"""Figure helpers shared by the chapters (seaborn theme, grouped bars with CIs and blog markers)."""
+"""Figure helpers shared by the chapters: the seaborn theme, the 95% t-interval as seaborn's
+``errorbar=``, and bar panels with the blog's values beside ours."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import seaborn as sns
 
-from .stats import mean_ci
+from .uncertainty import mean_ci
 
 BLOG_STYLE = dict(marker="D", color="black", s=28, zorder=5, label="blog (published)")
 
@@ -25,38 +28,90 @@ def t_interval(values) -> tuple[float, float]:
     return (m, m) if np.isnan(h) else (m - h, m + h)
 
 
-def grouped_bars(
-    ax,
-    categories: Sequence[str],
-    series: Mapping[str, Sequence[Sequence[float]]],
-    blog: Mapping[str, Sequence[float | None]] | None = None,
+def bar_panels(
+    data: pd.DataFrame,
+    *,
+    panel: str,
+    x: str,
+    hue: str,
+    order: Sequence,
+    hue_order: Sequence,
+    panels: Sequence | None = None,
+    blog: Mapping[tuple, float | None] | None = None,
+    titles: Callable[[Any], str] = lambda p: f"IF = {p:g}",
+    xticklabels: Sequence[str] | None = None,
+    value: str = "value",
     ylabel: str = "accuracy (%)",
+    panel_width: float = 3.6,
+    height: float = 3.8,
+    suptitle: str | None = None,
 ):
-    """Bars of the mean over seeds with 95% t-interval whiskers; blog values as black diamonds.
+    """One bar chart per value of ``panel``: seaborn bars of the mean over seeds with 95%
+    t-interval whiskers (:func:`t_interval`), and the blog's values as black diamonds.
 
-    ``series[label][i]`` holds the per-seed values of category ``i``; ``blog[label][i]`` the
-    published value (None where the blog has none).
+    ``blog[(panel value, hue value, x value)]`` is the published value of that bar (None or
+    absent where the blog has none). Chapters 1-3 (Fig. 5, Table 1, Figs. 7/8).
     """
-    n = len(series)
-    width = 0.8 / n
-    x = np.arange(len(categories))
-    colors = sns.color_palette(n_colors=n)
-    blog_labelled = False
-    for k, (label, per_cat) in enumerate(series.items()):
-        stats_ = [mean_ci(np.asarray(v, dtype=float)) for v in per_cat]
-        means = [s[0] for s in stats_]
-        errs = [0 if np.isnan(s[1]) else s[1] for s in stats_]
-        pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, means, width, yerr=errs, capsize=3, label=label, color=colors[k])
-        if blog and label in blog:
-            for p, b in zip(pos, blog[label], strict=True):
-                if b is not None:
+    panels = list(panels) if panels is not None else sorted(data[panel].unique(), reverse=True)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(panel_width * len(panels), height), sharey=True, squeeze=False
+    )
+    width = 0.8 / len(hue_order)  # seaborn's dodged bar width for this many hue levels
+    for ax, p in zip(axes[0], panels, strict=True):
+        sns.barplot(
+            data[data[panel] == p],
+            x=x,
+            y=value,
+            hue=hue,
+            order=list(order),
+            hue_order=list(hue_order),
+            errorbar=t_interval,
+            capsize=0.1,
+            err_kws={"linewidth": 1},
+            ax=ax,
+        )
+        labelled = False
+        for k, h in enumerate(hue_order):
+            for i, xv in enumerate(order):
+                v = (blog or {}).get((p, h, xv))
+                if v is not None:
                     ax.scatter(
-                        [p], [b], **{**BLOG_STYLE, "label": None if blog_labelled else BLOG_STYLE["label"]}
+                        [i - 0.4 + width * (k + 0.5)],
+                        [v],
+                        **{**BLOG_STYLE, "label": None if labelled else BLOG_STYLE["label"]},
                     )
-                    blog_labelled = True
-    ax.set_xticks(x, categories)
-    ax.set_ylabel(ylabel)
-    # below the axes: bars start at zero and the blog markers sit near the top, so inside covers data
-    ax.legend(fontsize="small", ncols=min(3, n + 1), loc="upper left", bbox_to_anchor=(0, -0.12))
+                    labelled = True
+        ax.set_title(titles(p))
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("")
+        ax.set_ylabel(ylabel if ax is axes[0][0] else "")
+        if xticklabels is not None:
+            ax.set_xticks(range(len(order)), xticklabels)
+        if ax is axes[0][0]:
+            # below the axes: bars start at zero and the blog markers sit near the top
+            ax.legend(
+                fontsize="small",
+                ncols=min(3, len(hue_order) + 1),
+                loc="upper left",
+                bbox_to_anchor=(0, -0.12),
+            )
+        else:
+            ax.get_legend().remove()
+    if suptitle:
+        fig.suptitle(suptitle, y=1.02)
+    return fig, axes[0]
+
+
+def diverging_heatmap(
+    ax, values: pd.DataFrame, *, label: str, annot=True, fmt: str = ".1f", cmap: str = "RdBu",
+    lim: float | None = None, cbar: bool = True, fontsize: int = 7,
+):  # fmt: skip
+    """An annotated heatmap of changes centred on zero (symmetric colour limits, at least ±1).
+
+    Chapter 3's per-class changes and ablations, chapter 4's per-class MPQ differences.
+    """
+    if lim is None:
+        lim = max(1.0, float(np.nanmax(np.abs(values.to_numpy(dtype=float)))))
+    sns.heatmap(values, annot=annot, fmt=fmt, cmap=cmap, center=0, vmin=-lim, vmax=lim, ax=ax, cbar=cbar,
+                cbar_kws={"label": label}, annot_kws={"fontsize": fontsize})  # fmt: skip
     return ax

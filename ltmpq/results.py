@@ -1,7 +1,8 @@
 """The results store: light, committed results under ``results/<profile>/`` with provenance.
 
-A chapter asks for a run's result; it gets the stored JSON, or (only when allowed to compute)
-the run is made and stored. Used by every chapter.
+One JSON file per run (named by its config's content hash), written atomically with where it
+came from; predictions are stored compactly (:func:`encode_predictions`). :mod:`ltmpq.runs`
+writes here, :mod:`ltmpq.load` reads for the chapters. Used by every chapter.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from .config import config_hash
@@ -23,6 +25,19 @@ from .io import write_json
 from .paths import ROOT, results_dir
 
 SCHEMA = 1
+
+
+def encode_predictions(pred: np.ndarray) -> str | list[int]:
+    """Predicted labels compactly: a string of digits for up to 10 classes, else a list."""
+    pred = np.asarray(pred)
+    return "".join(map(str, pred.tolist())) if pred.size == 0 or pred.max() < 10 else pred.tolist()
+
+
+def decode_predictions(stored: str | list[int]) -> np.ndarray:
+    """Inverse of :func:`encode_predictions` (also reads the plain lists of chapters 1-2)."""
+    if isinstance(stored, str):
+        return np.frombuffer(stored.encode(), dtype=np.uint8).astype(np.int64) - ord("0")
+    return np.asarray(stored, dtype=np.int64)
 
 
 class MissingResultError(FileNotFoundError):
@@ -51,7 +66,7 @@ def load(path: Path, cfg: Any) -> dict | None:
 NUMERIC_SOURCES = (
     # config.py is not listed: a run's config is hashed into its result's name already
     "ltmpq/data.py", "ltmpq/models.py", "ltmpq/training.py", "ltmpq/decoupling.py",
-    "ltmpq/metrics.py", "ltmpq/experiments.py", "ltmpq/quantization.py", "ltmpq/mpq.py",
+    "ltmpq/metrics.py", "ltmpq/runs.py", "ltmpq/artifacts.py", "ltmpq/quantization.py", "ltmpq/mpq.py",
 )  # fmt: skip
 
 

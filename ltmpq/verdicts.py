@@ -1,4 +1,4 @@
-"""Verdicts on the blog's claims, computed from results by one stated rule (chapters 3-4).
+"""The verdict rule and the thresholds that turn the blog's words into numbers (chapters 1-4).
 
 A (sub-)claim is "some quantity is greater (or less) than a threshold", e.g. "the tail loses at
 least 1 point more than the head at 6 bits". The quantity is measured once per seed; the rule:
@@ -10,7 +10,8 @@ least 1 point more than the head at 6 bits". The quantity is measured once per s
 * **inconclusive**: the interval contains the threshold (or there are too few seeds).
 
 A claim made of several parts is supported when every part is, not supported when any part is
-not, and inconclusive otherwise.
+not, and inconclusive otherwise. The claims and their parts are in :mod:`ltmpq.claims`; the
+thresholds below are the one place where the blog's words become numbers.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ from collections.abc import Iterable
 import numpy as np
 from scipy import stats as sps
 
-from .stats import mean_ci
+from .uncertainty import mean_ci
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 VERDICTS = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
 DIRECTIONS = ("greater", "less")
+
+#: Claim 3's "much more": the tail loses at least this many accuracy points more than the head.
+MUCH_MORE = 1.0
+#: Claim 4's "almost no cost": tail-driven MPQ loses less than this many points of overall accuracy.
+ALMOST_NO_COST = 0.5
+#: Claim 2's "a gap of more than 10 points remains" (head minus tail accuracy, points).
+GAP_REMAINS = 10.0
 
 
 def _check_direction(direction: str) -> None:
@@ -77,3 +85,13 @@ def side(mean: float, half: float, positive: str, negative: str, neither: str = 
     """Which side of zero a mean ± half-width interval lies on, in words (chapter 3's ablations)."""
     word = verdict(mean - half, mean + half, 0.0, "greater")
     return {SUPPORTED: positive, NOT_SUPPORTED: negative, INCONCLUSIVE: neither}[word]
+
+
+def dominates(tail_gain, overall_change) -> bool:
+    """Chapter 4's dominance rule, per seed paired differences against norm-driven allocation:
+    the tail gains (interval above 0) while overall accuracy loses less than
+    :data:`ALMOST_NO_COST` (interval above its negative)."""
+    return (
+        evidence(tail_gain, 0.0, "greater")["verdict"] == SUPPORTED
+        and evidence(overall_change, -ALMOST_NO_COST, "greater")["verdict"] == SUPPORTED
+    )

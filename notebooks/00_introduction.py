@@ -43,20 +43,20 @@ imbalance_factors = None  # None: the profile's imbalance factors, e.g. [0.1, 0.
 seeds = None  # None: the profile's seeds, e.g. [0, 1, 2]
 
 # %% tags=["hide-input"]
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import pandas as pd
-from myst_nb import glue
+import seaborn as sns
 
-from ltmpq import plotting, report
-from ltmpq.data import CLASSES, long_tail_counts
+from ltmpq import ChapterParams, load, plotting, tables
+from ltmpq.analysis import ch0_introduction as ch0
 
-params = report.ChapterParams(profile, compute, imbalance_factors, seeds)
+params = ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()
-s1 = report.stage1_results(params)
+s1 = load.stage1_results(params)
 cfg0 = next(iter(s1))
-sources = report.data_sources(s1)
+counts = ch0.train_counts(s1)
+tables.glue_all(
+    {"data_is_lossy": load.data_note(s1), **ch0.data_facts(s1), **ch0.profile_facts(params, cfg0)}
+)
 
 # %% [markdown]
 # ## The data
@@ -75,12 +75,7 @@ sources = report.data_sources(s1)
 # **Where our pixels come from.** The numbers in this book were computed on:
 
 # %% tags=["hide-input"]
-for src in sources:
-    print(f"- {src['kind']}: {src['note']}")
-    print(f"  folder: {Path(src['path']).name}")
-    if src.get("sha256"):
-        print(f"  content sha256: {src['sha256']}")
-glue("data_is_lossy", report.data_note(s1), display=False)
+print(load.data_source_lines(s1))
 
 # %% [markdown]
 # Data used: **{glue:text}`data_is_lossy`**. Where that is the JPEG copy, its README reports that
@@ -101,59 +96,24 @@ glue("data_is_lossy", report.data_note(s1), display=False)
 # test suite checks it).
 
 # %% tags=["hide-input"]
-rows = []
-for cfg, r in s1.items():
-    if cfg.seed != cfg0.seed:
-        continue  # counts depend only on the imbalance factor, not on the seed
-    rows.append({"IF": cfg.imbalance_factor, **dict(zip(CLASSES, r["train_counts"], strict=True))})
-    split_sizes = r["split_sizes"]
-counts = pd.DataFrame(rows).set_index("IF")
-glue("val_per_class", cfg0.val_per_class, display=False)
-glue("n_max", f"{counts[CLASSES[0]].max():,}", display=False)
-glue("n_val", f"{split_sizes['val']:,}", display=False)
-glue("n_test", f"{split_sizes['test']:,}", display=False)
-# The blog draws from all 5,000 images per class (it has no validation split): same formula.
-blog_counts = pd.DataFrame(
-    [{"IF": f, **dict(zip(CLASSES, long_tail_counts(5000, f), strict=True))} for f in counts.index]
-).set_index("IF")
-both = pd.concat({"ours": counts.T, "blog": blog_counts.T}, axis=1).swaplevel(axis=1)
-both = both[[(f, who) for f in counts.index for who in ("ours", "blog")]]
-both.loc["train total"] = both.sum()
-both.columns = pd.MultiIndex.from_tuples([(f"IF {f:g}", who) for f, who in both.columns])
-report.table(both, precision=0)
+tables.table(ch0.counts_beside_blog(counts), precision=0)
 
 # %% [markdown]
 # Training images per class, ours beside the blog's (which draws from all 5,000 images per class);
 # the validation split holds {glue:text}`n_val` images and the test set {glue:text}`n_test`.
 
 # %% tags=["hide-input"]
-import seaborn as sns
-
 fig, ax = plt.subplots(figsize=(9, 3.8))
 long = counts.reset_index().melt(id_vars="IF", var_name="class", value_name="images")
 sns.barplot(long, x="class", y="images", hue="IF", ax=ax, palette="crest")
-ax.set_yscale("log")
-ax.set_ylabel("training images (log scale)")
+top = counts.to_numpy().max()
+ax.set(yscale="log", ylabel="training images (log scale)", ylim=(None, top * 4))  # room for the labels
 ax.axvline(3.5, color="grey", ls="--", lw=1)
-ax.set_ylim(top=counts.to_numpy().max() * 4)  # room for the labels above the bars
-ax.text(1.5, counts.to_numpy().max() * 1.6, "head (0-3)", ha="center")
-ax.text(6.5, counts.to_numpy().max() * 1.6, "tail (4-9)", ha="center")
+ax.text(1.5, top * 1.6, "head (0-3)", ha="center")
+ax.text(6.5, top * 1.6, "tail (4-9)", ha="center")
 ax.tick_params(axis="x", rotation=30)
 ax.set_title("Per-class training counts of CIFAR-10-LT (the blog's Fig. 4)")
 plt.show()
-
-# %% tags=["hide-input"]
-most_lt = min(counts.index)
-head_share = counts.loc[most_lt, list(CLASSES[:4])].sum() / counts.loc[most_lt, list(CLASSES)].sum()
-glue("most_lt_if", f"{most_lt:g}", display=False)
-glue("head_share", f"{100 * head_share:.0f}", display=False)
-glue("tail_min", int(counts.loc[most_lt, CLASSES[-1]]), display=False)
-blog_share = blog_counts.loc[most_lt, list(CLASSES[:4])].sum() / blog_counts.loc[most_lt].sum()
-glue("blog_head_share", f"{100 * blog_share:.0f}", display=False)
-groups_lo = next(r for c, r in s1.items() if c.imbalance_factor == most_lt)["groups"]
-few = groups_lo["few"]
-glue("few_group", "is empty here" if not few else f"holds class{'es' if len(few) > 1 else ''} "
-     + ", ".join(map(str, few)), display=False)  # fmt: skip
 
 # %% [markdown]
 # At IF = {glue:text}`most_lt_if` the rarest class keeps {glue:text}`tail_min` images and the four
@@ -177,27 +137,7 @@ glue("few_group", "is empty here" if not few else f"holds class{'es' if len(few)
 # names and add a *width multiplier*. The results in this book come from one of three profiles:
 
 # %% tags=["hide-input"]
-from ltmpq.config import PROFILES
-
-pd.DataFrame(
-    [
-        {
-            "profile": p.name,
-            "imbalance factors": ", ".join(f"{f:g}" for f in p.imbalance_factors),
-            "seeds": len(p.seeds),
-            "VGG16 width": p.stage1_config(1.0, 0).width,
-            "epochs": p.stage1_config(1.0, 0).epochs,
-            "what for": p.description,
-        }
-        for p in PROFILES.values()
-    ]
-).set_index("profile")
-
-# %% tags=["hide-input"]
-glue("profile_name", params.profile, display=False)
-glue("profile_width", f"{cfg0.width:g}", display=False)
-glue("profile_epochs", cfg0.epochs, display=False)
-glue("profile_seeds", len(params.seed_list), display=False)
+ch0.profiles_table()
 
 # %% [markdown]
 # This rendering shows the **{glue:text}`profile_name`** profile: VGG16 at width

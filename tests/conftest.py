@@ -152,8 +152,9 @@ def make_batches():
 
 @pytest.fixture
 def patched_data(monkeypatch, tiny_cifar):
-    """``ltmpq.experiments`` loads ``tiny_cifar`` instead of CIFAR-10; returns the list of loads."""
-    import ltmpq.experiments as ex
+    """Every run reads ``tiny_cifar`` instead of CIFAR-10 (``ltmpq.artifacts.dataset``); returns the
+    list of loads."""
+    import ltmpq.artifacts as artifacts
 
     calls = []
 
@@ -161,5 +162,5 @@ def patched_data(monkeypatch, tiny_cifar):
         calls.append(1)
         return tiny_cifar
 
-    monkeypatch.setattr(ex, "load_cifar10", fake_load)
+    monkeypatch.setattr(artifacts, "dataset", fake_load)
     return calls

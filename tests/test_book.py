@@ -16,10 +16,11 @@ import papermill
 import pytest
 
 from ltmpq import results
-from ltmpq.config import get_profile
-from ltmpq.execute import execute_chapter
-from ltmpq.experiments import DecoupledRun, MPQRun, QuantizedRun, decode_predictions, quant_variants_for
+from ltmpq.config import DecoupledRun, MPQRun, QuantizedRun, get_profile
 from ltmpq.paths import ROOT
+from ltmpq.results import decode_predictions
+from ltmpq.runs import quant_variants_for
+from ltmpq.tools.execute import execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
 BIN = Path(sys.executable).parent
@@ -111,7 +112,7 @@ def test_book_pages_exist_with_glued_numbers(smoke_book):
 
 
 def test_book_opens_offline_in_chromium(smoke_book):
-    from ltmpq import bookcheck
+    from ltmpq.tools import bookcheck
 
     report = bookcheck.check_site(smoke_book / "book" / "_build" / "html",
                                   screenshot_dir=smoke_book / "screenshots")  # fmt: skip

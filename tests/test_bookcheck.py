@@ -1,4 +1,4 @@
-"""The offline book check (ltmpq.bookcheck) on tiny hand-written sites, in real headless Chromium.
+"""The offline book check (ltmpq.tools.bookcheck) on tiny hand-written sites, in real headless Chromium.
 
 Without Chromium or playwright these tests skip locally and fail in CI (``CI`` set), so CI cannot
 pass without the check having run.
@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ltmpq import bookcheck
-from ltmpq.bookcheck import Report, check_site
+from ltmpq.tools import bookcheck
+from ltmpq.tools.bookcheck import Report, check_site
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Where the book keeps its local MathJax copy (``BOOKCHECK_MATHJAX`` points elsewhere, e.g. a
@@ -157,7 +157,7 @@ def test_cli_ok_with_screenshots(site: Path, tmp_path: Path) -> None:
     shots = tmp_path / "shots"
     args = [site, "--pages", "good.html", "chapter/good2.html", "math.html", "--no-require-math"]
     proc = subprocess.run(
-        [sys.executable, "-m", "ltmpq.bookcheck", *map(str, args), "--screenshots", str(shots)],
+        [sys.executable, "-m", "ltmpq.tools.bookcheck", *map(str, args), "--screenshots", str(shots)],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -12,12 +12,12 @@ from torch import nn
 from ltmpq.config import (
     PROFILES,
     DecoupleConfig,
+    DecoupledRun,
     Stage1Config,
     config_hash,
     get_profile,
     with_overrides,
 )
-from ltmpq.experiments import DecoupledRun
 from ltmpq.models import LAYER_NAMES, VGG16
 from ltmpq.training import build_model
 

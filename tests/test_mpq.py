@@ -1,7 +1,7 @@
 """ltmpq.mpq (chapter 4): running the VGG16 from any layer, the single-layer sensitivity sweep (with
 and without reuse), per-class KL and sensitivities, Hutchinson Hessian traces and HAWQ sensitivities,
 the top-k rule, the budgeted ILP against exhaustive and knapsack oracles, random controls, and
-``experiments.mpq_allocations`` on synthetic sensitivity tables."""
+``mpq.allocations`` on synthetic sensitivity tables."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import ltmpq.experiments as ex
 from ltmpq import mpq as mp
 from ltmpq.config import ALL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
 from ltmpq.data import class_groups
@@ -724,7 +723,7 @@ SMALL_MPQ = MPQConfig(rule_ks=(4, 12), budgets=(4.0, 5.0), random_draws=2, budge
 def test_mpq_allocations_on_synthetic_tables(params16):
     mcfg = SMALL_MPQ
     tables = synthetic_tables(mcfg, ("baseline", "crt"))
-    out = ex.mpq_allocations(tables, params16, mcfg, seed=3)
+    out = mp.allocations(tables, params16, mcfg, seed=3)
     kinds = Counter((a["head"], a["kind"]) for a in out)
     for h in ("baseline", "crt"):
         assert kinds[h, "float"] == 1 and kinds[h, "uniform"] == len(mcfg.choices)
@@ -777,9 +776,9 @@ def test_mpq_allocations_on_synthetic_tables(params16):
 
 def test_mpq_allocations_are_deterministic_for_a_seed(params16):
     tables = synthetic_tables(SMALL_MPQ, ("baseline", "crt"))
-    a = ex.mpq_allocations(tables, params16, SMALL_MPQ, seed=3)
-    b = ex.mpq_allocations(tables, params16, SMALL_MPQ, seed=3)
-    c = ex.mpq_allocations(tables, params16, SMALL_MPQ, seed=4)
+    a = mp.allocations(tables, params16, SMALL_MPQ, seed=3)
+    b = mp.allocations(tables, params16, SMALL_MPQ, seed=3)
+    c = mp.allocations(tables, params16, SMALL_MPQ, seed=4)
     assert a == b
     random_kinds = ("rule-random", "budget-random")
     assert [x["bit_map"] for x in a if x["kind"] in random_kinds] != [
@@ -793,7 +792,7 @@ def test_mpq_allocations_with_the_default_heads(params16):
     # the brief's configuration: the budget only for cRT, the rule for both heads
     mcfg = MPQConfig(rule_ks=(4,), budgets=(4.0, 5.0), random_draws=2, budget_metrics=("overall", "tail"))
     tables = synthetic_tables(mcfg, ("baseline", "crt"))
-    out = ex.mpq_allocations(tables, params16, mcfg, seed=0)
+    out = mp.allocations(tables, params16, mcfg, seed=0)
     assert {a["head"] for a in out if a["kind"].startswith("budget")} == {"crt"}
     assert {a["head"] for a in out if a["kind"].startswith("rule")} == {"baseline", "crt"}
     for a in out:

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from ltmpq import report
+from ltmpq import frames
 from ltmpq.config import Stage1Config
-from ltmpq.experiments import encode_predictions
-from ltmpq.stats import benjamini_hochberg, mcnemar_exact, paired_drop_gap
+from ltmpq.results import encode_predictions
+from ltmpq.uncertainty import benjamini_hochberg, mcnemar_exact, paired_drop_gap
 
 # ------------------------------------------------------------------ benjamini_hochberg
 
@@ -384,13 +384,13 @@ def test_drop_gap_class_without_images_raises():
 
 
 def test_bits_order_float_first_then_fewer_bits():
-    assert report.bits_order({"4", "float", "8", "6"}) == ["float", "8", "6", "4"]
-    assert report.bits_order(["2", "16", "float", "8", "8"]) == ["float", "16", "8", "2"]  # numeric
+    assert frames.bits_order({"4", "float", "8", "6"}) == ["float", "8", "6", "4"]
+    assert frames.bits_order(["2", "16", "float", "8", "8"]) == ["float", "16", "8", "2"]  # numeric
 
 
 def test_bits_order_without_float():
-    assert report.bits_order(["4", "16", "8", "2"]) == ["16", "8", "4", "2"]  # not "8" > "4" > "2" > "16"
-    assert report.bits_order([]) == []
+    assert frames.bits_order(["4", "16", "8", "2"]) == ["16", "8", "4", "2"]  # not "8" > "4" > "2" > "16"
+    assert frames.bits_order([]) == []
 
 
 # ------------------------------------------------------------------ stored quantized sweeps
@@ -456,7 +456,7 @@ def qres() -> dict[str, dict]:
 
 
 def test_quant_frame_rows_and_values(qres):
-    df = report.quant_frame(qres)
+    df = frames.quant_frame(qres)
     assert list(df.columns) == ["variant", "imbalance_factor", "seed", "method", "bits", "metric", "value"]
     assert len(df) == 2 * len(CFGS) * len(BITS) * len(METHODS) * len(FLOAT_METRICS)
     assert not df.duplicated(["variant", "seed", "method", "bits", "metric"]).any()
@@ -473,13 +473,13 @@ def test_quant_frame_rows_and_values(qres):
 
 
 def test_quant_frame_val_split(qres):
-    df = report.quant_frame(qres, split="val")
+    df = frames.quant_frame(qres, split="val")
     assert len(df) == 2 * len(CFGS) * len(BITS) * len(METHODS) * len(FLOAT_METRICS)
     assert df["value"].to_numpy() == pytest.approx(10.0)
 
 
 def test_quant_per_class_rows_and_values(qres):
-    df = report.quant_per_class(qres["default"])
+    df = frames.quant_per_class(qres["default"])
     assert list(df.columns) == ["imbalance_factor", "seed", "method", "bits", "class", "accuracy"]
     assert len(df) == len(CFGS) * len(BITS) * len(METHODS) * N_CLASSES
     for seed, method, bits, c, acc in df[["seed", "method", "bits", "class", "accuracy"]].itertuples(
@@ -494,8 +494,8 @@ def test_quant_per_class_rows_and_values(qres):
 
 
 def test_drop_frame_against_the_float_row_of_the_same_run(qres):
-    frame = report.quant_frame(qres)
-    out = report.drop_frame(frame)
+    frame = frames.quant_frame(qres)
+    out = frames.drop_frame(frame)
     assert len(out) == len(frame)
     pd.testing.assert_frame_equal(out[frame.columns], frame)
     ref = {
@@ -520,7 +520,7 @@ def test_drop_frame_against_the_float_row_of_the_same_run(qres):
 
 
 def test_drop_frame_other_reference(qres):
-    out = report.drop_frame(report.quant_frame(qres), reference="8")
+    out = frames.drop_frame(frames.quant_frame(qres), reference="8")
     row = out[(out.variant == "default") & (out.seed == 1) & (out.method == "lws") & (out.bits == "4")]
     row = row.set_index("metric").loc["overall"]
     assert row["reference"] == pytest.approx(84.0)  # 80 + 1 + 5 - 2
@@ -530,7 +530,7 @@ def test_drop_frame_other_reference(qres):
 
 def test_quant_predictions_decodes_the_stored_strings(qres):
     s1 = {c: stage1_result(c) for c in CFGS}
-    labels, preds = report.quant_predictions(qres["default"], s1, IF, "lws", "4")
+    labels, preds = frames.quant_predictions(qres["default"], s1, IF, "lws", "4")
     np.testing.assert_array_equal(labels, LABELS)
     assert preds.shape == (len(SEEDS), len(LABELS))
     for i, s in enumerate(SEEDS):
@@ -543,7 +543,7 @@ def test_quant_predictions_keeps_by_cfg_order_and_filters_the_imbalance_factor()
     cfgs = [CFGS[1], other, CFGS[0]]
     by_cfg = {c: quant_result(c) for c in cfgs}
     s1 = {c: stage1_result(c, labels=[1, 1] if c is other else LABELS) for c in cfgs}
-    labels, preds = report.quant_predictions(by_cfg, s1, IF, "crt", "float")
+    labels, preds = frames.quant_predictions(by_cfg, s1, IF, "crt", "float")
     assert preds.shape == (2, len(LABELS))
     np.testing.assert_array_equal(preds[0], predictions(1, "crt", "float"))
     np.testing.assert_array_equal(preds[1], predictions(0, "crt", "float"))
@@ -558,7 +558,7 @@ def test_quant_predictions_reads_list_encoded_predictions():
     for c in CFGS:
         by_cfg[c]["entries"]["8"]["methods"]["crt"]["test"]["predictions"] = encode_predictions(pred)
     s1 = {c: stage1_result(c, labels) for c in CFGS}
-    got_labels, preds = report.quant_predictions(by_cfg, s1, IF, "crt", "8")
+    got_labels, preds = frames.quant_predictions(by_cfg, s1, IF, "crt", "8")
     np.testing.assert_array_equal(got_labels, labels)
     np.testing.assert_array_equal(preds, np.stack([pred, pred]))
 
@@ -566,23 +566,23 @@ def test_quant_predictions_reads_list_encoded_predictions():
 def test_quant_predictions_without_kept_predictions_raises(qres):
     s1 = {c: stage1_result(c) for c in CFGS}
     with pytest.raises(ValueError, match="keep_predictions"):
-        report.quant_predictions(qres["ablate"], s1, IF, "crt", "8")
+        frames.quant_predictions(qres["ablate"], s1, IF, "crt", "8")
     mixed = {CFGS[0]: quant_result(CFGS[0]), CFGS[1]: quant_result(CFGS[1], keep=False)}
     with pytest.raises(ValueError, match="did not keep its predictions"):
-        report.quant_predictions(mixed, s1, IF, "crt", "8")
+        frames.quant_predictions(mixed, s1, IF, "crt", "8")
 
 
 def test_quant_predictions_on_different_test_labels_raises(qres):
     s1 = {CFGS[0]: stage1_result(CFGS[0]), CFGS[1]: stage1_result(CFGS[1], labels=LABELS[::-1])}
     with pytest.raises(ValueError, match="other images"):
-        report.quant_predictions(qres["default"], s1, IF, "crt", "8")
+        frames.quant_predictions(qres["default"], s1, IF, "crt", "8")
 
 
 def test_quant_predictions_feed_the_paired_tests(qres):
     """From stored sweeps to McNemar and the drop gap: correctness is prediction == label."""
     s1 = {c: stage1_result(c) for c in CFGS}
-    labels, ref = report.quant_predictions(qres["default"], s1, IF, "crt", "float")
-    _, new = report.quant_predictions(qres["default"], s1, IF, "crt", "4")
+    labels, ref = frames.quant_predictions(qres["default"], s1, IF, "crt", "float")
+    _, new = frames.quant_predictions(qres["default"], s1, IF, "crt", "4")
     ok_ref, ok_new = ref == labels, new == labels
     got = paired_drop_gap(labels, ok_ref, ok_new, [0, 1], [2, 3], n_boot=100)
     assert got["estimate"] == pytest.approx(direct_gap(labels, ok_ref, ok_new, [0, 1], [2, 3])[0])

@@ -12,8 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-import ltmpq.experiments as ex
-from ltmpq import results
+import ltmpq.artifacts as artifacts
+import ltmpq.config as config
+import ltmpq.results as results
+import ltmpq.runs as runs
 from ltmpq.config import QUANT_ABLATIONS, DecoupleConfig, QuantConfig, Stage1Config, get_profile
 from ltmpq.decoupling import METHODS, NearestClassMean, ScaledLinear, as_linear, rebuild
 from ltmpq.models import LAYER_NAMES, VGG16
@@ -764,23 +766,23 @@ def test_calibration_deterministic_per_seed(lt_labels, composition, size):
 
 @pytest.mark.parametrize("pred", [[], [0], [3, 1, 4, 1, 5, 9, 2, 6, 0, 0], list(range(10)) * 3])
 def test_encode_decode_digits(pred):
-    stored = ex.encode_predictions(np.array(pred, dtype=np.int64))
+    stored = results.encode_predictions(np.array(pred, dtype=np.int64))
     assert isinstance(stored, str) and len(stored) == len(pred)
     assert stored == "".join(map(str, pred))
-    decoded = ex.decode_predictions(stored)
+    decoded = results.decode_predictions(stored)
     assert decoded.dtype == np.int64 and decoded.tolist() == pred
     assert json.loads(json.dumps(stored)) == stored
 
 
 @pytest.mark.parametrize("pred", [[10], [0, 12, 3, 99], list(range(100))])
 def test_encode_decode_many_classes(pred):
-    stored = ex.encode_predictions(np.array(pred))
+    stored = results.encode_predictions(np.array(pred))
     assert stored == pred  # a plain list: digits would be ambiguous
-    assert ex.decode_predictions(json.loads(json.dumps(stored))).tolist() == pred
+    assert results.decode_predictions(json.loads(json.dumps(stored))).tolist() == pred
 
 
 def test_decode_reads_plain_lists():
-    out = ex.decode_predictions([1, 0, 9, 3])
+    out = results.decode_predictions([1, 0, 9, 3])
     assert out.dtype == np.int64 and out.tolist() == [1, 0, 9, 3]
 
 
@@ -796,7 +798,7 @@ def test_quantized_sweep_end_to_end(tiny_cfg, tiny_cifar, patched_data, monkeypa
     dcfg = DecoupleConfig(epochs=2, batch_size=32, tau_grid=(0.0, 1.0))
     qcfg = QuantConfig(calibration_size=10)
     with pytest.raises(MissingResultError, match="--stage quantized") as err:
-        ex.quantized(tiny_cfg, dcfg, qcfg, (8, 4), "smoke", compute=False)
+        runs.quantized(tiny_cfg, dcfg, qcfg, (8, 4), "smoke", compute=False)
     assert "PROFILE=smoke" in str(err.value) and not patched_data  # no data loaded for that
     backbones = []  # the bit-width maps the backbone is quantized with
 
@@ -804,60 +806,63 @@ def test_quantized_sweep_end_to_end(tiny_cfg, tiny_cifar, patched_data, monkeypa
         backbones.append(map_label(bmap))
         return quantize_model(model, bmap, q, calibration)
 
-    monkeypatch.setattr(ex, "quantize_model", spy)
-    out = ex.quantized(tiny_cfg, dcfg, qcfg, (8, 4), "smoke", compute=True, progress=False)
+    monkeypatch.setattr(runs, "quantize_model", spy)
+    out = runs.quantized(tiny_cfg, dcfg, qcfg, (8, 4), "smoke", compute=True, progress=False)
     assert backbones == ["float", "8", "4"]
     assert set(out["entries"]) == {"float", "8", "4"}
     assert out["calibration_counts"] is None and out["quant"]["granularity"] == "channel"
-    s1 = ex.stage1(tiny_cfg, "smoke")
-    dec = ex.decoupled(tiny_cfg, dcfg, "smoke")
+    s1 = runs.stage1(tiny_cfg, "smoke")
+    dec = runs.decoupled(tiny_cfg, dcfg, "smoke")
     flt = out["entries"]["float"]["methods"]
     assert set(flt) == set(METHODS)
-    assert ex.decode_predictions(flt["baseline"]["test"]["predictions"]).tolist() == s1["test"]["predictions"]
+    assert (
+        results.decode_predictions(flt["baseline"]["test"]["predictions"]).tolist()
+        == s1["test"]["predictions"]
+    )
     assert _same_json(flt["baseline"]["test"]["metrics"], s1["test"]["metrics"])
     for m in METHODS[1:]:
         stored = dec["methods"][m]["test"]["predictions"]
-        assert ex.decode_predictions(flt[m]["test"]["predictions"]).tolist() == stored, m
+        assert results.decode_predictions(flt[m]["test"]["predictions"]).tolist() == stored, m
     n_test = len(s1["test_labels"])
     for key, entry in out["entries"].items():
         assert entry["bit_map"] == bit_map(key if key == FLOAT else int(key)), key
         for m in METHODS:
-            pred = ex.decode_predictions(entry["methods"][m]["test"]["predictions"])
+            pred = results.decode_predictions(entry["methods"][m]["test"]["predictions"])
             assert len(pred) == n_test and pred.min() >= 0 and pred.max() < 10
             assert "confusion" not in entry["methods"][m]["test"]
             assert "predictions" not in entry["methods"][m]["val"]
     # the quantized entries are those of the quantized backbone with the quantized heads
-    model = ex.stage1_model(tiny_cfg, tiny_cifar, progress=False)
-    heads = ex.classifiers(tiny_cfg, dcfg, progress=False)
-    x_test = torch.from_numpy(tiny_cifar.test_x[ex.splits_for(tiny_cfg, tiny_cifar).test])
+    model = artifacts.stage1_model(tiny_cfg, tiny_cifar, progress=False)
+    heads = artifacts.classifiers(tiny_cfg, dcfg, progress=False)
+    x_test = torch.from_numpy(tiny_cifar.test_x[artifacts.splits_for(tiny_cfg, tiny_cifar).test])
     for b in (8, 4):
         f, _ = predict(quantize_model(model, bit_map(b), qcfg), x_test)
         for m, head in heads.items():
             with torch.no_grad():
                 expected = quantize_head(head, b, qcfg)(f).argmax(1).tolist()
             stored = out["entries"][str(b)]["methods"][m]["test"]["predictions"]
-            assert ex.decode_predictions(stored).tolist() == expected, (b, m)
+            assert results.decode_predictions(stored).tolist() == expected, (b, m)
     sizes = [out["entries"][k]["size"] for k in ("float", "8", "4")]
     assert sizes[0]["total_bits"] > sizes[1]["total_bits"] > sizes[2]["total_bits"]
     assert [s["average_bits"] for s in sizes] == [32, 8, 4]
-    run = ex.QuantizedRun(tiny_cfg, dcfg, qcfg, (8, 4))
+    run = config.QuantizedRun(tiny_cfg, dcfg, qcfg, (8, 4))
     path = results.result_path("smoke", "quantized", run)
     assert path.is_file() and _same_json(results.load(path, run), out)
 
     # stored: a second call loads it, without data, training or the cache
-    monkeypatch.setattr(ex, "load_cifar10", lambda: pytest.fail("recomputed a stored result"))
-    monkeypatch.setattr(ex, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
-    assert _same_json(ex.quantized(tiny_cfg, dcfg, qcfg, [8, 4], "smoke", compute=False), out)
+    monkeypatch.setattr(artifacts, "dataset", lambda: pytest.fail("recomputed a stored result"))
+    monkeypatch.setattr(artifacts, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
+    assert _same_json(runs.quantized(tiny_cfg, dcfg, qcfg, [8, 4], "smoke", compute=False), out)
     with pytest.raises(MissingResultError, match="--stage quantized"):  # another sweep is another result
-        ex.quantized(tiny_cfg, dcfg, qcfg, (8,), "smoke", compute=False)
+        runs.quantized(tiny_cfg, dcfg, qcfg, (8,), "smoke", compute=False)
 
 
 def test_quantized_sweep_with_activations(tiny_cfg, patched_data):
     dcfg = DecoupleConfig(epochs=1, batch_size=32, tau_grid=(0.0,))
     qcfg = QuantConfig(act_bits=8, calibration="balanced", calibration_size=10)
-    out = ex.quantized(tiny_cfg, dcfg, qcfg, (8,), "smoke", compute=True, progress=False)
+    out = runs.quantized(tiny_cfg, dcfg, qcfg, (8,), "smoke", compute=True, progress=False)
     assert out["calibration_counts"] == [1] * 10
     assert set(out["entries"]) == {"float", "8"}
-    run = ex.QuantizedRun(tiny_cfg, dcfg, qcfg, (8,))
+    run = config.QuantizedRun(tiny_cfg, dcfg, qcfg, (8,))
     assert run.tag.endswith("a8-balanced")
     assert Path(results.result_path("smoke", "quantized", run)).is_file()

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-import ltmpq.experiments as ex
-from ltmpq import results
+import ltmpq.artifacts as artifacts
+import ltmpq.config as config
+import ltmpq.results as results
+import ltmpq.runs as runs
 from ltmpq.config import DecoupleConfig, Stage1Config, config_hash
 from ltmpq.data import long_tail_counts
 from ltmpq.decoupling import METHODS
@@ -131,20 +133,20 @@ def test_stage1_and_decoupled_without_compute_raise_missing_result(monkeypatch):
     def no_data():
         raise AssertionError("compute=False must not load data")
 
-    monkeypatch.setattr(ex, "load_cifar10", no_data)
+    monkeypatch.setattr(artifacts, "dataset", no_data)
     cfg = Stage1Config(imbalance_factor=0.1, seed=0)
     with pytest.raises(MissingResultError, match="make runs") as err:
-        ex.stage1(cfg, "smoke", compute=False)
+        runs.stage1(cfg, "smoke", compute=False)
     assert "PROFILE=smoke" in str(err.value) and "--if 0.1 --seed 0" in str(err.value)
     with pytest.raises(MissingResultError, match="make runs PROFILE=smoke RUN_ARGS='--if 0.01 --seed 2'"):
-        ex.decoupled(replace(cfg, imbalance_factor=0.01, seed=2), DecoupleConfig(), "smoke", compute=False)
+        runs.decoupled(replace(cfg, imbalance_factor=0.01, seed=2), DecoupleConfig(), "smoke", compute=False)
 
 
 # ------------------------------------------------------------------ experiments end to end (tiny)
 
 
 def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
-    out = ex.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     path = results.result_path("smoke", "stage1", tiny_cfg)
     assert path.is_file() and _same_json(results.load(path, tiny_cfg), out)
     counts = long_tail_counts(15, 0.5)
@@ -165,18 +167,18 @@ def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_
     assert [h["epoch"] for h in out["history"]] == [1, 2]
 
     # a stored result is returned as is, without data, training or the cache
-    monkeypatch.setattr(ex, "load_cifar10", lambda: pytest.fail("recomputed a stored result"))
-    monkeypatch.setattr(ex, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
-    assert _same_json(ex.stage1(tiny_cfg, "smoke", compute=False), out)
+    monkeypatch.setattr(artifacts, "dataset", lambda: pytest.fail("recomputed a stored result"))
+    monkeypatch.setattr(artifacts, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
+    assert _same_json(runs.stage1(tiny_cfg, "smoke", compute=False), out)
 
 
 def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
     dcfg = DecoupleConfig(epochs=2, batch_size=32, tau_grid=(0.0, 1.0))
-    before = ex.features(tiny_cfg, progress=False)
-    ckpt = ex.run_dir(tiny_cfg) / "checkpoint.pt"
+    before = artifacts.features(tiny_cfg, progress=False)
+    ckpt = artifacts.run_dir(tiny_cfg) / "checkpoint.pt"
     ckpt_before = ckpt.read_bytes()
-    out = ex.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
-    after = ex.features(tiny_cfg, progress=False)
+    out = runs.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
+    after = artifacts.features(tiny_cfg, progress=False)
     # the backbone and its features are untouched by stage 2
     assert ckpt.read_bytes() == ckpt_before
     for k in ("train_features", "val_features", "test_features", "classifier_weight", "classifier_bias"):
@@ -185,8 +187,8 @@ def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
     assert out["stage1_hash"] == config_hash(tiny_cfg)
     assert out["methods"]["tau_norm"]["choice"]["tau"] in dcfg.tau_grid
     assert 1 <= out["methods"]["crt"]["choice"]["epoch"] <= dcfg.epochs
-    run = ex.DecoupledRun(tiny_cfg, dcfg)
-    stored = torch.load(ex.run_dir(tiny_cfg) / f"decoupled-{config_hash(run)}.pt", weights_only=True)
+    run = config.DecoupledRun(tiny_cfg, dcfg)
+    stored = torch.load(artifacts.run_dir(tiny_cfg) / f"decoupled-{config_hash(run)}.pt", weights_only=True)
     assert set(stored) == set(METHODS)
     assert torch.equal(stored["baseline"]["weight"], before["classifier_weight"])
     assert not torch.equal(stored["crt"]["weight"], before["classifier_weight"])

@@ -12,12 +12,13 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from ltmpq import blog, report, results
+from ltmpq import blog, frames, load, params, results, tables
+from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.cli import main
-from ltmpq.config import PROFILES, Stage1Config, get_profile
+from ltmpq.config import PROFILES, DecoupledRun, MPQRun, QuantizedRun, Stage1Config, get_profile
 from ltmpq.data import DataSource
-from ltmpq.experiments import DecoupledRun, MPQRun, QuantizedRun, quant_variants_for
-from ltmpq.stats import binomial_half_width, mean_ci
+from ltmpq.runs import quant_variants_for
+from ltmpq.uncertainty import binomial_half_width, mean_ci
 
 # ------------------------------------------------------------------ stats
 
@@ -137,7 +138,7 @@ def stored():
 
 @pytest.fixture
 def frame(stored):
-    return report.metrics_frame(*stored)
+    return frames.metrics_frame(*stored)
 
 
 def _values(df, method, metric, split="test") -> np.ndarray:
@@ -149,9 +150,9 @@ def _values(df, method, metric, split="test") -> np.ndarray:
 
 
 def test_pct():
-    assert report.pct(0.25) == 25.0
-    assert math.isnan(report.pct(None))
-    assert report.pct(0.0) == 0.0
+    assert frames.pct(0.25) == 25.0
+    assert math.isnan(frames.pct(None))
+    assert frames.pct(0.0) == 0.0
 
 
 def test_metrics_frame_is_long_in_percent_with_null_as_nan(stored, frame):
@@ -176,13 +177,13 @@ def test_metrics_frame_is_long_in_percent_with_null_as_nan(stored, frame):
 
 
 def test_metrics_frame_without_decoupled_has_only_the_baseline(stored):
-    df = report.metrics_frame(stored[0])
+    df = frames.metrics_frame(stored[0])
     assert set(df["method"]) == {"baseline"}
     assert len(df) == 2 * 2 * 5
 
 
 def test_summarize_is_mean_ci_over_seeds(frame):
-    s = report.summarize(frame)
+    s = frames.summarize(frame)
     assert {"imbalance_factor", "method", "split", "metric", "mean", "ci", "n"} <= set(s.columns)
     # one row per (IF, method, split, metric)
     assert len(s) == 3 * 2 * 5
@@ -207,13 +208,13 @@ def test_summarize_is_mean_ci_over_seeds(frame):
 
 
 def test_summarize_by_other_columns(frame):
-    s = report.summarize(frame[frame["metric"] == "overall"], by=("method", "split", "metric"))
+    s = frames.summarize(frame[frame["metric"] == "overall"], by=("method", "split", "metric"))
     assert set(s["method"]) == {"baseline", "crt", "lws"}
     assert (s["n"] == 2).all()
 
 
 def test_blog_comparison_signs_and_rows(frame):
-    cmp = report.blog_comparison(report.summarize(frame))
+    cmp = ch1.table1_vs_blog(frames.summarize(frame))
     assert list(cmp.columns) == ["imbalance_factor", "method", "metric", "blog", "ours", "difference", "n"]
     # only what the blog has: baseline and cRT at IF 0.01, overall / head / tail (no lws, no balanced,
     # no val split)
@@ -235,13 +236,13 @@ def test_blog_comparison_signs_and_rows(frame):
 
 
 def test_blog_comparison_selected_methods(frame):
-    cmp = report.blog_comparison(report.summarize(frame), methods=("crt",))
+    cmp = ch1.table1_vs_blog(frames.summarize(frame), methods=("crt",))
     assert set(cmp["method"]) == {"crt"} and len(cmp) == 3
 
 
 def test_blog_comparison_with_one_seed_has_no_interval(stored):
     one = {c: r for c, r in stored[0].items() if c.seed == 0}
-    cmp = report.blog_comparison(report.summarize(report.metrics_frame(one)))
+    cmp = ch1.table1_vs_blog(frames.summarize(frames.metrics_frame(one)))
     assert set(cmp["method"]) == {"baseline"}
     ours = cmp.set_index("metric")["ours"]
     assert ours["overall"] == "60.0"  # no '±' for a single seed
@@ -249,8 +250,8 @@ def test_blog_comparison_with_one_seed_has_no_interval(stored):
 
 
 def test_wide_has_mean_pm_ci_strings(frame):
-    s = report.summarize(frame)
-    t = report.wide(s, ["tail", "overall", "not_a_metric"])
+    s = frames.summarize(frame)
+    t = tables.wide(s, ["tail", "overall", "not_a_metric"])
     assert list(t.columns) == ["tail", "overall"]  # the requested order; unknown metrics dropped
     assert len(t) == 3  # one row per (IF, method)
     for method in ("baseline", "crt", "lws"):
@@ -259,13 +260,13 @@ def test_wide_has_mean_pm_ci_strings(frame):
             assert t.loc[(IF, method), metric] == f"{mean:.1f} ± {half:.1f}"
     assert t.loc[(IF, "baseline"), "overall"].startswith("62.0 ± ")
     # the val split on request
-    v = report.wide(s, ["overall"], split="val")
+    v = tables.wide(s, ["overall"], split="val")
     assert v.loc[(IF, "baseline"), "overall"].startswith("52.0 ± ")
 
 
 def test_per_class_frame_rows_and_train_counts(stored):
     s1, dec = stored
-    df = report.per_class_frame(s1, dec)
+    df = frames.per_class_frame(s1, dec)
     assert len(df) == 2 * 3 * 10  # seed x method x class
     assert not df.duplicated(["seed", "method", "class"]).any()
     for _, r in df.iterrows():
@@ -276,20 +277,20 @@ def test_per_class_frame_rows_and_train_counts(stored):
         else:
             assert r["accuracy"] == pytest.approx(100 * expected)
     assert df["accuracy"].isna().sum() == 3  # class 9 of seed 1, for each method
-    base_only = report.per_class_frame(s1)
+    base_only = frames.per_class_frame(s1)
     assert set(base_only["method"]) == {"baseline"} and len(base_only) == 2 * 10
 
 
 def test_per_class_frame_val_split(stored):
     s1, _ = stored
     s1 = {c: r | {"val": r["val"] | {"per_class": [0.5] * 10}} for c, r in s1.items()}
-    df = report.per_class_frame(s1, split="val")
+    df = frames.per_class_frame(s1, split="val")
     assert (df["accuracy"] == 50.0).all()
 
 
 def test_chapter_params_rejects_unknown_profile_listing_allowed():
     with pytest.raises(ValueError) as err:
-        report.ChapterParams(profile="nope")
+        params.ChapterParams(profile="nope")
     msg = str(err.value)
     assert "nope" in msg
     for name in PROFILES:
@@ -297,7 +298,7 @@ def test_chapter_params_rejects_unknown_profile_listing_allowed():
 
 
 def test_chapter_params_lists_become_tuples():
-    p = report.ChapterParams("smoke", False, [0.01], [3, 4])
+    p = params.ChapterParams("smoke", False, [0.01], [3, 4])
     assert p.imbalance_factors == (0.01,) and isinstance(p.imbalance_factors, tuple)
     assert p.seeds == (3, 4) and isinstance(p.seeds, tuple)
     hash(p)  # frozen and hashable once converted
@@ -307,20 +308,20 @@ def test_chapter_params_lists_become_tuples():
 @pytest.mark.parametrize("empty", [[], ()])
 def test_chapter_params_rejects_empty(field, empty):
     with pytest.raises(ValueError, match=field):
-        report.ChapterParams("smoke", **{field: empty})
+        params.ChapterParams("smoke", **{field: empty})
 
 
 def test_chapter_params_checks_the_converted_tuple():
     # an array holding only seed 0 is non-empty (ValueError "must be ... non-empty" today) ...
-    assert report.ChapterParams("smoke", seeds=np.array([0])).seeds == (0,)
+    assert params.ChapterParams("smoke", seeds=np.array([0])).seeds == (0,)
     # ... and an exhausted iterable is empty (today silently the profile's seeds)
     with pytest.raises(ValueError, match="seeds"):
-        report.ChapterParams("smoke", seeds=iter([]))
+        params.ChapterParams("smoke", seeds=iter([]))
 
 
 def test_chapter_params_configs_are_the_profile_product():
     prof = get_profile("smoke")
-    p = report.ChapterParams("smoke")
+    p = params.ChapterParams("smoke")
     assert p.ifs == prof.imbalance_factors and p.seed_list == prof.seeds
     cfgs = p.configs()
     assert len(cfgs) == len(prof.imbalance_factors) * len(prof.seeds)
@@ -331,23 +332,23 @@ def test_chapter_params_configs_are_the_profile_product():
         assert c == prof.stage1_config(c.imbalance_factor, c.seed)  # the profile's run settings
         assert c.width == prof.stage1["width"]
     # overrides restrict the product
-    q = report.ChapterParams("smoke", imbalance_factors=[0.01], seeds=[5, 6, 7])
+    q = params.ChapterParams("smoke", imbalance_factors=[0.01], seeds=[5, 6, 7])
     assert [(c.imbalance_factor, c.seed) for c in q.configs()] == [(0.01, 5), (0.01, 6), (0.01, 7)]
     # only seeds overridden: the profile's IFs
-    r = report.ChapterParams("cpu", seeds=[9])
+    r = params.ChapterParams("cpu", seeds=[9])
     assert [c.imbalance_factor for c in r.configs()] == list(get_profile("cpu").imbalance_factors)
     assert {c.seed for c in r.configs()} == {9}
 
 
 def test_data_sources_deduplicates(stored):
     s1, dec = stored
-    assert report.data_sources(s1, dec) == [SOURCE]
+    assert load.data_sources(s1, dec) == [SOURCE]
     other = dict(SOURCE, sha256="def")
     extra = {Stage1Config(imbalance_factor=0.1, seed=0): _stage1(CFGS[0], other)}
-    got = report.data_sources(s1, dec, extra)
+    got = load.data_sources(s1, dec, extra)
     assert len(got) == 2
     assert {s["sha256"] for s in got} == {"abc", "def"}
-    assert report.data_sources() == []
+    assert load.data_sources() == []
 
 
 # ------------------------------------------------------------------ results.status

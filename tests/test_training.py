@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import ltmpq.experiments as ex
+import ltmpq.artifacts as artifacts
 from ltmpq.config import config_hash
 from ltmpq.training import (
     MEAN,
@@ -189,11 +189,11 @@ def _assert_same_features(a: dict, b: dict) -> None:
 
 
 def test_features_cached_and_consistent(tiny_cfg, patched_data, tiny_cifar):
-    out = ex.features(tiny_cfg, progress=False)
-    path = ex.run_dir(tiny_cfg) / "features.pt"
-    assert path.is_file() and (ex.run_dir(tiny_cfg) / "checkpoint.pt").is_file()
+    out = artifacts.features(tiny_cfg, progress=False)
+    path = artifacts.run_dir(tiny_cfg) / "features.pt"
+    assert path.is_file() and (artifacts.run_dir(tiny_cfg) / "checkpoint.pt").is_file()
     assert out["config_hash"] == config_hash(tiny_cfg)
-    splits = ex.splits_for(tiny_cfg, tiny_cifar)
+    splits = artifacts.splits_for(tiny_cfg, tiny_cifar)
     assert out["train_labels"].tolist() == tiny_cifar.train_y[splits.train].tolist()
     assert out["val_labels"].tolist() == tiny_cifar.train_y[splits.val].tolist()
     assert out["test_labels"].tolist() == tiny_cifar.test_y[splits.test].tolist()
@@ -201,9 +201,9 @@ def test_features_cached_and_consistent(tiny_cfg, patched_data, tiny_cifar):
     torch.testing.assert_close(out["test_logits"], out["test_features"] @ out["classifier_weight"].T
                                + out["classifier_bias"])  # fmt: skip
     assert out["data_sha256"] == patched_data_source_sha(tiny_cifar)
-    ckpt_mtime = (ex.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns
-    again = ex.features(tiny_cfg, progress=False)  # from the cache: nothing retrained
-    assert (ex.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns == ckpt_mtime
+    ckpt_mtime = (artifacts.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns
+    again = artifacts.features(tiny_cfg, progress=False)  # from the cache: nothing retrained
+    assert (artifacts.run_dir(tiny_cfg) / "checkpoint.pt").stat().st_mtime_ns == ckpt_mtime
     _assert_same_features(out, again)
 
 
@@ -216,19 +216,19 @@ def test_features_of_other_data_are_recomputed(tiny_cfg, patched_data, tiny_cifa
     from dataclasses import replace as dc_replace
 
     one = dc_replace(tiny_cifar, source=dc_replace(tiny_cifar.source, sha256="a" * 64))
-    monkeypatch.setattr(ex, "load_cifar10", lambda: one)
-    first = ex.features(tiny_cfg, progress=False)
-    assert ex.features(tiny_cfg, progress=False)["data_sha256"] == "a" * 64  # same data: reused
+    monkeypatch.setattr(artifacts, "dataset", lambda: one)
+    first = artifacts.features(tiny_cfg, progress=False)
+    assert artifacts.features(tiny_cfg, progress=False)["data_sha256"] == "a" * 64  # same data: reused
     other = dc_replace(tiny_cifar, source=dc_replace(tiny_cifar.source, sha256="f" * 64))
-    monkeypatch.setattr(ex, "load_cifar10", lambda: other)
-    again = ex.features(tiny_cfg, progress=False)
+    monkeypatch.setattr(artifacts, "dataset", lambda: other)
+    again = artifacts.features(tiny_cfg, progress=False)
     assert first["data_sha256"] != again["data_sha256"] == "f" * 64
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncate", "foreign-hash"])
 def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how):
-    first = ex.features(tiny_cfg, progress=False)
-    path = ex.run_dir(tiny_cfg) / "features.pt"
+    first = artifacts.features(tiny_cfg, progress=False)
+    path = artifacts.run_dir(tiny_cfg) / "features.pt"
     if how == "garbage":
         path.write_bytes(b"\x00garbage" * 100)
     elif how == "truncate":
@@ -237,28 +237,28 @@ def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how):
     else:
         torch.save({**first, "config_hash": "0" * 12}, path)
     loads = len(patched_data)
-    second = ex.features(tiny_cfg, progress=False)
+    second = artifacts.features(tiny_cfg, progress=False)
     assert len(patched_data) == loads + 1  # recomputed (from the finished checkpoint)
     _assert_same_features(first, second)
     assert torch.load(path, weights_only=True)["config_hash"] == config_hash(tiny_cfg)
 
 
 def test_features_rebuilt_when_checkpoint_missing(tiny_cfg, patched_data):
-    first = ex.features(tiny_cfg, progress=False)
-    run = ex.run_dir(tiny_cfg)
+    first = artifacts.features(tiny_cfg, progress=False)
+    run = artifacts.run_dir(tiny_cfg)
     (run / "features.pt").unlink()
     (run / "checkpoint.pt").unlink()
-    second = ex.features(tiny_cfg, progress=False)  # retrains: same numbers (deterministic)
+    second = artifacts.features(tiny_cfg, progress=False)  # retrains: same numbers (deterministic)
     _assert_same_features(first, second)
 
 
 def test_features_rebuilt_when_checkpoint_corrupt(tiny_cfg, patched_data):
     # experiments' docstring: checkpoints are "rebuilt from the config when missing or corrupt"
-    first = ex.features(tiny_cfg, progress=False)
-    run = ex.run_dir(tiny_cfg)
+    first = artifacts.features(tiny_cfg, progress=False)
+    run = artifacts.run_dir(tiny_cfg)
     (run / "features.pt").unlink()
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    second = ex.features(tiny_cfg, progress=False)
+    second = artifacts.features(tiny_cfg, progress=False)
     _assert_same_features(first, second)
 
 

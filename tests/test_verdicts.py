@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from ltmpq import report, stats, verdicts
+from ltmpq import uncertainty, verdicts
+from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.data import class_groups
-from ltmpq.experiments import encode_predictions, mpq_tables
+from ltmpq.mpq import sensitivity_tables
+from ltmpq.results import decode_predictions, encode_predictions
 from ltmpq.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 
@@ -49,7 +52,7 @@ def test_evidence_on_synthetic_seeds_gives_the_expected_words():
 def test_evidence_matches_a_t_interval():
     v = np.array([1.0, 2.0, 3.0, 4.0])
     ev = verdicts.evidence(v, 0.0)
-    mean, half, n = stats.mean_ci(v)
+    mean, half, n = uncertainty.mean_ci(v)
     assert ev["estimate"] == pytest.approx(2.5)
     assert (ev["ci_low"], ev["ci_high"]) == pytest.approx((mean - half, mean + half))
     assert ev["pvalue"] == pytest.approx(0.01523, abs=5e-5)  # one-sided t-test: t = 3.873, df = 3
@@ -92,16 +95,16 @@ def test_paired_difference_against_a_direct_computation():
     a = rng.random((3, 200)) < 0.6
     b = a.copy()
     b[:, labels == 3] = True  # B is better on class 3 only
-    res = stats.paired_difference(labels, a, b, [2, 3], n_boot=500, seed=0)
+    res = uncertainty.paired_difference(labels, a, b, [2, 3], n_boot=500, seed=0)
     expected = 100 * np.mean([(b.astype(float) - a)[:, labels == c].mean() for c in (2, 3)])
     assert res["estimate"] == pytest.approx(expected)
     assert res["ci_low"] > 0 and res["pvalue"] < 0.01
-    same = stats.paired_difference(labels, a, a, [0, 1, 2, 3], n_boot=200)
+    same = uncertainty.paired_difference(labels, a, a, [0, 1, 2, 3], n_boot=200)
     assert same["estimate"] == 0 and same["ci_low"] == same["ci_high"] == 0 and same["pvalue"] == 1.0
     with pytest.raises(ValueError, match="do not match"):
-        stats.paired_difference(labels, a, b[:, :10], [0])
+        uncertainty.paired_difference(labels, a, b[:, :10], [0])
     with pytest.raises(ValueError, match="at least one class"):
-        stats.paired_difference(labels, a, b, [])
+        uncertainty.paired_difference(labels, a, b, [])
 
 
 def _stored_sweep(rng, n_per_class=20, n_classes=10, layers=("L1", "L2", "L3"), bits=(3, 4)):
@@ -119,26 +122,52 @@ def _stored_sweep(rng, n_per_class=20, n_classes=10, layers=("L1", "L2", "L3"), 
     return {"val_labels": encode_predictions(labels), "train_counts": counts, "sweep": {"crt": sweep}}, labels
 
 
-def test_layer_losses_equals_the_sensitivity_tables():
+def _direct_losses(r, head, bits, classes=None, images=None):
+    """Oracle: points lost per layer, straight from the stored strings on the kept images."""
+    labels = decode_predictions(r["val_labels"])
+    keep = np.ones(labels.size, bool) if classes is None else np.isin(labels, list(classes))
+    if images is not None:
+        keep &= np.isin(np.arange(labels.size), images)
+    sweep = r["sweep"][head]
+    base = np.mean(decode_predictions(sweep["float"])[keep] == labels[keep])
+    out = {}
+    for layer, e in sweep["layers"].items():
+        q = decode_predictions(e[str(bits)]["predictions"])
+        out[layer] = 100 * (base - np.mean(q[keep] == labels[keep]))
+    return out
+
+
+def test_layer_losses_are_points_lost_on_the_kept_images():
     r, labels = _stored_sweep(np.random.default_rng(2))
     groups = class_groups(r["train_counts"])
-    tables = mpq_tables(r["sweep"]["crt"], r["val_labels"], r["train_counts"], groups, ("overall", "tail"))
-    for metric, classes in (("overall", None), ("tail", groups["tail"])):
-        fast = report.layer_losses(r, "crt", 4, classes)
-        np.testing.assert_allclose(fast.to_numpy(), 100 * tables[metric][4].to_numpy(), atol=1e-9)
-    # and on a resample of the images
-    images = np.random.default_rng(3).choice(labels.size, labels.size)
-    images = np.unique(images)
-    tables = mpq_tables(r["sweep"]["crt"], r["val_labels"], r["train_counts"], groups, ("tail",), images)
-    np.testing.assert_allclose(
-        report.layer_losses(r, "crt", 3, groups["tail"], images).to_numpy(),
-        100 * tables["tail"][3].to_numpy(),
+    for metric, classes in (("overall", None), ("tail", groups["tail"]), ("head", groups["head"])):
+        got = ch4.layer_losses(r, "crt", 4, metric)
+        assert got.to_dict() == pytest.approx(_direct_losses(r, "crt", 4, classes), abs=1e-12)
+    # and on a resample of the images (sorted, as split_halves gives them)
+    images = np.unique(np.random.default_rng(3).choice(labels.size, labels.size))
+    got = ch4.layer_losses(r, "crt", 3, "tail", images)
+    assert got.to_dict() == pytest.approx(_direct_losses(r, "crt", 3, groups["tail"], images), abs=1e-12)
+    # the same numbers the allocations use
+    tables = sensitivity_tables(r["sweep"]["crt"], r["val_labels"], r["train_counts"], groups, ("tail",))
+    np.testing.assert_array_equal(
+        ch4.layer_losses(r, "crt", 4, "tail").to_numpy(), 100 * tables["tail"][4].to_numpy()
     )
+
+
+def test_sensitivity_tables_can_keep_one_bit_width():
+    r, _ = _stored_sweep(np.random.default_rng(5))
+    groups = class_groups(r["train_counts"])
+    full = sensitivity_tables(r["sweep"]["crt"], r["val_labels"], r["train_counts"], groups, ("overall",))
+    one = sensitivity_tables(
+        r["sweep"]["crt"], r["val_labels"], r["train_counts"], groups, ("overall",), bits=[3]
+    )
+    assert list(one["overall"].columns) == [3]
+    pd.testing.assert_series_equal(one["overall"][3], full["overall"][3])
 
 
 def test_split_halves_are_disjoint_and_stratified():
     labels = np.repeat(np.arange(10), 100)
-    a, b = report.split_halves(labels, np.random.default_rng(0))
+    a, b = ch4.split_halves(labels, np.random.default_rng(0))
     assert not set(a) & set(b) and len(a) + len(b) == labels.size
     assert (np.bincount(labels[a]) == 50).all() and (np.bincount(labels[b]) == 50).all()
 
@@ -154,8 +183,8 @@ def test_rank_stability_of_clearly_ordered_layers_is_perfect():
         q[broken] = (labels[broken] + 1) % 10
         sweep["layers"][n] = {"4": {"predictions": encode_predictions(q), "kl": [0.0] * 10}}
     r = {"val_labels": encode_predictions(labels), "train_counts": [100] * 10, "sweep": {"crt": sweep}}
-    stab = report.rank_stability(r, "crt", 4, tail=range(4, 10), n_splits=5, seed=0)
+    stab = ch4.rank_stability(r, "crt", 4, n_splits=5, seed=0)
     assert list(stab.columns) == ["split", "same", "cross"] and len(stab) == 5
     np.testing.assert_allclose(stab[["same", "cross"]].to_numpy(), 1.0)
-    losses = report.layer_losses(r, "crt", 4)
+    losses = ch4.layer_losses(r, "crt", 4)
     np.testing.assert_allclose(losses.to_numpy(), [0, 20, 50, 80])

@@ -1,93 +1,44 @@
-"""Runs of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2), their
-post-training quantization (chapter 3) and mixed precision (chapter 4).
+"""Run a stage of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2),
+their post-training quantization (chapter 3) and mixed precision (chapter 4), and a whole profile.
 
-Each function returns the stored result when ``results/`` has it; otherwise it computes it (only
-when ``compute=True``) and stores it. Heavy artifacts (checkpoints, features, classifiers) live
-in the ignored cache and are rebuilt from the config when missing or corrupt.
+Each stage function returns the stored result when ``results/`` has it; otherwise it computes it
+(only when ``compute=True``) and stores it with its provenance. The heavy artifacts they need
+(checkpoints, features, classifiers) come from :mod:`ltmpq.artifacts`.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm import tqdm
 
+from . import artifacts, results
 from . import mpq as mp
-from . import results
 from .config import (
     HESSIAN_METRICS,
-    KL_METRICS,
-    SENSITIVITY_METRICS,
     DecoupleConfig,
+    DecoupledRun,
     MPQConfig,
+    MPQRun,
     QuantConfig,
+    QuantizedRun,
+    SensitivityRun,
     Stage1Config,
     config_hash,
     get_profile,
 )
-from .data import Cifar10, Splits, blog_head_tail, class_groups, load_cifar10, make_splits
-from .decoupling import METHODS, fit_all, rebuild
-from .io import atomic_write, write_json
+from .data import blog_head_tail, class_groups
+from .decoupling import METHODS
+from .io import write_json
 from .metrics import evaluate
-from .models import VGG16
-from .paths import cache_dir
 from .quantization import FLOAT, bit_map, calibration_indices, model_size, quantize_head, quantize_model
-from .training import predict, to_input, train_stage1
-
-
-@dataclass(frozen=True)
-class DecoupledRun:
-    """Stage 2 on the features of one stage-1 run."""
-
-    stage1: Stage1Config
-    decouple: DecoupleConfig
-
-    @property
-    def tag(self) -> str:
-        return self.stage1.tag
-
-
-@dataclass(frozen=True)
-class QuantizedRun:
-    """Chapter 3: one stage-1 run and its decoupled classifiers, quantized at uniform weight bits.
-
-    ``bits`` lists the weight bit-widths swept (float is always included as the reference);
-    ``keep_predictions`` stores the test predictions (for the paired tests and the flips).
-    """
-
-    stage1: Stage1Config
-    decouple: DecoupleConfig
-    quant: QuantConfig
-    bits: tuple[int, ...]
-    keep_predictions: bool = True
-
-    @property
-    def tag(self) -> str:
-        q = self.quant
-        parts = [self.stage1.tag, q.granularity, q.clipping] + ([] if q.fold_bn else ["unfolded"])
-        if q.act_bits is not None:
-            parts.append(f"a{q.act_bits}-{q.calibration}")
-        return "-".join(parts)
-
-
-@dataclass(frozen=True)
-class MPQRun:
-    """Chapter 4: sensitivities and mixed-precision allocations of one stage-1 run's heads."""
-
-    stage1: Stage1Config
-    decouple: DecoupleConfig
-    quant: QuantConfig
-    mpq: MPQConfig
-
-    @property
-    def tag(self) -> str:
-        return self.stage1.tag
+from .results import encode_predictions
+from .training import predict, to_input
 
 
 def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
@@ -96,93 +47,9 @@ def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> st
     return f"make runs PROFILE={profile} RUN_ARGS='--if {cfg.imbalance_factor:g} --seed {cfg.seed}{extra}'"
 
 
-def run_dir(cfg: Stage1Config) -> Path:
-    """Cache folder of one stage-1 run's heavy artifacts."""
-    return cache_dir() / "runs" / config_hash(cfg)
-
-
-def splits_for(cfg: Stage1Config, data: Cifar10) -> Splits:
-    """The validation / long-tailed train / test indices of a stage-1 config."""
-    return make_splits(
-        data.train_y, data.test_y, cfg.imbalance_factor, val_per_class=cfg.val_per_class,
-        n_max=cfg.n_max, profile=cfg.lt_profile, data_seed=cfg.seed, val_seed=cfg.val_seed,
-        test_per_class=cfg.test_per_class,
-    )  # fmt: skip
-
-
-def _load_tensors(path: Path) -> dict | None:
-    try:
-        return torch.load(path, weights_only=True) if path.is_file() else None
-    except Exception:  # truncated or corrupt cache entry: recompute it
-        return None
-
-
-def features(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> dict:
-    """Features, logits and labels of the train / val / test splits under the stage-1 model.
-
-    Cached in ``.cache/runs/<hash>/features.pt``; rebuilt (training first if the checkpoint is
-    missing too) when absent or unreadable.
-    """
-    path = run_dir(cfg) / "features.pt"
-    data = data or load_cifar10()
-    cached = _load_tensors(path)
-    # features of another data copy (e.g. the JPEG copy, now that the original is present) are stale
-    if (cached is not None and cached.get("config_hash") == config_hash(cfg)
-            and cached.get("data_sha256") in (None, data.source.sha256)):  # fmt: skip
-        return cached
-    splits = splits_for(cfg, data)
-    x_tr, y_tr = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
-    outcome = train_stage1(cfg, x_tr, y_tr, run_dir(cfg), progress=progress, data_sha256=data.source.sha256)
-    out: dict = {"config_hash": config_hash(cfg), "data_sha256": data.source.sha256,
-                 "history": outcome.history,
-                 "train_seconds": outcome.train_seconds,
-                 "images_per_second": outcome.images_per_second}  # fmt: skip
-    for split, xs, ys in (
-        ("train", data.train_x[splits.train], data.train_y[splits.train]),
-        ("val", data.train_x[splits.val], data.train_y[splits.val]),
-        ("test", data.test_x[splits.test], data.test_y[splits.test]),
-    ):
-        f, logits = predict(outcome.model, torch.from_numpy(xs))
-        out[f"{split}_features"], out[f"{split}_logits"] = f, logits
-        out[f"{split}_labels"] = torch.from_numpy(ys)
-    clf = outcome.model.classifier
-    out["classifier_weight"], out["classifier_bias"] = clf.weight.detach().clone(), clf.bias.detach().clone()
-    atomic_write(path, lambda tmp: torch.save(out, tmp))
-    return out
-
-
 def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
     pred = logits.argmax(1).numpy()
     return {**evaluate(labels.numpy(), pred, counts), "predictions": pred.tolist()}
-
-
-def stage1_model(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> VGG16:
-    """The trained stage-1 model, from its checkpoint (trained first when the cache lacks it)."""
-    data = data or load_cifar10()
-    splits = splits_for(cfg, data)
-    x, y = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
-    return train_stage1(cfg, x, y, run_dir(cfg), progress=progress, data_sha256=data.source.sha256).model
-
-
-def classifiers(
-    cfg: Stage1Config, dcfg: DecoupleConfig, *, progress: bool = True
-) -> dict[str, torch.nn.Module]:
-    """The five classifiers of chapter 2 (baseline and the decoupled ones) of one stage-1 run.
-
-    Loaded from the cache; refitted (deterministically, on the cached features) when missing.
-    """
-    feats = features(cfg, progress=progress)
-    dim, num_classes = feats["classifier_weight"].shape[1], feats["classifier_weight"].shape[0]
-    states = _load_tensors(run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}.pt")
-    if states is None:
-        base = torch.nn.Linear(dim, num_classes)
-        base.weight.data, base.bias.data = feats["classifier_weight"], feats["classifier_bias"]
-        fitted = fit_all(base, feats["train_features"], feats["train_labels"], feats["val_features"],
-                         feats["val_labels"], dcfg)  # fmt: skip
-        states = {name: f.classifier.state_dict() for name, f in fitted.items()}
-        atomic_write(run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}.pt",
-                     lambda tmp: torch.save(states, tmp))  # fmt: skip
-    return rebuild(states, dim, num_classes)
 
 
 def _stored_or_required(
@@ -200,28 +67,15 @@ def _stored_or_required(
     return path, None
 
 
-def encode_predictions(pred: np.ndarray) -> str | list[int]:
-    """Predicted labels compactly: a string of digits for up to 10 classes, else a list."""
-    pred = np.asarray(pred)
-    return "".join(map(str, pred.tolist())) if pred.size == 0 or pred.max() < 10 else pred.tolist()
-
-
-def decode_predictions(stored: str | list[int]) -> np.ndarray:
-    """Inverse of :func:`encode_predictions` (also reads the plain lists of chapters 1-2)."""
-    if isinstance(stored, str):
-        return np.frombuffer(stored.encode(), dtype=np.uint8).astype(np.int64) - ord("0")
-    return np.asarray(stored, dtype=np.int64)
-
-
 def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True) -> dict:
     """The baseline (stage-1, instance-balanced cross-entropy) result of one run."""
     path, stored = _stored_or_required(profile, "stage1", cfg, cfg, None, compute)
     if stored is not None:
         return stored
     t0 = time.perf_counter()
-    data = load_cifar10()
-    splits = splits_for(cfg, data)
-    feats = features(cfg, data, progress=progress)
+    data = artifacts.dataset()
+    splits = artifacts.splits_for(cfg, data)
+    feats = artifacts.features(cfg, data, progress=progress)
     counts = list(splits.train_counts)
     payload = {
         "kind": "stage1",
@@ -251,11 +105,9 @@ def decoupled(
         return stored
     t0 = time.perf_counter()
     base_result = stage1(cfg, profile, compute=True, progress=progress)
-    feats = features(cfg, progress=progress)
-    base = torch.nn.Linear(feats["classifier_weight"].shape[1], feats["classifier_weight"].shape[0])
-    base.weight.data, base.bias.data = feats["classifier_weight"], feats["classifier_bias"]
-    fitted = fit_all(base, feats["train_features"], feats["train_labels"], feats["val_features"],
-                     feats["val_labels"], dcfg)  # fmt: skip
+    feats = artifacts.features(cfg, progress=progress)
+    base = artifacts.baseline_classifier(feats)
+    fitted = artifacts.fit_classifiers(cfg, dcfg, feats)  # and caches them for chapters 3-4
     counts = base_result["train_counts"]
     methods = {}
     for name in METHODS:
@@ -269,8 +121,6 @@ def decoupled(
                 "val": _split_eval(fit.classifier(feats["val_features"]), feats["val_labels"], counts),
                 "test": _split_eval(fit.classifier(feats["test_features"]), feats["test_labels"], counts),
             }
-    classifiers = {name: f.classifier.state_dict() for name, f in fitted.items()}
-    atomic_write(run_dir(cfg) / f"decoupled-{config_hash(run)}.pt", lambda tmp: torch.save(classifiers, tmp))
     payload = {"kind": "decoupled", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
                "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods,
                # what tau-norm and LWS act on: the stage-1 classifier's per-class weight norms and biases
@@ -304,11 +154,11 @@ def quantized(
     t0 = time.perf_counter()
     dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
-    data = load_cifar10()
-    splits = splits_for(cfg, data)
-    model = stage1_model(cfg, data, progress=progress)
-    feats = features(cfg, data, progress=progress)
-    heads = classifiers(cfg, dcfg, progress=progress)
+    data = artifacts.dataset()
+    splits = artifacts.splits_for(cfg, data)
+    model = artifacts.stage1_model(cfg, data, progress=progress)
+    feats = artifacts.features(cfg, data, progress=progress)
+    heads = artifacts.classifiers(cfg, dcfg, progress=progress)
     calib, calib_counts = None, None
     if qcfg.act_bits is not None:
         idx = calibration_indices(
@@ -357,21 +207,6 @@ def _evaluation(labels: np.ndarray, pred: np.ndarray, counts, keep_predictions: 
     return ev
 
 
-@dataclass(frozen=True)
-class SensitivityRun:
-    """What chapter 4's cached sensitivities depend on (not the allocations made from them)."""
-
-    stage1: Stage1Config
-    decouple: DecoupleConfig
-    quant: QuantConfig
-    choices: tuple[int, ...]
-    heads: tuple[str, ...]
-    hessian_samples: int
-    hessian_metrics: tuple[str, ...]
-    hessian_heads: tuple[str, ...]
-    seed: int
-
-
 def _measure_sensitivity(
     model, heads, xv, yv, yv_tensor, groups, n_classes, qcfg, mcfg, seed, progress
 ) -> dict:
@@ -403,71 +238,7 @@ def _measure_sensitivity(
             "seconds": {"sweep": round(sweep_seconds, 2), "hessian": round(hessian_seconds, 2)}}  # fmt: skip
 
 
-def mpq_random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[tuple, dict]:
-    """Chapter 4's random controls, drawn before any compute so a budget no random map reaches
-    fails at once: ``{("k", k, draw): map, ("budget", budget, draw): map}``."""
-    high, low = mcfg.rule_bits
-    rng = np.random.default_rng([mcfg.seed, seed])
-    out: dict[tuple, dict] = {}
-    for k in mcfg.rule_ks:
-        for draw in range(mcfg.random_draws):
-            out["k", k, draw] = mp.random_top_k_map(k, rng, high, low)
-    for budget in mcfg.budgets:
-        for draw in range(mcfg.random_draws):
-            out["budget", budget, draw] = mp.random_allocation(
-                params, mcfg.choices, budget, rng, mcfg.random_tolerance
-            )
-    return out
-
-
-def mpq_allocations(
-    tables: dict[str, dict[str, pd.DataFrame]],
-    params: dict[str, int],
-    mcfg: MPQConfig,
-    seed: int,
-    randoms: dict[tuple, dict] | None = None,
-) -> list[dict]:
-    """Every bit map chapter 4 evaluates, each with how it was chosen.
-
-    ``tables[head][metric]``: sensitivity, layers x bits (validation split). ``kind`` is
-    ``float``, ``uniform``, ``rule`` (the blog's top-k), ``rule-random`` (k random layers),
-    ``budget`` (the ILP) or ``budget-random`` (random maps of the same size). ``randoms``: the
-    maps of :func:`mpq_random_maps` when the caller has drawn them already.
-    """
-    high, low = mcfg.rule_bits
-    heads = list(dict.fromkeys([*mcfg.rule_heads, *mcfg.budget_heads]))
-    randoms = mpq_random_maps(params, mcfg, seed) if randoms is None else randoms
-    out: list[dict] = []
-    for head in heads:
-        out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT)})
-        out += [{"head": head, "kind": "uniform", "bits": b, "bit_map": bit_map(b)} for b in mcfg.choices]
-    for k in mcfg.rule_ks:
-        for draw in range(mcfg.random_draws):
-            bmap = randoms["k", k, draw]  # the same random maps for every head
-            out += [{"head": h, "kind": "rule-random", "k": k, "draw": draw, "bit_map": bmap}
-                    for h in mcfg.rule_heads]  # fmt: skip
-        for head in mcfg.rule_heads:
-            for metric in mcfg.rule_metrics:
-                scores = tables[head][metric][low].to_dict()
-                out.append({"head": head, "kind": "rule", "metric": metric, "k": k,
-                            "bit_map": mp.top_k_map(scores, k, high, low)})  # fmt: skip
-    for budget in mcfg.budgets:
-        for draw in range(mcfg.random_draws):
-            bmap = randoms["budget", budget, draw]
-            out += [{"head": h, "kind": "budget-random", "budget": budget, "draw": draw, "bit_map": bmap}
-                    for h in mcfg.budget_heads]  # fmt: skip
-        for head in mcfg.budget_heads:
-            for metric in mcfg.budget_metrics:
-                bmap = mp.ilp_allocation(mp.monotone(tables[head][metric]), params, budget)
-                out.append(
-                    {"head": head, "kind": "budget", "metric": metric, "budget": budget, "bit_map": bmap}
-                )
-    for a in out:
-        a["average_bits"] = mp.average_bits(a["bit_map"], params) if a["kind"] != "float" else 32.0
-    return out
-
-
-def mpq(
+def mixed_precision(
     cfg: Stage1Config,
     dcfg: DecoupleConfig,
     qcfg: QuantConfig,
@@ -478,7 +249,7 @@ def mpq(
     progress: bool = True,
 ) -> dict:
     """Chapter 4 for one run: per-layer sensitivities on the validation split, then every
-    allocation of :func:`mpq_allocations` evaluated on validation and test images.
+    allocation of :func:`ltmpq.mpq.allocations` evaluated on validation and test images.
 
     Stores, per head, each (layer, bits)'s validation predictions and per-class KL (so any
     accuracy metric and any validation resample can be recomputed), the Hessian traces, and
@@ -496,13 +267,13 @@ def mpq(
     decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
     groups = class_groups(counts)
-    data = load_cifar10()
-    splits = splits_for(cfg, data)
-    model = stage1_model(cfg, data, progress=progress)
-    feats = features(cfg, data, progress=progress)
-    all_heads = classifiers(cfg, dcfg, progress=progress)
+    data = artifacts.dataset()
+    splits = artifacts.splits_for(cfg, data)
+    model = artifacts.stage1_model(cfg, data, progress=progress)
+    feats = artifacts.features(cfg, data, progress=progress)
+    all_heads = artifacts.classifiers(cfg, dcfg, progress=progress)
     params = mp.layer_params(model)
-    randoms = mpq_random_maps(params, mcfg, cfg.seed)  # drawn first: a budget no random map reaches fails now
+    randoms = mp.random_maps(params, mcfg, cfg.seed)  # drawn first: a budget no random map reaches fails now
     names = [h for h in all_heads if h in {*mcfg.rule_heads, *mcfg.budget_heads}]
     heads = {h: all_heads[h] for h in names}
     xv = to_input(torch.from_numpy(data.train_x[splits.val]))
@@ -512,7 +283,7 @@ def mpq(
     key = config_hash(SensitivityRun(cfg, dcfg, qcfg, mcfg.choices, tuple(names), mcfg.hessian_samples,
                                      tuple(m for m in HESSIAN_METRICS if m in mcfg.budget_metrics),
                                      tuple(mcfg.budget_heads), mcfg.seed))  # fmt: skip
-    cache = run_dir(cfg) / f"mpq-sensitivity-{key}.json"
+    cache = artifacts.run_dir(cfg) / f"mpq-sensitivity-{key}.json"
     try:
         measured = json.loads(cache.read_text())
     except (OSError, ValueError):
@@ -522,12 +293,12 @@ def mpq(
     sweep, hessians = measured["sweep"], measured["hessians"]
     seconds |= measured["seconds"]
 
-    tables = {h: mpq_tables(sweep[h], yv, counts, groups) for h in names}
+    tables = {h: mp.sensitivity_tables(sweep[h], yv, counts, groups) for h in names}
     for h, by_metric in hessians.items():
         w = mp.layer_weights(model, qcfg, heads[h])
         for m, traces in by_metric.items():
             tables[h][m] = mp.hawq_sensitivity(traces, w, mcfg.choices, qcfg)
-    allocations = mpq_allocations(tables, params, mcfg, cfg.seed, randoms)
+    allocations = mp.allocations(tables, params, mcfg, cfg.seed, randoms)
 
     t1 = time.perf_counter()
     inputs = {
@@ -566,40 +337,6 @@ def mpq(
     return results.save(path, run, payload, data.source, time.perf_counter() - t0)
 
 
-def mpq_tables(
-    sweep_head: dict, labels, counts, groups, metrics=None, images: np.ndarray | None = None
-) -> dict[str, pd.DataFrame]:
-    """Sensitivity tables (layers x bits) of one head's stored sweep, one per metric.
-
-    ``images``: a resample of the validation images (accuracy metrics only).
-    """
-    metrics = SENSITIVITY_METRICS if metrics is None else metrics
-    labels = decode_predictions(labels) if isinstance(labels, str) else np.asarray(labels)
-    pf = decode_predictions(sweep_head["float"])
-    out = {}
-    for m in metrics:
-        if images is not None and m in KL_METRICS:
-            continue
-        rows = {
-            layer: {
-                int(b): mp.sensitivity(
-                    m,
-                    labels,
-                    pf,
-                    decode_predictions(e["predictions"]),
-                    train_counts=counts,
-                    groups=groups,
-                    kl_class=e["kl"],
-                    images=images,
-                )
-                for b, e in by_bits.items()
-            }  # fmt: skip
-            for layer, by_bits in sweep_head["layers"].items()
-        }
-        out[m] = pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1)
-    return out
-
-
 def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConfig, bool]]:
     """Chapter 3's quantizer variants of a profile, with whether each keeps its predictions.
 
@@ -633,5 +370,6 @@ def run_profile(
                 quantized(cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
                           compute=True, progress=progress)  # fmt: skip
         if "mpq" in stages and cfg.imbalance_factor in prof.mpq_ifs:
-            mpq(cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True, progress=progress)
+            mixed_precision(cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True,
+                            progress=progress)  # fmt: skip
         tqdm.write(f"{profile} {cfg.tag}: done in {time.perf_counter() - t0:.0f} s")

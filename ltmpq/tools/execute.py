@@ -4,7 +4,7 @@ The one way chapters are executed (``make book``, ``make chapter`` and the tests
 written atomically, so a failed execution never leaves a notebook that looks finished; the cell
 Papermill injects is collapsed in the book but kept, so every page shows the parameters it ran with.
 
-    python -m ltmpq.execute notebooks/01_evaluation.py out.ipynb -p profile smoke -p seeds "[0, 1]"
+    python -m ltmpq.tools.execute notebooks/01_evaluation.py out.ipynb -p profile smoke -p seeds "[0, 1]"
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import nbformat
 import papermill
 import yaml
 
-from .io import atomic_write
-from .paths import ROOT
+from ..io import atomic_write
+from ..paths import ROOT
 
 
 def execute_chapter(
@@ -51,7 +51,7 @@ def execute_chapter(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ltmpq.execute", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m ltmpq.tools.execute", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument(
         "source", type=Path, help=f"chapter source, e.g. {ROOT.name}/notebooks/01_evaluation.py"

@@ -15,16 +15,16 @@ from pathlib import Path
 
 import torch
 
-from .config import QuantConfig, get_profile, with_overrides
-from .models import VGG16
-from .training import throughput, train_stage1
+from ..config import QuantConfig, get_profile, with_overrides
+from ..models import VGG16
+from ..training import throughput, train_stage1
 
 
 def sweep_speedup(width: float, n_images: int = 1000, bits=(3, 4, 5, 6, 8)) -> tuple[float, float]:
     """Seconds of chapter 4's single-layer sweep (16 layers x ``bits``, two heads) without and
     with reuse, on ``n_images`` random images (the cpu profile's validation split has 1000)."""
-    from .mpq import single_layer_sweep
-    from .training import MEAN, STD
+    from ..mpq import single_layer_sweep
+    from ..training import MEAN, STD
 
     torch.manual_seed(0)
     model = VGG16(width=width).eval()

@@ -10,7 +10,7 @@ the machine (and a book that depends on a CDN fails instead of silently working 
 
 CLI::
 
-    python -m ltmpq.bookcheck HTML_DIR [--pages a.html b.html] [--screenshots DIR] [--no-require-math]
+    python -m ltmpq.tools.bookcheck HTML_DIR [--pages a.html b.html] [--screenshots DIR] [--no-require-math]
 
 exits 1 and prints the problems when there are any, else prints a one-line summary and exits 0.
 Set ``CHROMIUM`` to choose the browser binary (default: Debian's ``/usr/bin/chromium``).
@@ -438,7 +438,7 @@ def _check_page(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ltmpq.bookcheck",
+        prog="python -m ltmpq.tools.bookcheck",
         description="Check that a built Jupyter Book works offline in headless Chromium.",
     )
     parser.add_argument("html_dir", type=Path, metavar="HTML_DIR", help="e.g. book/_build/html")

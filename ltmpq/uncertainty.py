@@ -1,10 +1,14 @@
-"""Confidence intervals over seeds and over test images, paired tests (chapters 1-4)."""
+"""Uncertainty: confidence intervals over seeds and over test images, and paired tests.
+
+Named so as not to shadow ``scipy.stats``, on which it is built. Used by chapters 1-4.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -56,6 +60,27 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
     n = a_only + b_only
     p = 1.0 if n == 0 else float(stats.binomtest(a_only, n, 0.5).pvalue)
     return {"a_only": a_only, "b_only": b_only, "pvalue": p}
+
+
+def per_class_mcnemar(labels, correct_a, correct_b, num_classes: int) -> pd.DataFrame:
+    """:func:`mcnemar_exact` of A against B on each class's images, for every run (row).
+
+    ``correct_a`` / ``correct_b``: (runs, images) correctness on the same test images. One row
+    per (run, class): ``a_only``, ``b_only``, ``pvalue`` and ``delta`` = accuracy of B minus A
+    (points). Multiple-testing correction is the caller's: its family differs by chapter.
+    """
+    labels = np.asarray(labels)
+    a = np.atleast_2d(np.asarray(correct_a, dtype=bool))
+    b = np.atleast_2d(np.asarray(correct_b, dtype=bool))
+    if a.shape != b.shape or a.shape[1] != labels.size:
+        raise ValueError(f"correctness arrays {a.shape} / {b.shape} do not match {labels.size} labels")
+    rows = []
+    for run in range(a.shape[0]):
+        for c in range(num_classes):
+            m = labels == c
+            rows.append({"run": run, "class": c, "delta": 100 * (b[run][m].mean() - a[run][m].mean()),
+                         **mcnemar_exact(a[run][m], b[run][m])})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def paired_drop_gap(

@@ -1,0 +1,499 @@
+"""Chapter 4: does tail-aware mixed precision (MPQ) win the tail back?
+
+Per-layer sensitivity and whether the tail metric ranks layers differently beyond noise (the
+blog's Fig. 9), the blog's 6&4 rule on one model (Table 2, Fig. 10), the budget sweep with its
+dominance rule, and the cost. The verdicts on all four claims are in :mod:`ltmpq.claims`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau
+
+from .. import blog, verdicts
+from ..config import MPQConfig
+from ..data import CLASSES, blog_head_tail, class_groups
+from ..decoupling import METHOD_LABELS
+from ..frames import ALLOCATION_LABELS, mpq_correct, mpq_select, pct
+from ..models import LAYER_NAMES
+from ..mpq import sensitivity_tables
+from ..results import decode_predictions
+from ..tables import pm
+from ..uncertainty import benjamini_hochberg, mean_ci, paired_difference, per_class_mcnemar
+
+#: Which model chapter 4's figures and the budget sweep show.
+HEAD = "crt"
+#: The allocations of the rule analogue (Table 2) in the order shown, and the blog's row names.
+TABLE2_ROWS = ("float", "norm-driven", "tail-driven", "random")
+TABLE2_BLOG = {"float": "float", "norm-driven": "norm-driven 6&4", "tail-driven": "tail-driven 6&4"}
+#: The budgeted allocations of the Pareto figure, in legend order.
+BUDGET_KINDS = (
+    "norm-driven",
+    "tail-driven",
+    "KL-driven",
+    "tail-KL-driven",
+    "Hessian-driven",
+    "tail-Hessian-driven",
+    "random",
+)
+
+
+def pm_of(values) -> str:
+    """Mean ± 95% t-interval over seeds, as text."""
+    m, h, _ = mean_ci(np.asarray(values, dtype=float))
+    return pm(m, h)
+
+
+def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot: int) -> dict:
+    """The method as stated: the validation split, the metrics' thresholds, the grid and the rule."""
+    first = next(iter(mres.values()))
+    high, low = mcfg.rule_bits
+    val_counts = np.bincount(decode_predictions(first["val_labels"]))
+    tail = list(class_groups(first["train_counts"])["tail"])
+    balanced_gap = max(
+        abs(a["val"]["metrics"]["overall"] - a["val"]["metrics"]["balanced"])
+        for r in mres.values()
+        for a in r["allocations"]
+    )
+    return {
+        "much_more": f"{verdicts.MUCH_MORE:g}",
+        "no_cost": f"{verdicts.ALMOST_NO_COST:g}",
+        "no_cost_neg": f"−{verdicts.ALMOST_NO_COST:g}",
+        "val_per_class": int(val_counts[0]) if (val_counts == val_counts[0]).all() else "varying",
+        "n_tail_half": int(val_counts[tail].sum()) // 2,
+        "n_layers": len(first["layer_params"]),
+        "n_choices": len(mcfg.choices),
+        "blog_shift_2": f"{blog.FIG10[2]['norm-driven'] - blog.FIG10[2]['tail-driven']:.0f}",
+        "blog_shift_8": f"{blog.FIG10[8]['tail-driven'] - blog.FIG10[8]['norm-driven']:.0f}",
+        "n_seeds": len(mres),
+        "f_mpq": f"{next(iter(mres)).imbalance_factor:g}",
+        "n_val": len(first["val_labels"]),
+        "rule_k": rule_k,
+        "high": high,
+        "low": low,
+        "choices": ", ".join(map(str, mcfg.choices)),
+        "budgets": ", ".join(f"{b:g}" for b in mcfg.budgets),
+        "n_probes": mcfg.hessian_samples,
+        "n_draws": mcfg.random_draws,
+        "n_splits": n_splits,
+        "n_boot": n_boot,
+        "ks": ", ".join(map(str, mcfg.rule_ks)),
+        "tolerance": f"{mcfg.random_tolerance:g}",
+        "blog_t2": "{}, {} and {}".format(*(blog.TABLE2[k] for k in TABLE2_BLOG.values())),
+        "blog_top1": blog.FIG9_NORM_ORDER[0],
+        # the validation split is balanced: its overall accuracy is its class-balanced accuracy
+        "balanced_gap": f"{100 * balanced_gap:.2g}",
+    }
+
+
+def check_rule_k(rule_k: int, mcfg: MPQConfig) -> int:
+    """``rule_k`` itself when the profile's runs have it; an error naming the ones they have."""
+    if rule_k not in mcfg.rule_ks:
+        raise ValueError(
+            f"rule_k={rule_k!r} was not run; the profile's MPQ runs have k in {list(mcfg.rule_ks)}"
+        )
+    return rule_k
+
+
+def retrain_check(mres: dict, s1: dict, dec: dict, heads: Sequence[str]) -> pd.DataFrame:
+    """Per seed and head: agreement (%) of this chapter's float predictions with chapters 1-2's
+    stored ones, and the difference of their overall accuracies (points)."""
+    rows = []
+    for cfg, r in mres.items():
+        labels = decode_predictions(r["test_labels"])
+        for h in heads:
+            ours = decode_predictions(mpq_select(r, head=h, kind="float")[0]["test"]["predictions"])
+            before = s1[cfg]["test"] if h == "baseline" else dec[cfg]["methods"][h]["test"]
+            before = decode_predictions(before["predictions"])
+            rows.append(
+                {
+                    "seed": cfg.seed,
+                    "head": h,
+                    "agree": 100 * np.mean(ours == before),
+                    "diff": 100 * (np.mean(ours == labels) - np.mean(before == labels)),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def retrain_sentence(check: pd.DataFrame, mres: dict) -> str:
+    """What the chapter says about whether its models are chapters 1-2's."""
+    if check["agree"].min() == 100:
+        return "Here they were identical to chapter 1's models: every stored test prediction is reproduced."
+    cpus = sorted({r["provenance"]["device"].get("cpu_model", "?") for r in mres.values()})
+    return (
+        f"Retrained on {', '.join(cpus)}, they are not bitwise chapter 1's models: their float "
+        f"baseline and cRT predictions agree with the stored ones on {check['agree'].min():.0f}-"
+        f"{check['agree'].max():.0f}% of test images, and their overall accuracies differ from the "
+        f"stored ones by {check['diff'].min():+.1f} to {check['diff'].max():+.1f} points. Training is "
+        "deterministic on one machine (a test asserts that an interrupted run resumes to the same "
+        "weights); the likely cause is that floating-point kernels differ between CPU types and SGD "
+        "amplifies rounding differences (chapter 1's results do not record their CPU model; this "
+        "chapter's do). So this chapter's float reference is its own retrained model, and every "
+        "comparison below is within it."
+    )
+
+
+# --------------------------------------------------------------------------- which layers matter (Fig. 9)
+
+
+def stored_layers(mres: dict) -> list[str]:
+    """The layers of the stored runs in network order (stored JSON keys are sorted as text)."""
+    return [n for n in LAYER_NAMES if n in next(iter(mres.values()))["layer_params"]]
+
+
+def mean_sensitivity(sens: pd.DataFrame, bits: int, layers: Sequence[str]) -> pd.DataFrame:
+    """Seed-mean sensitivity at ``bits``: layers (rows, network order) x metrics (columns)."""
+    s = sens[sens["bits"] == bits]
+    return s.groupby(["metric", "layer"])["value"].mean().unstack(0).loc[list(layers)]
+
+
+def ranks(mean_sens: pd.DataFrame, metric: str, largest_first: bool = True) -> dict[str, int]:
+    """Rank of each layer by its mean loss: 1 = largest loss, or (``largest_first=False``, the
+    blog's Fig. 9 convention) 1 = smallest loss; ties keep layer order."""
+    order = mean_sens[metric].sort_values(ascending=not largest_first, kind="stable").index
+    return {n: i + 1 for i, n in enumerate(order)}
+
+
+def rank_table(mean_sens: pd.DataFrame) -> pd.DataFrame:
+    """The blog's Fig. 9 ranks beside ours, in the figure's convention, with our losses."""
+    t = pd.DataFrame(
+        {
+            "blog: norm rank": {n: i + 1 for i, n in enumerate(blog.FIG9_NORM_ORDER)},
+            "blog: tail rank": blog.FIG9_TAIL_RANK,
+            "ours: norm rank": ranks(mean_sens, "overall", largest_first=False),
+            "ours: tail rank": ranks(mean_sens, "tail", largest_first=False),
+            "ours: norm loss": mean_sens["overall"],
+            "ours: tail loss": mean_sens["tail"],
+        }
+    ).loc[mean_sens.index]
+    t.index.name = "layer"
+    return t.astype({c: "Int64" for c in t.columns if "rank" in c})
+
+
+def top_layer_facts(mean_sens: pd.DataFrame, n: int = 3) -> dict:
+    """The ``n`` most sensitive layers (largest loss) by overall and by tail accuracy."""
+    return {
+        "our_top_norm": ", ".join(list(ranks(mean_sens, "overall"))[:n]),
+        "our_top_tail": ", ".join(list(ranks(mean_sens, "tail"))[:n]),
+    }
+
+
+def split_halves(labels, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Two disjoint halves of the images, split within each class.
+
+    Hand-written rather than ``sklearn.model_selection``'s stratified splitters: those draw
+    another random stream, and the published rank-stability numbers come from this one.
+    """
+    labels = np.asarray(labels)
+    a, b = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        a.append(idx[: len(idx) // 2])
+        b.append(idx[len(idx) // 2 :])
+    return np.sort(np.concatenate(a)), np.sort(np.concatenate(b))
+
+
+def layer_losses(r: dict, head: str, bits: int, metric: str = "overall", images: np.ndarray | None = None):
+    """Accuracy points lost by quantizing each layer alone at ``bits`` (one stored chapter-4 run),
+    under an accuracy ``metric`` (``overall``, ``tail``, ...) on the validation images ``images``
+    (None: all). The same sensitivity as the allocations use (:func:`ltmpq.mpq.sensitivity_tables`)."""
+    groups = class_groups(r["train_counts"])
+    t = sensitivity_tables(
+        r["sweep"][head], r["val_labels"], r["train_counts"], groups, [metric], images, [bits]
+    )
+    return 100 * t[metric][bits]
+
+
+def rank_stability(r: dict, head: str, bits: int, n_splits: int = 200, seed: int = 0) -> pd.DataFrame:
+    """Is the tail metric's layer ranking different beyond measurement noise?
+
+    For each of ``n_splits`` random split-halves (A, B) of the validation images, Kendall's tau-b
+    between the tail ranking on B and (i) the tail ranking on A (``same``: agreement of one
+    metric with itself on independent images, the noise ceiling) and (ii) the overall ranking on
+    A (``cross``). A genuinely different tail ranking shows as ``cross`` below ``same``.
+    """
+    rng = np.random.default_rng(seed)
+    labels = decode_predictions(r["val_labels"])
+    rows = []
+    for i in range(n_splits):
+        a, b = split_halves(labels, rng)
+        tail_b = layer_losses(r, head, bits, "tail", b)
+        same = kendalltau(layer_losses(r, head, bits, "tail", a), tail_b).statistic
+        cross = kendalltau(layer_losses(r, head, bits, "overall", a), tail_b).statistic
+        rows.append({"split": i, "same": same, "cross": cross})
+    return pd.DataFrame(rows)
+
+
+def rank_agreement(mres: dict, head: str, bits: int, n_splits: int) -> dict[str, pd.DataFrame]:
+    """Rank stability of every seed (``splits``), per seed the full-split τ(overall, tail) and the
+    mean ``same``/``cross`` τ (``per_seed``; ``gap`` = same - cross, claim 4a), and the
+    pairwise τ between different seeds' rankings (``across``)."""
+    per_seed, splits = [], []
+    for i, (cfg, r) in enumerate(mres.items()):
+        stab = rank_stability(r, head, bits, n_splits=n_splits, seed=i)
+        splits.append(stab.assign(seed=cfg.seed))
+        full = kendalltau(
+            layer_losses(r, head, bits, "overall"), layer_losses(r, head, bits, "tail")
+        ).statistic
+        per_seed.append(
+            {"seed": cfg.seed, "tau_full": full, "same": stab["same"].mean(), "cross": stab["cross"].mean()}
+        )
+    per_seed = pd.DataFrame(per_seed)
+    per_seed["gap"] = per_seed["same"] - per_seed["cross"]
+    across = []
+    for m in ("overall", "tail"):
+        by_seed = [layer_losses(r, head, bits, m) for r in mres.values()]
+        across += [
+            {"metric": m, "tau": kendalltau(by_seed[i], by_seed[j]).statistic}
+            for i in range(len(by_seed))
+            for j in range(i + 1, len(by_seed))
+        ]
+    return {
+        "per_seed": per_seed,
+        "splits": pd.concat(splits),
+        "across": pd.DataFrame(across, columns=["metric", "tau"]),
+    }
+
+
+def rank_facts(agreement: dict[str, pd.DataFrame]) -> dict:
+    """The τs the prose quotes (mean ± CI over seeds; the across-seed ones as means)."""
+    ps, across = agreement["per_seed"], agreement["across"]
+    return {
+        "tau_full": pm_of(ps["tau_full"]),
+        "tau_same": pm_of(ps["same"]),
+        "tau_cross": pm_of(ps["cross"]),
+        "tau_gap": pm_of(ps["gap"]),
+        "tau_seeds_overall": f"{across[across['metric'] == 'overall']['tau'].mean():.2f}",
+        "tau_seeds_tail": f"{across[across['metric'] == 'tail']['tau'].mean():.2f}",
+    }
+
+
+# --------------------------------------------------------------------------- the 6&4 rule (Table 2, Fig. 10)
+
+
+def rule_frame(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The float model and the rule's allocations at ``k`` (random: mean over its draws), per seed."""
+    d = frame[(frame["kind"] == "float") | (frame["kind"].isin(["rule", "rule-random"]) & (frame["k"] == k))]
+    return d.groupby(["head", "allocation", "seed", "metric"])["value"].mean().reset_index()
+
+
+def rule_metric(frame: pd.DataFrame, k: int, allocation: str, metric: str, head: str = HEAD) -> pd.Series:
+    """One allocation's test metric per seed (indexed by seed), of the rule at ``k``."""
+    d = rule_frame(frame, k)
+    d = d[(d["head"] == head) & (d["allocation"] == allocation) & (d["metric"] == metric)]
+    return d.set_index("seed")["value"].sort_index()
+
+
+def table2(frame: pd.DataFrame, k: int, heads: Sequence[str]) -> pd.DataFrame:
+    """The blog's Table 2 analogue: rows (model, allocation); overall (with the blog's), head,
+    tail as mean ± CI over seeds, and the average weight bits."""
+    rule = frame[
+        (frame["kind"] == "float") | (frame["kind"].isin(["rule", "rule-random"]) & (frame["k"] == k))
+    ]
+    per_seed = rule_frame(frame, k)
+    bits = rule.groupby(["head", "allocation", "seed"])["average_bits"].mean().reset_index()
+    rows = []
+    for (h, alloc), g in per_seed.groupby(["head", "allocation"], sort=False):
+        row = {
+            "model": METHOD_LABELS[h],
+            "allocation": alloc,
+            "overall": pm_of(g[g["metric"] == "overall"]["value"]),
+        }
+        row["blog"] = blog.TABLE2.get(TABLE2_BLOG.get(alloc, ""), np.nan) if h == HEAD else np.nan
+        for m in ("head", "tail"):
+            row[m] = pm_of(g[g["metric"] == m]["value"])
+        row["bits"] = bits[(bits["head"] == h) & (bits["allocation"] == alloc)]["average_bits"].mean()
+        rows.append(row)
+    t = pd.DataFrame(rows).set_index(["model", "allocation"])
+    return t.reindex([(METHOD_LABELS[h], a) for h in (HEAD, "baseline") if h in heads for a in TABLE2_ROWS])
+
+
+def rule_correctness(mres: dict, k: int, heads: Sequence[str]) -> tuple[np.ndarray, dict]:
+    """Test labels and ``{(head, "overall" | "tail" | "float"): (seeds, images) correctness}``."""
+    correct = {}
+    for h in heads:
+        for alloc in ("overall", "tail"):
+            labels, correct[h, alloc] = mpq_correct(mres, head=h, kind="rule", metric=alloc, k=k)
+        labels, correct[h, "float"] = mpq_correct(mres, head=h, kind="float")
+    return labels, correct
+
+
+def table2_paired(labels, correct: dict, heads: Sequence[str], n_boot: int) -> pd.DataFrame:
+    """Tail-driven minus norm-driven accuracy, paired on the same test images and pooled over
+    seeds (:func:`ltmpq.uncertainty.paired_difference`), overall, head and tail."""
+    groups = blog_head_tail()
+    rows = []
+    for h in heads:
+        for name, classes in (
+            ("overall", list(range(len(CLASSES)))),
+            ("head", list(groups["head"])),
+            ("tail", list(groups["tail"])),
+        ):
+            res = paired_difference(
+                labels, correct[h, "overall"], correct[h, "tail"], classes, n_boot=n_boot, seed=0
+            )
+            rows.append({"model": METHOD_LABELS[h], "accuracy": name, **res})
+    paired = pd.DataFrame(rows)
+    paired["tail − norm-driven"] = [
+        f"{e:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        for e, lo, hi in paired[["estimate", "ci_low", "ci_high"]].itertuples(index=False)
+    ]
+    return paired
+
+
+def table2_facts(t2: pd.DataFrame, paired: pd.DataFrame, mres: dict, k: int) -> dict:
+    """The rule's cRT numbers for the prose, and in how many seeds both metrics chose one map."""
+    out: dict = {}
+    row = paired[paired["model"] == METHOD_LABELS[HEAD]].set_index("accuracy")
+    for m in ("overall", "head", "tail"):
+        e, lo, hi = row.loc[m, ["estimate", "ci_low", "ci_high"]]
+        out[f"t2_{m}"] = f"{e:+.2f} points [{lo:+.2f}, {hi:+.2f}]"
+        out[f"t2_{m}_p"] = f"{row.loc[m, 'pvalue']:.3f}"
+    crt = t2.loc[METHOD_LABELS[HEAD]]
+    out |= {
+        "t2_float": crt.loc["float", "overall"],
+        "t2_norm": crt.loc["norm-driven", "overall"],
+        "t2_tailmpq": crt.loc["tail-driven", "overall"],
+        "t2_random": crt.loc["random", "overall"],
+        "t2_bits_norm": f"{crt.loc['norm-driven', 'bits']:.2f}",
+        "t2_bits_tail": f"{crt.loc['tail-driven', 'bits']:.2f}",
+    }
+    same = np.mean(
+        [
+            mpq_select(r, head=HEAD, kind="rule", metric="overall", k=k)[0]["bit_map"]
+            == mpq_select(r, head=HEAD, kind="rule", metric="tail", k=k)[0]["bit_map"]
+            for r in mres.values()
+        ]
+    )
+    out["n_same_map"] = int(round(same * len(mres)))
+    return out
+
+
+def fig10_frame(mres: dict, k: int) -> pd.DataFrame:
+    """Per seed, rule allocation (norm-/tail-driven) and class: test accuracy (%) of cRT."""
+    rows = []
+    for cfg, r in mres.items():
+        for alloc in ("overall", "tail"):
+            a = mpq_select(r, head=HEAD, kind="rule", metric=alloc, k=k)[0]
+            rows += [
+                {"seed": cfg.seed, "allocation": ALLOCATION_LABELS[alloc], "class": c, "accuracy": pct(acc)}
+                for c, acc in enumerate(a["test"]["per_class"])
+            ]
+    return pd.DataFrame(rows)
+
+
+def class_tests(labels, correct: dict, seeds: Sequence[int]) -> pd.DataFrame:
+    """Per seed and class: tail- minus norm-driven accuracy (``delta``) and an exact McNemar test;
+    BH over every (seed, class)."""
+    t = per_class_mcnemar(labels, correct[HEAD, "overall"], correct[HEAD, "tail"], len(CLASSES))
+    t.insert(0, "seed", [list(seeds)[i] for i in t.pop("run")])
+    t["q"] = benjamini_hochberg(t["pvalue"])
+    return t
+
+
+def class_test_facts(tests: pd.DataFrame) -> dict:
+    """How many per-class changes survive BH, of how many, and how many have any discordant image."""
+    return {
+        "n_sig_class": int((tests["q"] < 0.05).sum()),
+        "n_class_tests": len(tests),
+        "n_nonzero_class": int((tests["a_only"] + tests["b_only"] > 0).sum()),
+    }
+
+
+# --------------------------------------------------------------------------- the budget sweep
+
+
+def budget_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """The budget sweep of cRT: per allocation, budget, bits, seed and metric, the value and the
+    average bits actually used (random: mean over its draws)."""
+    bud = frame[(frame["head"] == HEAD) & frame["kind"].isin(["budget", "budget-random", "uniform", "float"])]
+    d = bud.groupby(["allocation", "budget", "bits", "seed", "metric"], dropna=False)[
+        ["value", "average_bits"]
+    ]
+    return d.mean().reset_index()
+
+
+def budget_paired(bud: pd.DataFrame, metric: str, reference: str = "norm-driven") -> pd.DataFrame:
+    """Per budget, seed and allocation: ``metric`` minus the reference allocation's (points)."""
+    d = bud[(bud["metric"] == metric) & bud["allocation"].isin(BUDGET_KINDS)]
+    w = d.pivot_table(index=["budget", "seed"], columns="allocation", values="value")
+    diff = w.drop(columns=reference).sub(w[reference], axis=0)
+    return diff.reset_index().melt(id_vars=["budget", "seed"], var_name="allocation", value_name="difference")
+
+
+def dominance(bud: pd.DataFrame) -> tuple[pd.DataFrame, list[float]]:
+    """Per budget: tail- and Hessian-driven minus norm-driven tail and overall accuracy (mean ± CI,
+    paired by seed), and the budgets where tail-driven dominates (:func:`ltmpq.verdicts.dominates`)."""
+    piv = bud[bud["allocation"].isin(BUDGET_KINDS)].pivot_table(
+        index=["budget", "seed"], columns=["allocation", "metric"], values="value"
+    )
+    rows, wins = [], []
+    for budget, g in piv.groupby(level="budget"):
+        row = {"budget": budget}
+        for alloc in ("tail-driven", "Hessian-driven"):
+            for metric in ("tail", "overall"):
+                if (alloc, metric) in g and ("norm-driven", metric) in g:
+                    row[f"{alloc.split('-')[0]}: Δ{metric}"] = pm_of(
+                        (g[(alloc, metric)] - g[("norm-driven", metric)]).to_numpy()
+                    )
+        rows.append(row)
+        diff = {m: (g[("tail-driven", m)] - g[("norm-driven", m)]).to_numpy() for m in ("tail", "overall")}
+        if verdicts.dominates(diff["tail"], diff["overall"]):
+            wins.append(budget)
+    return pd.DataFrame(rows).set_index("budget"), wins
+
+
+def budget_facts(bud: pd.DataFrame, mres: dict, mcfg: MPQConfig) -> dict:
+    """Where tail-driven allocation dominates, which allocation has the best tail per budget, the
+    fewest uniform bits' accuracy, and how often the tail-only metrics pick the plain ones' map."""
+    _, wins = dominance(bud)
+    best = bud[(bud["metric"] == "tail") & bud["allocation"].isin(BUDGET_KINDS)]
+    best = best.groupby(["budget", "allocation"])["value"].mean().unstack()
+    u = bud[(bud["allocation"] == "uniform") & (bud["bits"] == min(mcfg.choices))]
+
+    def same_maps(metric_a: str, metric_b: str) -> str:
+        pairs = [
+            a["bit_map"] == b["bit_map"]
+            for r in mres.values()
+            for a in mpq_select(r, head=HEAD, kind="budget", metric=metric_a)
+            for b in mpq_select(r, head=HEAD, kind="budget", metric=metric_b, budget=a["budget"])
+        ]
+        return f"{sum(pairs)} of {len(pairs)}"
+
+    return {
+        "dominate_budgets": ", ".join(f"{b:g}" for b in wins) if wins else "none of the budgets",
+        "best_tail_alloc": ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best.index),
+        "u_low_bits": min(mcfg.choices),
+        "u_low_tail": pm_of(u[u["metric"] == "tail"]["value"]),
+        "u_low_overall": pm_of(u[u["metric"] == "overall"]["value"]),
+        "same_hessian": same_maps("hessian", "hessian_tail"),
+        "same_kl": same_maps("kl", "kl_tail"),
+    }
+
+
+def cost(mres: dict) -> tuple[pd.DataFrame, dict]:
+    """Seconds per seed for each part of the run, and the totals the prose states."""
+    t = pd.DataFrame(
+        [
+            {
+                "seed": cfg.seed,
+                **r["seconds"],
+                "total": sum(r["seconds"].values()),
+                "threads": r["provenance"]["device"]["torch_threads"],
+                "allocations": len(r["allocations"]),
+            }
+            for cfg, r in mres.items()
+        ]
+    ).set_index("seed")
+    facts = {
+        "cost_total_min": f"{t['total'].sum() / 60:.0f}",
+        "cost_sweep_s": f"{t['sweep'].mean():.0f}",
+        "cost_hessian_s": f"{t['hessian'].mean():.0f}",
+        "cost_eval_s": f"{t['evaluation'].mean():.0f}",
+        "n_alloc": int(t["allocations"].iloc[0]),
+    }
+    return t, facts

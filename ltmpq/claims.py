@@ -1,0 +1,240 @@
+"""The blog's four claims, each split into parts that are measured once per seed and judged by the
+one rule of :mod:`ltmpq.verdicts`.
+
+Chapters 1-3 glue the verdicts of their claim's parts; chapter 4 shows every part in one table
+and combines them. All of them call the functions here, so the prose and the verdict table
+cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from . import verdicts
+from .analysis.ch1_evaluation import gap_per_seed
+from .analysis.ch3_quantization import BLOG_MODELS, delta_per_seed
+from .analysis.ch4_mitigation import rule_metric
+from .decoupling import METHOD_LABELS
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a claim: "``quantity`` is ``direction`` than ``threshold``", per seed ``values``."""
+
+    claim: int
+    part: str
+    statement: str
+    quantity: str
+    values: pd.Series  # indexed by seed
+    threshold: float
+    direction: str
+    where: str  # the chapter ("03_quantization") or the section ("#sec-table2") that measures it
+
+    def evidence(self) -> dict:
+        return verdicts.evidence(self.values.to_numpy(dtype=float), self.threshold, self.direction)
+
+
+def _no_values() -> pd.Series:
+    return pd.Series(dtype=float)
+
+
+def claim1(frame: pd.DataFrame) -> list[Part]:
+    """Overall accuracy hides the head-tail gap (1a, at the mildest imbalance), and the gap grows
+    with imbalance (1b, strongest minus mildest). ``frame``: :func:`ltmpq.frames.metrics_frame`."""
+    f_hi, f_lo = max(frame["imbalance_factor"]), min(frame["imbalance_factor"])
+    growth = (
+        gap_per_seed(frame, f_lo, "baseline") - gap_per_seed(frame, f_hi, "baseline")
+        if f_lo != f_hi
+        else _no_values()
+    )
+    return [
+        Part(
+            1,
+            "1a",
+            "a head–tail gap exists at the mildest imbalance",
+            f"head − tail, baseline, IF {f_hi:g}",
+            gap_per_seed(frame, f_hi, "baseline"),
+            0.0,
+            "greater",
+            "01_evaluation",
+        ),
+        Part(
+            1,
+            "1b",
+            "the gap grows with imbalance",
+            f"gap(IF {f_lo:g}) − gap(IF {f_hi:g}), baseline",
+            growth,
+            0.0,
+            "greater",
+            "01_evaluation",
+        ),
+    ]
+
+
+def claim2(frame: pd.DataFrame) -> list[Part]:
+    """cRT narrows the gap (2a) but more than :data:`~ltmpq.verdicts.GAP_REMAINS` points remain
+    (2b), at the strongest imbalance. ``frame``: :func:`ltmpq.frames.metrics_frame` with chapter 2's."""
+    f_lo = min(frame["imbalance_factor"])
+    crt = gap_per_seed(frame, f_lo, "crt")
+    return [
+        Part(
+            2,
+            "2a",
+            "cRT narrows the gap",
+            f"gap(baseline) − gap(cRT), IF {f_lo:g}",
+            gap_per_seed(frame, f_lo, "baseline") - crt,
+            0.0,
+            "greater",
+            "02_decoupling",
+        ),
+        Part(
+            2,
+            "2b",
+            f"a gap of more than {verdicts.GAP_REMAINS:g} points remains",
+            f"gap(cRT), IF {f_lo:g}",
+            crt,
+            verdicts.GAP_REMAINS,
+            "greater",
+            "02_decoupling",
+        ),
+    ]
+
+
+def claim3_bits(quant_bits: Sequence[int]) -> list[str]:
+    """The bit-widths claim 3 is judged at: the blog's 6, the 4 of its mixed precision, our fewest."""
+    return list(dict.fromkeys(b for b in ("6", "4", str(min(quant_bits))) if int(b) in quant_bits))
+
+
+def claim3(drops: pd.DataFrame, quant_bits: Sequence[int]) -> list[Part]:
+    """Lower bit-widths hurt the tail much more: Δ = tail drop - head drop > :data:`~ltmpq.verdicts.MUCH_MORE`
+    at each of :func:`claim3_bits`, for the baseline and cRT, at the strongest imbalance, with the
+    default quantizer. ``drops``: :func:`ltmpq.frames.drop_frame` of chapter 3's sweeps."""
+    d = delta_per_seed(drops)
+    d = d[(d["variant"] == "default") & (d["imbalance_factor"] == min(d["imbalance_factor"]))]
+    parts = []
+    for i, b in enumerate(claim3_bits(quant_bits)):
+        for j, m in enumerate(BLOG_MODELS):
+            values = d[(d["method"] == m) & (d["bits"] == b)].set_index("seed")["delta"].sort_index()
+            parts.append(
+                Part(
+                    3,
+                    f"3{chr(ord('a') + 2 * i + j)}",
+                    f"at {b} bits the tail loses much more ({METHOD_LABELS[m]})",
+                    f"tail drop − head drop, {b} bits",
+                    values,
+                    verdicts.MUCH_MORE,
+                    "greater",
+                    "03_quantization",
+                )
+            )
+    return parts
+
+
+def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
+    """The tail metric changes the layer ranking beyond noise (4a) and, with the blog's rule on
+    cRT, moves accuracy to the tail (4b) from the head (4c) at almost no overall cost (4d).
+    ``rank_gap``: τ(tail, tail) - τ(norm, tail) per seed; ``frame``: :func:`ltmpq.frames.mpq_frame`."""
+
+    def diff(metric: str, a: str, b: str) -> pd.Series:
+        return rule_metric(frame, k, a, metric) - rule_metric(frame, k, b, metric)
+
+    return [
+        Part(
+            4,
+            "4a",
+            "the tail metric changes the layer ranking beyond noise",
+            "τ(tail, tail) − τ(norm, tail) on split halves",
+            rank_gap,
+            0.0,
+            "greater",
+            "#sec-ranking",
+        ),
+        Part(
+            4,
+            "4b",
+            "tail-driven MPQ raises tail accuracy",
+            f"tail acc., tail- − norm-driven, k={k}",
+            diff("tail", "tail-driven", "norm-driven"),
+            0.0,
+            "greater",
+            "#sec-table2",
+        ),
+        Part(
+            4,
+            "4c",
+            "… taking it from the head",
+            f"head acc., tail- − norm-driven, k={k}",
+            diff("head", "tail-driven", "norm-driven"),
+            0.0,
+            "less",
+            "#sec-table2",
+        ),
+        Part(
+            4,
+            "4d",
+            "… at almost no cost in overall accuracy",
+            f"overall acc., norm- − tail-driven, k={k}",
+            diff("overall", "norm-driven", "tail-driven"),
+            verdicts.ALMOST_NO_COST,
+            "less",
+            "#sec-table2",
+        ),
+    ]
+
+
+def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
+    """One row per part: what is measured, the estimate with its 95% CI over seeds, p and verdict."""
+    rows = []
+    for p in parts:
+        ev = p.evidence()
+        rows.append(
+            {
+                "claim": p.claim,
+                "part": p.part,
+                "statement": p.statement,
+                "measured": f"{p.quantity} {'>' if p.direction == 'greater' else '<'} {p.threshold:g}?",
+                "estimate [95% CI]": f"{ev['estimate']:+.2f} [{ev['ci_low']:+.2f}, {ev['ci_high']:+.2f}]",
+                "p": ev["pvalue"],
+                "verdict": ev["verdict"],
+                "where": p.where,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def claim_verdicts(table: pd.DataFrame) -> dict[int, str]:
+    """Each claim's verdict from its parts' (:func:`ltmpq.verdicts.combine`)."""
+    return {int(c): verdicts.combine(g["verdict"]) for c, g in table.groupby("claim")}
+
+
+def part_facts(parts: Sequence[Part]) -> dict[str, str]:
+    """For a chapter's prose: ``{"part_1a": "supported (+11.40 [+10.32, +12.48])", ...}`` and
+    ``claim1_parts``, every part of the claim in one sentence ("1a supported (...); 1b ...")."""
+    rows = verdict_table(parts).to_dict("records")
+    out = {f"part_{r['part']}": f"{r['verdict']} ({r['estimate [95% CI]']})" for r in rows}
+    for claim in dict.fromkeys(r["claim"] for r in rows):
+        out[f"claim{claim}_parts"] = "; ".join(
+            f"{r['part']} ({r['statement']}): {r['verdict']}, {r['estimate [95% CI]']}"
+            for r in rows
+            if r["claim"] == claim
+        )
+    return out
+
+
+def _link(where: str) -> str:
+    href = where if where.startswith("#") else f"{where}.html"
+    label = "here" if where.startswith("#") else f"ch. {int(where[:2])}"
+    return f'<a href="{href}">{label}</a>'
+
+
+def verdict_html(table: pd.DataFrame) -> str:
+    """The verdict table as HTML, with links to where each part is measured."""
+    shown = table.assign(
+        p=table["p"].map(lambda p: "–" if np.isnan(p) else f"{p:.3f}" if p >= 0.001 else "<0.001"),
+        where=table["where"].map(_link),
+    )[["part", "statement", "measured", "estimate [95% CI]", "p", "verdict", "where"]]
+    return shown.to_html(index=False, escape=False, classes="verdicts")
