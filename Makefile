@@ -10,11 +10,11 @@ MATHJAX_VERSION := 3.2.2
 MATHJAX := book/_mathjax/mathjax/tex-chtml.js
 CHAPTERS := $(patsubst notebooks/%.py,%,$(sort $(wildcard notebooks/[0-9]*.py)))
 EXECUTED := $(patsubst %,book/chapters/%.ipynb,$(CHAPTERS))
-PKG_SRC := $(wildcard ltmpq/*.py)
+PKG_SRC := $(wildcard ltmpq/*.py ltmpq/*/*.py)
 RESULTS := $(wildcard results/$(PROFILE)/*/*.json)
 PROFILE_STAMP := book/chapters/.profile-$(PROFILE)
 
-.PHONY: help venv test test-fast lint book check-book runs chapter status bench clean
+.PHONY: help venv test test-fast lint book check-book glue-dump runs chapter status bench clean
 .DELETE_ON_ERROR:
 
 help:
@@ -24,6 +24,8 @@ help:
 	@echo "make chapter   run one chapter with your parameters: CHAPTER=01_evaluation PARAMS=\"-p seeds '[0, 1]'\""
 	@echo "make status    which results of PROFILE exist"
 	@echo "make bench     training throughput against raw forward+backward; chapter 4 sweep reuse vs naive"
+	@echo "make glue-dump every glued value and table cell of the executed book as JSON (GLUE_OUT=...);"
+	@echo "               compare two with: .venv/bin/python -m ltmpq.tools.gluecheck compare A.json B.json"
 
 # The venv is rebuilt when pyproject.toml changes (the stamp is older) or it is missing.
 $(STAMP): pyproject.toml
@@ -66,6 +68,11 @@ book/chapters/%.ipynb: notebooks/%.py $(PKG_SRC) $(RESULTS) $(PROFILE_STAMP) $(S
 book: $(STAMP) $(MATHJAX) $(EXECUTED)
 	$(VENV)/bin/jupyter-book build book --warningiserror --nitpick --keep-going --quiet
 	@echo "book: file://$(CURDIR)/book/_build/html/index.html"
+
+# The book's numbers as data, to check that a change leaves them alone (ltmpq.tools.gluecheck).
+GLUE_OUT ?= build/glue-$(PROFILE).json
+glue-dump: $(STAMP) $(EXECUTED)
+	$(PY) -m ltmpq.tools.gluecheck dump book/chapters $(GLUE_OUT)
 
 check-book: $(STAMP)
 	$(PY) -m ltmpq.tools.bookcheck book/_build/html --screenshots build/screenshots

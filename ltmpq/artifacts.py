@@ -8,8 +8,6 @@ read is logged and rebuilt, never silently trusted. Used by chapters 1-4 (throug
 from __future__ import annotations
 
 import logging
-import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -17,15 +15,12 @@ import torch
 from .config import DecoupleConfig, DecoupledRun, Stage1Config, config_hash
 from .data import Cifar10, Splits, load_cifar10, make_splits
 from .decoupling import fit_all, rebuild
-from .io import atomic_write
+from .io import UNREADABLE, atomic_write
 from .models import VGG16
 from .paths import cache_dir
 from .training import predict, train_stage1
 
 log = logging.getLogger("ltmpq")
-
-#: What torch.load raises on a truncated, garbled or foreign file (anything else is a real bug).
-UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def dataset() -> Cifar10:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -85,7 +84,7 @@ def find_source(allow_download: bool = True) -> DataSource:
 
             CIFAR10(str(target), train=True, download=True)
             CIFAR10(str(target), train=False, download=True)
-        except Exception as exc:  # network refused, DNS failure, ...
+        except (OSError, RuntimeError, ValueError) as exc:  # refused, DNS failure, timeout, bad download
             raise DataNotFoundError(_not_found_message(candidates, exc)) from exc
         return find_source(allow_download=False)
     raise DataNotFoundError(_not_found_message(candidates, None))
@@ -104,15 +103,20 @@ def _not_found_message(candidates: list[Path], exc: Exception | None) -> str:
 
 
 def _read_batches(path: Path) -> tuple[np.ndarray, ...]:
-    def load(name: str) -> tuple[np.ndarray, np.ndarray]:
-        with open(path / name, "rb") as fh:
-            d = pickle.load(fh, encoding="latin1")  # noqa: S301 - torchvision's own format
-        x = np.asarray(d["data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(x), np.asarray(d["labels"], dtype=np.int64)
+    """torchvision's reader of the pickled batches, which also checks each file's published MD5."""
+    from torchvision.datasets import CIFAR10
 
-    parts = [load(f"data_batch_{i}") for i in range(1, 6)]
-    test_x, test_y = load("test_batch")
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), test_x, test_y
+    # torchvision looks for its batches in <root>/cifar-10-batches-py: point it at this folder's name
+    reader = type("LocalCIFAR10", (CIFAR10,), {"base_folder": path.name})
+    try:
+        train, test = (reader(str(path.parent), train=t, download=False) for t in (True, False))
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+        raise DataNotFoundError(
+            f"{path}: the CIFAR-10 batches do not match the published checksums ({exc}); "
+            "replace the folder with torchvision's original cifar-10-batches-py"
+        ) from exc
+    arrays = (train.data, train.targets, test.data, test.targets)
+    return tuple(np.ascontiguousarray(a, dtype=np.int64 if i % 2 else np.uint8) for i, a in enumerate(arrays))
 
 
 def _read_imagefolder(path: Path) -> tuple[tuple[np.ndarray, ...], str]:

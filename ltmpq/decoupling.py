@@ -35,6 +35,8 @@ METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-nor
 
 def class_balanced_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
     """``n`` indices drawn with replacement: a class uniformly, then an image of it uniformly."""
+    # Hand-written, not WeightedRandomSampler / torch.multinomial: those draw the same distribution
+    # from another random stream, and the published cRT/LWS results come from this one.
     num_classes = int(labels.max()) + 1
     by_class = [torch.nonzero(labels == c).flatten() for c in range(num_classes)]
     if any(len(b) == 0 for b in by_class):

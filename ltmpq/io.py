@@ -1,14 +1,21 @@
-"""Atomic file writes: a reader never sees a half-written result, checkpoint or cache entry."""
+"""Atomic file writes (a reader never sees a half-written result, checkpoint or cache entry), and
+what reading a damaged one raises."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import pickle
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+#: What ``torch.load`` raises on a truncated, garbled or foreign file: such a cache entry or
+#: checkpoint is rebuilt. Anything else is a real error and propagates.
+UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm import tqdm
 
 from .config import Stage1Config
-from .io import atomic_write
+from .io import UNREADABLE, atomic_write
 from .models import VGG16
 
 # Per-channel statistics of the original CIFAR-10 train split (the JPEG copy is within 0.002).
@@ -66,6 +66,9 @@ def epoch_generator(seed: int, epoch: int, stream: int = 0) -> torch.Generator:
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
     """Linear warm-up for ``warmup`` steps, then cosine decay to zero."""
+    # Hand-written, not torch's LinearLR + CosineAnnealingLR: those compute the same schedule with
+    # other float rounding (CosineAnnealingLR recursively), so retrained models would not be
+    # bitwise the published ones.
     if step < warmup:
         return peak * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
@@ -134,7 +137,7 @@ def train_stage1(
     if ckpt.is_file():
         try:
             state = torch.load(ckpt, weights_only=True, map_location=device)
-        except Exception as exc:  # truncated or corrupt: start again rather than crash
+        except UNREADABLE as exc:  # truncated or corrupt: start again rather than crash
             tqdm.write(
                 f"{cfg.tag}: unreadable checkpoint {ckpt} ({type(exc).__name__}); training from scratch"
             )

@@ -29,12 +29,14 @@ def mean_ci(values, confidence: float = 0.95) -> tuple[float, float, int]:
 
 
 def binomial_half_width(accuracy: float, n: int, confidence: float = 0.95) -> float:
-    """Half-width of the normal-approximation interval of an accuracy measured on ``n`` images.
-
-    The test-set noise of a single run (what the blog's single-run numbers carry).
+    """Half-width of the Wilson score interval (scipy's ``binomtest(...).proportion_ci``) of an
+    accuracy measured on ``n`` images: the test-set noise of a single run (what the blog's
+    single-run numbers carry). The accuracy is rounded to a whole number of correct images.
     """
-    z = stats.norm.ppf(0.5 + confidence / 2)
-    return float(z * np.sqrt(accuracy * (1 - accuracy) / n))
+    if not 0 <= accuracy <= 1 or n < 1:
+        raise ValueError(f"accuracy must be in [0, 1] and n >= 1, got {accuracy!r} and {n!r}")
+    ci = stats.binomtest(round(accuracy * n), n).proportion_ci(confidence, method="wilson")
+    return float((ci.high - ci.low) / 2)
 
 
 def benjamini_hochberg(pvalues) -> np.ndarray:

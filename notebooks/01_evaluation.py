@@ -169,8 +169,8 @@ tables.table(ch1.metrics_table(summary))
 #
 # A single run's accuracy on this test set already carries sampling noise: at IF =
 # {glue:text}`if_lo` about ±{glue:text}`noise_overall` points overall, ±{glue:text}`noise_tail`
-# on the tail and ±{glue:text}`noise_class` on one class (95% binomial interval at our mean
-# accuracies). Seeds add training noise on top; the range over seeds:
+# on the tail and ±{glue:text}`noise_class` on one class (half-widths of the 95% Wilson
+# interval at our mean accuracies). Seeds add training noise on top; the range over seeds:
 
 # %% tags=["hide-input"]
 tables.table(ch1.seed_spread(frame))

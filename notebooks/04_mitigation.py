@@ -253,7 +253,8 @@ for (ax, dax), (metric, title) in zip(axes.T, show.items(), strict=True):
                  ax=ax, **bars)  # fmt: skip
     fv = bud[(bud["allocation"] == "float") & (bud["metric"] == metric)]["value"].mean()
     ax.axhline(fv, color="gray", ls="--", lw=1, label="float")
-    ax.set(ylim=(agg["y"].min() - 3, max(agg["y"].max(), fv) + 1.5), title=title, xlabel="")  # uniform: glued
+    # the axis follows the allocations: off-scale uniform points are glued in the text below
+    ax.set(ylim=(agg["y"].min() - 3, max(agg["y"].max(), fv) + 1.5), title=title, xlabel="", ylabel="")
     diff = ch4.budget_paired(bud, metric)  # each allocation minus norm-driven at the same budget, by seed
     diff = diff[diff["allocation"].isin(["tail-driven", "KL-driven", "Hessian-driven", "random"])]
     sns.lineplot(

@@ -104,9 +104,12 @@ def write_imagefolder(root: Path, train_per_class: int = 3, test_per_class: int 
 
 
 def write_batches(root: Path, per_batch: int = 4, test_size: int = 5, seed: int = 0) -> dict:
-    """A fake ``cifar-10-batches-py``: five train batches and a test batch (pickled dicts)."""
+    """A fake ``cifar-10-batches-py``: five train batches, a test batch and the label names (pickled
+    dicts). Their MD5s are not CIFAR-10's: readers need :func:`trusted_batches`."""
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
+    with open(root / "batches.meta", "wb") as fh:
+        pickle.dump({"label_names": list(CLASSES)}, fh)
     written = {}
     names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
     for name in names:
@@ -123,6 +126,14 @@ def write_batches(root: Path, per_batch: int = 4, test_size: int = 5, seed: int 
 def fake_imagefolder(tmp_path) -> Path:
     """``tmp/fakedata/cifar10-jpeg`` (3 train + 2 test JPEGs per class); returns the copy's folder."""
     return write_imagefolder(tmp_path / "fakedata" / "cifar10-jpeg")
+
+
+@pytest.fixture
+def trusted_batches(monkeypatch):
+    """torchvision's MD5 check of the batches passes (the fakes cannot match CIFAR-10's checksums)."""
+    import torchvision.datasets.cifar
+
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *args, **kwargs: True)
 
 
 @pytest.fixture

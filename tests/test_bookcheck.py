@@ -199,3 +199,22 @@ def test_local_mathjax_renders(tmp_path: Path) -> None:
     assert ok.ok, ok.problems
     assert (ok.math_markup, ok.math_rendered, ok.math_unrendered) == (2, 2, 0)
     assert [p.kind for p in result.page("err.html").problems] == ["math error"]
+
+
+def test_wide_tables_must_scroll_not_be_cut_off(tmp_path: Path) -> None:
+    """A table wider than its column passes only inside a container that scrolls sideways."""
+    require_browser()
+    cells = "".join(f"<td>column {i} with a long header</td>" for i in range(30))
+    wide = f"<table><tr>{cells}</tr></table>"
+    body = (
+        '<main style="width: 400px">'
+        "<table><tr><td>fits</td></tr></table>"
+        f'<div style="overflow-x: auto">{wide}</div>'
+        f'<div style="overflow-x: hidden">{wide}</div>'
+        "</main>"
+    )
+    write(tmp_path, "tables.html", html(body))
+    page = check_site(tmp_path, require_math=False).page("tables.html")
+    assert (page.tables_fit, page.tables_scrolling) == (1, 1)
+    assert [p.kind for p in page.problems] == ["table cut off"]
+    assert "column 0 with a long header" in page.problems[0].detail

@@ -317,7 +317,7 @@ def test_load_cifar10_rejects_wrong_image_size(fake_imagefolder, monkeypatch):
         load_cifar10(find_source(allow_download=False))
 
 
-def test_load_cifar10_batches_reader(fake_batches, monkeypatch):
+def test_load_cifar10_batches_reader(fake_batches, trusted_batches, monkeypatch):
     root, written = fake_batches
     monkeypatch.setenv("LTMPQ_DATA", str(root.parent))
     d = load_cifar10(find_source(allow_download=False))
@@ -333,10 +333,18 @@ def test_load_cifar10_batches_reader(fake_batches, monkeypatch):
     np.testing.assert_array_equal(d.test_x, nhwc(written["test_batch"]["data"]))
     np.testing.assert_array_equal(d.test_y, written["test_batch"]["labels"])
     assert d.train_x.shape == (20, 32, 32, 3) and d.train_x.flags.c_contiguous
+
     assert d.train_y.dtype == np.int64 and d.test_x.dtype == np.uint8
     # one pixel by hand: image 0 of batch 1, row 2, column 3 = channel planes R, G, B
     raw0 = written["data_batch_1"]["data"][0]
     assert d.train_x[0, 2, 3].tolist() == [raw0[2 * 32 + 3], raw0[1024 + 2 * 32 + 3], raw0[2048 + 2 * 32 + 3]]
+
+
+def test_batches_that_fail_torchvisions_checksums_are_refused_naming_the_folder(fake_batches, monkeypatch):
+    root, _ = fake_batches
+    monkeypatch.setenv("LTMPQ_DATA", str(root.parent))
+    with pytest.raises(DataNotFoundError, match=r"cifar-10-batches-py: the CIFAR-10 batches do not match"):
+        load_cifar10(find_source(allow_download=False))
 
 
 def _corrupt(path: Path, how: str) -> None:

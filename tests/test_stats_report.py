@@ -66,14 +66,25 @@ def test_mean_ci_rejects_bad_confidence(confidence):
         mean_ci([1.0, 2.0, 3.0], confidence)
 
 
-def test_binomial_half_width_normal_approximation():
+def test_binomial_half_width_is_the_wilson_interval_by_hand():
+    """Wilson: centre (k + z²/2) / (n + z²), half-width z / (n + z²) * sqrt(k (n - k) / n + z² / 4)."""
+    z = sps.norm.ppf(0.975)
+    for acc, n in ((0.8, 10_000), (0.563, 1000), (0.39, 6000), (0.1, 40)):
+        k = round(acc * n)
+        wilson = z / (n + z**2) * math.sqrt(k * (n - k) / n + z**2 / 4)
+        assert binomial_half_width(acc, n) == pytest.approx(wilson, rel=1e-9)
     got = binomial_half_width(0.8, 10_000)
-    assert got == pytest.approx(1.96 * math.sqrt(0.8 * 0.2 / 10_000), rel=1e-3)
-    assert got == pytest.approx(0.00784, abs=1e-5)  # ~0.78 points
-    # wider at a lower n, zero at a perfect accuracy, narrower at a lower confidence
-    assert binomial_half_width(0.8, 100) == pytest.approx(10 * got)
-    assert binomial_half_width(1.0, 100) == 0.0
+    assert got == pytest.approx(0.00784, abs=1e-5)  # ~0.78 points, as the normal approximation says here
+    # wider at a lower n, not zero at a perfect accuracy (unlike the normal approximation)
+    assert binomial_half_width(0.8, 100) > 9 * got
+    assert 0 < binomial_half_width(1.0, 100) < 0.025
     assert binomial_half_width(0.8, 10_000, confidence=0.9) < got
+
+
+@pytest.mark.parametrize(("acc", "n"), [(1.2, 100), (-0.1, 100), (0.5, 0)])
+def test_binomial_half_width_rejects_impossible_inputs(acc, n):
+    with pytest.raises(ValueError, match="accuracy must be in"):
+        binomial_half_width(acc, n)
 
 
 # ------------------------------------------------------------------ fake stored results

@@ -226,7 +226,7 @@ def test_features_of_other_data_are_recomputed(tiny_cfg, patched_data, tiny_cifa
 
 
 @pytest.mark.parametrize("how", ["garbage", "truncate", "foreign-hash"])
-def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how):
+def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how, caplog):
     first = artifacts.features(tiny_cfg, progress=False)
     path = artifacts.run_dir(tiny_cfg) / "features.pt"
     if how == "garbage":
@@ -237,9 +237,14 @@ def test_corrupt_features_are_recomputed(tiny_cfg, patched_data, how):
     else:
         torch.save({**first, "config_hash": "0" * 12}, path)
     loads = len(patched_data)
-    second = artifacts.features(tiny_cfg, progress=False)
+    with caplog.at_level("WARNING", logger="ltmpq"):
+        second = artifacts.features(tiny_cfg, progress=False)
     assert len(patched_data) == loads + 1  # recomputed (from the finished checkpoint)
     _assert_same_features(first, second)
+    # an unreadable entry is said, not silently replaced (a foreign one is just stale)
+    assert ("unreadable cache entry" in caplog.text and "features.pt" in caplog.text) is (
+        how != "foreign-hash"
+    )
     assert torch.load(path, weights_only=True)["config_hash"] == config_hash(tiny_cfg)
 
 
@@ -253,7 +258,7 @@ def test_features_rebuilt_when_checkpoint_missing(tiny_cfg, patched_data):
 
 
 def test_features_rebuilt_when_checkpoint_corrupt(tiny_cfg, patched_data):
-    # experiments' docstring: checkpoints are "rebuilt from the config when missing or corrupt"
+    # artifacts' docstring: checkpoints are "rebuilt from the config when missing or corrupt"
     first = artifacts.features(tiny_cfg, progress=False)
     run = artifacts.run_dir(tiny_cfg)
     (run / "features.pt").unlink()
@@ -322,3 +327,15 @@ def test_killed_process_resumes_to_the_same_result(tmp_path):
     _assert_same_weights(_state(straight.model), _state(resumed.model))
     # it resumed (kept the killed process's epochs, timings included) rather than starting over
     assert resumed.history[:done_epochs] == saved["history"]
+
+
+def test_a_cache_entry_that_fails_for_another_reason_is_not_swallowed(tiny_cfg, patched_data, monkeypatch):
+    """Only unreadable files are rebuilt: a bug raised while loading propagates."""
+    artifacts.features(tiny_cfg, progress=False)
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug, not a damaged file")
+
+    monkeypatch.setattr(torch, "load", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        artifacts.features(tiny_cfg, progress=False)

@@ -114,6 +114,29 @@ async ([timeoutMs, wait]) => {
 }
 """
 
+# A table wider than the space it has must sit in a container that scrolls sideways (the book's
+# CSS makes output areas do so); otherwise its last columns are cut off or spill over the page.
+_TABLES_JS = """
+() => {
+  const out = {fit: 0, scrolling: 0, clipped: []};
+  for (const t of document.querySelectorAll('article table, main table')) {
+    let el = t.parentElement, verdict = 'fit';
+    while (el && el !== document.body) {
+      const ox = getComputedStyle(el).overflowX;
+      if (t.scrollWidth > el.clientWidth + 1) {
+        verdict = (ox === 'auto' || ox === 'scroll') ? 'scrolling' : 'clipped';
+        if (verdict === 'scrolling' || ox === 'hidden' || ox === 'clip') break;
+      } else if (ox === 'auto' || ox === 'scroll') break;
+      el = el.parentElement;
+    }
+    const text = t.innerText.slice(0, 60).replace(/\\s+/g, ' ');
+    if (verdict === 'clipped') out.clipped.push(`${t.scrollWidth}px wide: ${text}`);
+    else out[verdict] += 1;
+  }
+  return out;
+}
+"""
+
 # Connection hints open sockets without a request event, so they are read from the DOM.
 _HINTS_JS = """
 () => [...document.querySelectorAll('link[rel~="preconnect" i], link[rel~="dns-prefetch" i]')]
@@ -148,6 +171,8 @@ class PageResult:
     math_markup: int = 0
     math_rendered: int = 0
     math_unrendered: int = 0
+    tables_fit: int = 0
+    tables_scrolling: int = 0
     math_errors: list[str] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
     page_errors: list[str] = field(default_factory=list)
@@ -191,6 +216,8 @@ class Report:
                 f"Book check OK: {len(self.pages)} pages checked, "
                 f"{sum(r.images_loaded for r in self.pages)} images loaded, "
                 f"{sum(r.math_rendered for r in self.pages)} math elements rendered, "
+                f"{sum(r.tables_fit + r.tables_scrolling for r in self.pages)} tables shown whole "
+                f"({sum(r.tables_scrolling for r in self.pages)} scroll sideways), "
                 f"{sum(len(r.requests) for r in self.pages)} requests all local ({self.html_dir})"
                 + (f"; {ignored} known theme errors ignored" if ignored else "")
             )
@@ -411,6 +438,10 @@ def _check_page(
                 )
             )
         problems += [Problem(name, "math error", err) for err in math["errors"]]
+
+        tables = page.evaluate(_TABLES_JS)
+        result.tables_fit, result.tables_scrolling = tables["fit"], tables["scrolling"]
+        problems += [Problem(name, "table cut off", t) for t in tables["clipped"]]
 
         hints = [h for h in page.evaluate(_HINTS_JS) if not is_local(h)]
         problems += [Problem(name, "external preconnect", h) for h in hints]
