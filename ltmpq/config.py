@@ -8,10 +8,45 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+import numpy as np
+
 PRECISIONS = ("fp32", "bf16")
+#: Chapter 2's classifiers on one stage-1 backbone: the baseline's own and the decoupled ones.
+METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
+
+
+def check_number(cfg: Any, name: str, kind: type, lo: float | None = None, hi: float | None = None, *,
+                 lo_open: bool = False, hi_open: bool = False, optional: bool = False) -> None:  # fmt: skip
+    """Check the field ``name`` of a frozen config at construction: an ``int`` (``kind=int``) or a
+    number (``kind=float``) within the bounds; numpy scalars are accepted and stored as plain
+    Python numbers (so that equal configs hash equally). Bools are never numbers here."""
+    v = getattr(cfg, name)
+    if v is None and optional:
+        return
+    is_int = isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+    is_num = is_int or (isinstance(v, float | np.floating) and np.isfinite(v))
+    if not (is_int if kind is int else is_num):
+        what = "an int" if kind is int else "a finite number"
+        raise ValueError(f"{name} must be {what}{' or None' if optional else ''}, got {v!r}")
+    v = int(v) if kind is int else float(v)
+    below = lo is not None and (v <= lo if lo_open else v < lo)
+    above = hi is not None and (v >= hi if hi_open else v > hi)
+    if below or above:
+        left = f"{'(' if lo_open else '['}{'-inf' if lo is None else f'{lo:g}'}"
+        right = f"{'inf' if hi is None else f'{hi:g}'}{')' if hi_open else ']'}"
+        raise ValueError(f"{name} must be in {left}, {right}, got {v!r}")
+    object.__setattr__(cfg, name, v)
+
+
+def check_choice(cfg: Any, name: str, allowed: Sequence[str]) -> None:
+    """Check that the field ``name`` is one of ``allowed`` (an error lists them)."""
+    v = getattr(cfg, name)
+    if not isinstance(v, str) or v not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {v!r}")
 
 
 def config_hash(cfg: Any) -> str:
@@ -45,18 +80,21 @@ class Stage1Config:
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
-        f = self.imbalance_factor
-        if isinstance(f, bool) or not isinstance(f, int | float) or not 0 < f <= 1:
-            raise ValueError(f"imbalance_factor must be in (0, 1] (n_min / n_max), got {f!r}")
-        # 1 and 1.0 are the same run: normalise so that they also share one hash
-        object.__setattr__(self, "imbalance_factor", float(f))
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        check_number(self, "imbalance_factor", float, 0, 1, lo_open=True)  # n_min / n_max, e.g. 0.01
+        for name in ("seed", "val_seed", "val_per_class", "warmup_epochs"):
+            check_number(self, name, int, 0)
         for name in ("epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if self.lt_profile not in ("exp", "step"):
-            raise ValueError(f"lt_profile must be 'exp' or 'step', got {self.lt_profile!r}")
+            check_number(self, name, int, 1)
+        for name in ("n_max", "test_per_class"):
+            check_number(self, name, int, 1, optional=True)
+        check_number(self, "width", float, 0, 4, lo_open=True)
+        check_number(self, "lr", float, 0, lo_open=True)
+        check_number(self, "momentum", float, 0, 1, hi_open=True)
+        check_number(self, "weight_decay", float, 0)
+        check_choice(self, "precision", PRECISIONS)
+        check_choice(self, "lt_profile", ("exp", "step"))
+        if self.warmup_epochs > self.epochs:
+            raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})")
 
     @property
     def key(self) -> str:
@@ -85,10 +123,20 @@ class DecoupleConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if not self.tau_grid or any(t < 0 for t in self.tau_grid):
-            raise ValueError(f"tau_grid must be non-empty and >= 0, got {self.tau_grid!r}")
-        if int(self.epochs) < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs!r}")
+        for name in ("epochs", "batch_size"):
+            check_number(self, name, int, 1)
+        check_number(self, "seed", int, 0)
+        check_number(self, "lr", float, 0, lo_open=True)
+        check_number(self, "momentum", float, 0, 1, hi_open=True)
+        check_number(self, "weight_decay", float, 0)
+        grid = self.tau_grid
+        numbers = isinstance(grid, Sequence) and not isinstance(grid, str) and len(grid) > 0
+        numbers = numbers and all(
+            not isinstance(t, bool) and isinstance(t, int | float | np.number) for t in grid
+        )
+        if not numbers or not all(t >= 0 for t in grid):
+            raise ValueError(f"tau_grid must be a non-empty sequence of numbers >= 0, got {grid!r}")
+        object.__setattr__(self, "tau_grid", tuple(float(t) for t in grid))
 
 
 GRANULARITIES = ("channel", "tensor")
@@ -122,12 +170,12 @@ class QuantConfig:
                               ("calibration", CALIBRATIONS)):  # fmt: skip
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        a = self.act_bits
-        if a is not None and (isinstance(a, bool) or not isinstance(a, int) or not 2 <= a <= 16):
-            raise ValueError(f"act_bits must be None (float activations) or an int in [2, 16], got {a!r}")
-        n = self.calibration_size
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"calibration_size must be an int >= 1, got {n!r}")
+        if not isinstance(self.fold_bn, bool | np.bool_):
+            raise ValueError(f"fold_bn must be True or False, got {self.fold_bn!r}")
+        object.__setattr__(self, "fold_bn", bool(self.fold_bn))
+        check_number(self, "act_bits", int, 2, 16, optional=True)  # None: float activations
+        check_number(self, "calibration_size", int, 1)
+        check_number(self, "calibration_seed", int, 0)
 
 
 #: Chapter 3's ablations: each changes one thing of the profile's default quantizer.
@@ -188,20 +236,30 @@ class MPQConfig:
                 raise ValueError(f"bit-widths must be ints in [2, 16], got {b!r}")
         if len(self.rule_bits) != 2 or self.rule_bits[1] not in self.choices:
             raise ValueError(f"rule_bits must be (high, low) with low in choices, got {self.rule_bits!r}")
+        if self.rule_bits[0] <= self.rule_bits[1]:
+            raise ValueError(f"rule_bits must be (high, low) with high > low bits, got {self.rule_bits!r}")
         for m in self.rule_metrics:
             if m not in SENSITIVITY_METRICS:
                 raise ValueError(f"unknown rule metric {m!r}; choose from {list(SENSITIVITY_METRICS)}")
         for m in self.budget_metrics:
             if m not in ALL_METRICS:
                 raise ValueError(f"unknown budget metric {m!r}; choose from {list(ALL_METRICS)}")
+        for name in ("rule_heads", "budget_heads"):
+            unknown = [h for h in getattr(self, name) if h not in METHODS]
+            if unknown:
+                raise ValueError(f"unknown {name} {unknown}; choose from {list(METHODS)}")
         lo, hi = min(self.choices), max(self.choices)
         for b in self.budgets:
-            if not lo <= b <= hi:
+            if isinstance(b, bool) or not isinstance(b, int | float) or not lo <= b <= hi:
                 raise ValueError(f"budget {b!r} average bits is outside what choices allow [{lo}, {hi}]")
-        if any(not 0 <= k <= 16 for k in self.rule_ks):
-            raise ValueError(f"rule_ks must be in [0, 16], got {self.rule_ks!r}")
-        if self.random_draws < 0 or self.hessian_samples < 2:
-            raise ValueError("random_draws must be >= 0 and hessian_samples >= 2")
+        if any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 16 for k in self.rule_ks):
+            raise ValueError(
+                f"rule_ks must be in [0, 16] (ints: how many layers get the high bits), got {self.rule_ks!r}"
+            )
+        check_number(self, "random_draws", int, 0)
+        check_number(self, "hessian_samples", int, 2)
+        check_number(self, "random_tolerance", float, 0, lo_open=True)
+        check_number(self, "seed", int, 0)
 
 
 # --------------------------------------------------------------------------- run keys

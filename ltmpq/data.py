@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
+import sys
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +28,18 @@ NUM_CLASSES = len(CLASSES)
 
 class DataNotFoundError(FileNotFoundError):
     """No CIFAR-10 copy could be found or downloaded."""
+
+
+class DataError(ValueError):
+    """A CIFAR-10 copy is there but unusable: incomplete, an empty class, a file that is no image."""
+
+
+#: Seconds the download fallback waits for data before it gives up (behind a silent proxy it
+#: would otherwise wait forever).
+DOWNLOAD_TIMEOUT_S = 60
+#: File names an ImageFolder copy may hold in its class folders.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+BATCH_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
 
 
 @dataclass(frozen=True)
@@ -49,20 +64,47 @@ class Cifar10:
     source: DataSource
 
 
-def _is_imagefolder(path: Path) -> bool:
-    return all((path / split / c).is_dir() for split in ("train", "test") for c in CLASSES)
+def imagefolder_problems(path: Path) -> list[str]:
+    """What keeps ``path`` from being a complete CIFAR-10 ImageFolder copy ([] when nothing does):
+    both splits, the ten class folders in each, none of them empty."""
+    problems = []
+    for split in ("train", "test"):
+        if not (path / split).is_dir():
+            problems.append(f"{path / split} is missing")
+            continue
+        for c in CLASSES:
+            d = path / split / c
+            if not d.is_dir():
+                problems.append(f"class folder {d} is missing")
+            elif not any(d.iterdir()):
+                problems.append(f"class folder {d} is empty")
+    return problems
+
+
+def _looks_like_imagefolder(path: Path) -> bool:
+    return (path / "train").is_dir() or (path / "test").is_dir()
+
+
+def _incomplete(path: Path, problems: list[str]) -> DataError:
+    shown = "; ".join(problems[:4]) + (f"; and {len(problems) - 4} more" if len(problems) > 4 else "")
+    return DataError(f"incomplete CIFAR-10 copy {path}: {shown}")
 
 
 def find_source(allow_download: bool = True) -> DataSource:
     """Locate CIFAR-10: a local original or ImageFolder copy first, else torchvision's download.
 
-    Searched: ``$LTMPQ_DATA``, ``./data`` and ``../shared/data``; in each, the original
-    ``cifar-10-batches-py`` is preferred over an ImageFolder copy (``cifar10-jpeg`` or the
-    folder itself).
+    Searched: ``$LTMPQ_DATA`` (when set, only there: an explicit setting wins or fails), else
+    ``./data`` and ``../shared/data``; in each, the original ``cifar-10-batches-py`` is preferred
+    over an ImageFolder copy (``cifar10-jpeg`` or the folder itself). A copy that is there but
+    incomplete is an error naming what is missing, never skipped for another one.
     """
     candidates = data_candidates()
     for base in candidates:
         for path in (base / "cifar-10-batches-py", base):
+            present = [n for n in BATCH_FILES if (path / n).is_file()]
+            if present and len(present) < len(BATCH_FILES) and path.name == "cifar-10-batches-py":
+                missing = [n for n in BATCH_FILES if n not in present]
+                raise DataError(f"incomplete CIFAR-10 batches {path}: missing {', '.join(missing)}")
             if (path / "data_batch_1").is_file() and (path / "test_batch").is_file():
                 return DataSource(
                     "cifar-10-batches-py", str(path.resolve()), False,
@@ -70,15 +112,27 @@ def find_source(allow_download: bool = True) -> DataSource:
                 )  # fmt: skip
     for base in candidates:
         for path in (base / "cifar10-jpeg", base):
-            if _is_imagefolder(path):
+            if _looks_like_imagefolder(path):
+                if problems := imagefolder_problems(path):
+                    raise _incomplete(path, problems)
                 return DataSource(
                     "imagefolder-jpeg", str(path.resolve()), True,
                     "a lossy JPEG (quality 75) re-encoding of CIFAR-10, not the original "
                     "pixels; numbers are not directly comparable with published CIFAR-10 "
                     "results",
                 )  # fmt: skip
+    if explicit := os.environ.get("LTMPQ_DATA"):
+        raise DataNotFoundError(
+            f"LTMPQ_DATA={explicit} holds no CIFAR-10 (neither cifar-10-batches-py nor an ImageFolder "
+            "copy train/<class>/*.jpg, test/<class>/*.jpg); point it at the folder that does, or unset it"
+        )
     if allow_download:
-        target = candidates[1] if len(candidates) > 1 else candidates[0]
+        target = candidates[0]
+        note = f"(gives up after {DOWNLOAD_TIMEOUT_S} s without data)"
+        print(f"CIFAR-10 not found locally: downloading it with torchvision into {target} {note}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)  # torchvision's urlopen has no timeout of its own
         try:
             from torchvision.datasets import CIFAR10
 
@@ -86,6 +140,8 @@ def find_source(allow_download: bool = True) -> DataSource:
             CIFAR10(str(target), train=False, download=True)
         except (OSError, RuntimeError, ValueError) as exc:  # refused, DNS failure, timeout, bad download
             raise DataNotFoundError(_not_found_message(candidates, exc)) from exc
+        finally:
+            socket.setdefaulttimeout(previous)
         return find_source(allow_download=False)
     raise DataNotFoundError(_not_found_message(candidates, None))
 
@@ -129,20 +185,29 @@ def _read_imagefolder(path: Path) -> tuple[tuple[np.ndarray, ...], str]:
     digest = hashlib.sha256()
     arrays: list[np.ndarray] = []
     root_name = path.name
+    if problems := imagefolder_problems(path):
+        raise _incomplete(path, problems)
     files = [
         (split, label, f)
         for split in ("test", "train")  # sorted order of (split, class, file) for the checksum
         for label, c in enumerate(CLASSES)
         for f in sorted((path / split / c).iterdir())
     ]
+    strays = [f for _, _, f in files if not f.is_file() or f.suffix.lower() not in IMAGE_SUFFIXES]
+    if strays:
+        raise DataError(f"not an image in the CIFAR-10 copy: {strays[0]} (only {'/'.join(IMAGE_SUFFIXES)} "
+                        f"files may be in the class folders; {len(strays)} such entries)")  # fmt: skip
     out: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
     for split, label, f in tqdm(files, desc="decoding CIFAR-10 JPEGs", unit="img", mininterval=2):
         raw = f.read_bytes()
         digest.update(f"{root_name}/{split}/{CLASSES[label]}/{f.name}".encode())
         digest.update(raw)
-        img = np.asarray(Image.open(BytesIO(raw)).convert("RGB"), dtype=np.uint8)
+        try:
+            img = np.asarray(Image.open(BytesIO(raw)).convert("RGB"), dtype=np.uint8)
+        except (OSError, ValueError) as exc:  # PIL: unidentified, truncated or garbled image
+            raise DataError(f"{f}: not a readable image ({exc})") from exc
         if img.shape != (32, 32, 3):
-            raise ValueError(f"{f}: expected a 32x32 RGB image, got shape {img.shape}")
+            raise DataError(f"{f}: expected a 32x32 RGB image, got shape {img.shape}")
         out[split][0].append(img)
         out[split][1].append(label)
     for split in ("train", "test"):
@@ -242,11 +307,33 @@ def long_tail_counts(
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes!r}")
     if profile == "exp":
-        return [int(n_max * imbalance_factor ** (i / (num_classes - 1))) for i in range(num_classes)]
-    if profile == "step":
+        counts = [int(n_max * imbalance_factor ** (i / (num_classes - 1))) for i in range(num_classes)]
+    elif profile == "step":
         half = num_classes // 2
-        return [n_max] * half + [int(n_max * imbalance_factor)] * (num_classes - half)
-    raise ValueError(f"profile must be 'exp' or 'step', got {profile!r}")
+        counts = [n_max] * half + [int(n_max * imbalance_factor)] * (num_classes - half)
+    else:
+        raise ValueError(f"profile must be 'exp' or 'step', got {profile!r}")
+    if min(counts) < 1:
+        empty = counts.index(0)
+        smallest = smallest_imbalance_factor(n_max)
+        raise ValueError(
+            f"imbalance factor {imbalance_factor!r} leaves class {empty} with no training image "
+            f"(n_max = {n_max}); the smallest that keeps one image per class is {smallest}"
+        )
+    return counts
+
+
+def smallest_imbalance_factor(n_max: int) -> str:
+    """The smallest imbalance factor whose rarest class keeps one image (``int(n_max * IF) >= 1``),
+    as the shortest decimal text that still does."""
+    f = 1 / n_max
+    while int(n_max * f) < 1:  # 1 / n_max * n_max can round below 1
+        f = float(np.nextafter(f, 1))
+    for digits in range(3, 18):
+        text = f"{f:.{digits}g}"
+        if float(text) >= f:
+            return text
+    return repr(f)
 
 
 @dataclass(frozen=True)
@@ -282,6 +369,11 @@ def make_splits(
     labels = np.asarray(labels)
     num_classes = int(labels.max()) + 1
     per_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    absent = [c for c, p in enumerate(per_class) if len(p) == 0]
+    if absent or num_classes != NUM_CLASSES:
+        absent = absent or list(range(num_classes, NUM_CLASSES))
+        raise DataError(f"the training labels hold {NUM_CLASSES - len(absent)} of CIFAR-10's {NUM_CLASSES} "
+                        f"classes (absent: {absent}); check the data copy")  # fmt: skip
     smallest = min(len(p) for p in per_class)
     if not 0 <= val_per_class < smallest:
         raise ValueError(f"val_per_class must be in [0, {smallest}), got {val_per_class!r}")

@@ -25,10 +25,9 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
-from .config import DecoupleConfig
+from .config import METHODS, DecoupleConfig
 from .training import lr_at
 
-METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
 METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-norm",
                  "lws": "LWS", "ncm": "NCM"}  # fmt: skip
 

@@ -26,11 +26,9 @@ def results_dir() -> Path:
 def data_candidates() -> list[Path]:
     """Folders searched, in order, for a local CIFAR-10 copy.
 
-    ``LTMPQ_DATA`` first, then ``data/`` in the project, then the shared offline copy beside the
-    project (``../shared/data``).
+    ``LTMPQ_DATA`` alone when it is set (an explicit setting wins or fails, it is never skipped),
+    else ``data/`` in the project, then the shared offline copy beside it (``../shared/data``).
     """
-    out = []
     if env := os.environ.get("LTMPQ_DATA"):
-        out.append(Path(env))
-    out += [ROOT / "data", ROOT.parent / "shared" / "data"]
-    return out
+        return [Path(env)]
+    return [ROOT / "data", ROOT.parent / "shared" / "data"]

@@ -82,9 +82,12 @@ def combine(verdicts: Iterable[str]) -> str:
 
 
 def side(mean: float, half: float, positive: str, negative: str, neither: str = "–") -> str:
-    """Which side of zero a mean ± half-width interval lies on, in words (chapter 3's ablations)."""
-    word = verdict(mean - half, mean + half, 0.0, "greater")
-    return {SUPPORTED: positive, NOT_SUPPORTED: negative, INCONCLUSIVE: neither}[word]
+    """Which side of zero a mean ± half-width interval lies on, in words (chapters 2-3): the rule
+    above asked both ways, so an interval that touches zero (e.g. zero in every seed) is neither."""
+    lo, hi = mean - half, mean + half
+    if verdict(lo, hi, 0.0, "greater") == SUPPORTED:
+        return positive
+    return negative if verdict(lo, hi, 0.0, "less") == SUPPORTED else neither
 
 
 def dominates(tail_gain, overall_change) -> bool:

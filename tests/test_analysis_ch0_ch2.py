@@ -722,28 +722,23 @@ def test_gap_facts_ch2_gap_not_distinguishable_from_zero():
     assert facts["gap_lo_crt"] == "0.0"
 
 
-def test_gap_facts_ch2_one_seed_uses_the_estimate():
-    """ch2.gap_facts with one seed: 'n/a' intervals and the lower bound falls back to the estimate."""
+def test_gap_facts_ch2_one_seed_says_it_cannot_judge():
+    """ch2.gap_facts with one seed: 'n/a' intervals, and no verdict on whether the gap closes."""
     f = frame_of(seeds=(0,))
     facts = ch2.gap_facts(f, frames.summarize(f))
     assert facts["gap_lo_ci_crt"] == "n/a"
     assert facts["gap_lo_best"] == "5.0 ± n/a"  # NCM, seed 0
-    assert facts["crt_gap_lower"] == "15.0"
-    assert facts["crt_gap_closed"] == "does not close"
+    assert facts["crt_gap_lower"] == "n/a"
+    assert facts["crt_gap_closed"] == "cannot be judged from one seed"
     assert facts["crt_narrow_n"] == "0 of 3"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ch2.gap_facts calls a cRT gap whose whole interval is below 0 (over-corrected: tail above "
-    "head) 'not distinguishable from zero'; only lower > 0 is checked, never the upper bound",
-)
 def test_gap_facts_ch2_reversed_gap_is_not_called_indistinguishable_from_zero():
     """ch2.gap_facts: a cRT gap of -11 ± 2.5 (interval wholly below 0) is distinguishable from zero."""
     f = frame_of({(0.01, "crt"): ht(-10, -11, -12, head=70)})
     facts = ch2.gap_facts(f, frames.summarize(f))
     assert facts["gap_lo_crt"] == "-11.0" and facts["gap_lo_ci_crt"] == "2.5"
-    assert facts["crt_gap_closed"] != "is not distinguishable from zero"
+    assert facts["crt_gap_closed"] == "reverses (the tail ends above the head)"
 
 
 def test_choices_frame_and_table(stored):

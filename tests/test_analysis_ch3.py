@@ -722,11 +722,6 @@ def test_default_conclusions_by_hand(abl):
     assert (d.drop(list(tails) + [(0.1, "crt", "4")]) == "–").all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: verdicts.side maps a zero-width interval at 0 (Δ exactly 0 in every seed) to 'head'; "
-    "ablations documents '–' when the interval contains 0",
-)
 def test_ablations_delta_zero_in_every_seed_is_neither():
     """ablations: a bit-width that changes nothing (Δ = 0 in every seed) concludes '–', not 'head'."""
     rows = [

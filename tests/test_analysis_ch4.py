@@ -167,10 +167,20 @@ def test_setup_facts_state_the_method():
 
 
 def test_setup_facts_with_an_unbalanced_validation_split():
-    """Unequal validation counts read 'varying', and the tail half is half the tail images."""
-    counts = [4, 4, 4, 4, 3, 3, 4, 4, 4, 5]  # tail: 3 + 3 + 4 + 4 + 4 + 5 = 23 images
+    """Unequal validation counts read 'varying', and the tail half is what half A of split_halves
+    holds: floor(n / 2) per tail class."""
+    counts = [4, 4, 4, 4, 3, 3, 4, 4, 4, 5]  # tail: 1 + 1 + 2 + 2 + 2 + 2 = 10 images in half A
     f = ch4.setup_facts(_setup_mres(np.repeat(np.arange(10), counts)), MCFG, 2, 1, 1)
-    assert (f["val_per_class"], f["n_tail_half"], f["n_val"]) == ("varying", 11, 39)
+    assert (f["val_per_class"], f["n_tail_half"], f["n_val"]) == ("varying", 10, 39)
+    labels = np.repeat(np.arange(10), counts)
+    half_a, _ = ch4.split_halves(labels, np.random.default_rng(0))
+    assert np.isin(labels[half_a], range(4, 10)).sum() == 10
+
+
+def test_setup_facts_with_a_class_missing_from_the_validation_split():
+    """A class without validation images makes the counts 'varying' instead of an IndexError."""
+    f = ch4.setup_facts(_setup_mres(np.repeat(np.arange(9), 4)), MCFG, 2, 1, 1)
+    assert f["val_per_class"] == "varying" and f["n_tail_half"] == 10
 
 
 def test_check_rule_k_names_the_ks_that_were_run():

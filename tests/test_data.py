@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import socket
 import sys
 import types
 from pathlib import Path
@@ -17,7 +18,9 @@ import ltmpq.data as data_mod
 from ltmpq import paths
 from ltmpq.data import (
     CLASSES,
+    DataError,
     DataNotFoundError,
+    DataSource,
     blog_head_tail,
     class_groups,
     find_source,
@@ -189,16 +192,16 @@ def test_paths_honour_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("LTMPQ_DATA", str(tmp_path / "d"))
     assert paths.cache_dir() == tmp_path / "c"
     assert paths.results_dir() == tmp_path / "r"
-    cands = paths.data_candidates()
-    assert cands[0] == tmp_path / "d"
-    assert cands[1:] == [paths.ROOT / "data", paths.ROOT.parent / "shared" / "data"]
+    # an explicit LTMPQ_DATA is the only place looked at: it wins or fails, it is never skipped
+    assert paths.data_candidates() == [tmp_path / "d"]
     monkeypatch.delenv("LTMPQ_DATA")
     assert paths.data_candidates() == [paths.ROOT / "data", paths.ROOT.parent / "shared" / "data"]
 
 
-def test_find_source_nothing_found_names_ltmpq_data(tmp_path, monkeypatch):
+def test_find_source_nothing_found_lists_where_it_looked(tmp_path, monkeypatch):
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.delenv("LTMPQ_DATA")
     monkeypatch.setattr(data_mod, "data_candidates", lambda: [empty])
     with pytest.raises(DataNotFoundError) as err:
         find_source(allow_download=False)
@@ -207,15 +210,32 @@ def test_find_source_nothing_found_names_ltmpq_data(tmp_path, monkeypatch):
     assert isinstance(err.value, FileNotFoundError)
 
 
-def test_find_source_download_failure_is_reported(tmp_path, monkeypatch):
+@pytest.mark.parametrize("state", ["missing", "empty", "unrelated files"])
+def test_an_explicit_ltmpq_data_without_cifar_fails_naming_it(tmp_path, monkeypatch, state):
+    """A set LTMPQ_DATA is never skipped for ./data or ../shared/data, however good those are."""
+    where = tmp_path / "mine"
+    if state != "missing":
+        where.mkdir()
+    if state == "unrelated files":
+        (where / "notes.txt").write_text("hello")
+    monkeypatch.setenv("LTMPQ_DATA", str(where))
+    # the real search (conftest restricts it): ./data and ../shared/data (which holds the real copy
+    # on the development and CI machines) must not be used instead
+    monkeypatch.setattr(data_mod, "data_candidates", paths.data_candidates)
+    with pytest.raises(DataNotFoundError, match=rf"LTMPQ_DATA={re.escape(str(where))} holds no CIFAR-10"):
+        find_source(allow_download=True)  # and nothing is downloaded into it either
+
+
+def test_find_source_download_failure_is_reported(tmp_path, monkeypatch, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.delenv("LTMPQ_DATA")
     monkeypatch.setattr(data_mod, "data_candidates", lambda: [empty])
     calls = []
 
     class RefusingCIFAR10:
         def __init__(self, root, train=True, download=False):
-            calls.append((root, train, download))
+            calls.append((root, train, download, socket.getdefaulttimeout()))
             raise OSError("no route to host")
 
     fake_tv = types.ModuleType("torchvision")
@@ -224,10 +244,14 @@ def test_find_source_download_failure_is_reported(tmp_path, monkeypatch):
     fake_tv.datasets = fake_ds
     monkeypatch.setitem(sys.modules, "torchvision", fake_tv)
     monkeypatch.setitem(sys.modules, "torchvision.datasets", fake_ds)
+    before = socket.getdefaulttimeout()
     with pytest.raises(DataNotFoundError, match="no route to host") as err:
         find_source(allow_download=True)
     assert "LTMPQ_DATA" in str(err.value)
-    assert calls and calls[0][2] is True
+    # it said what it was doing, with a timeout in force during the download and restored after
+    assert calls and calls[0][2] is True and calls[0][3] == data_mod.DOWNLOAD_TIMEOUT_S
+    assert socket.getdefaulttimeout() == before
+    assert f"downloading it with torchvision into {empty}" in capsys.readouterr().err
 
 
 def test_find_source_imagefolder_via_ltmpq_data(fake_imagefolder, monkeypatch):
@@ -241,13 +265,54 @@ def test_find_source_imagefolder_via_ltmpq_data(fake_imagefolder, monkeypatch):
         assert "JPEG" in src.note
 
 
-def test_find_source_incomplete_imagefolder_is_ignored(fake_imagefolder, monkeypatch):
+@pytest.mark.parametrize("damage", ["missing class", "empty class", "missing split"])
+def test_an_incomplete_imagefolder_is_an_error_naming_what_is_missing(fake_imagefolder, monkeypatch, damage):
+    """Issue: an empty train/truck/ became a 9-class study stored under the normal name."""
     import shutil
 
-    shutil.rmtree(fake_imagefolder / "test" / "truck")
+    if damage == "missing class":
+        shutil.rmtree(fake_imagefolder / "test" / "truck")
+        named = r"class folder \S*cifar10-jpeg/test/truck is missing"
+    elif damage == "empty class":
+        for f in (fake_imagefolder / "train" / "truck").iterdir():
+            f.unlink()
+        named = r"class folder \S*cifar10-jpeg/train/truck is empty"
+    else:
+        shutil.rmtree(fake_imagefolder / "test")
+        named = r"\S*cifar10-jpeg/test is missing"
     monkeypatch.setenv("LTMPQ_DATA", str(fake_imagefolder.parent))
-    with pytest.raises(DataNotFoundError):
+    with pytest.raises(DataError, match=rf"incomplete CIFAR-10 copy \S+: {named}"):
         find_source(allow_download=False)
+    with pytest.raises(DataError, match=named):  # and a copy that broke after it was found
+        load_cifar10(DataSource("imagefolder-jpeg", str(fake_imagefolder), True, "x"))
+
+
+def test_incomplete_batches_name_the_missing_files(fake_batches, monkeypatch):
+    root, _ = fake_batches
+    (root / "test_batch").unlink()
+    monkeypatch.setenv("LTMPQ_DATA", str(root.parent))
+    with pytest.raises(
+        DataError, match=r"incomplete CIFAR-10 batches \S*cifar-10-batches-py: missing test_batch"
+    ):
+        find_source(allow_download=False)
+
+
+@pytest.mark.parametrize("bad", ["truncated", "garbage", "stray text file", "hidden file"])
+def test_a_file_that_is_not_a_readable_image_is_named(fake_imagefolder, bad):
+    target = fake_imagefolder / "train" / "dog" / "001.jpg"
+    if bad == "truncated":
+        target.write_bytes(target.read_bytes()[:200])
+        named = re.escape(str(target)) + r": not a readable image"
+    elif bad == "garbage":
+        target.write_bytes(b"\x00not a jpeg" * 20)
+        named = re.escape(str(target)) + r": not a readable image"
+    else:
+        stray = fake_imagefolder / "test" / "cat" / ("notes.txt" if bad == "stray text file" else ".DS_Store")
+        stray.write_text("x")
+        named = r"not an image in the CIFAR-10 copy: " + re.escape(str(stray))
+    src = DataSource("imagefolder-jpeg", str(fake_imagefolder), True, "x")
+    with pytest.raises(DataError, match=named):
+        load_cifar10(src)
 
 
 def test_find_source_prefers_original_batches(tmp_path, monkeypatch, make_imagefolder, make_batches):

@@ -274,7 +274,7 @@ def test_paper_profile_config_trains_one_step_at_full_width(tmp_path):
 
     cfg = get_profile("paper").stage1_config(0.01, 0)
     assert cfg.width == 1.0 and cfg.epochs >= 100
-    one_step = with_overrides(cfg, epochs=1)
+    one_step = with_overrides(cfg, epochs=1, warmup_epochs=1)
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, 256, (cfg.batch_size, 32, 32, 3), dtype=torch.uint8, generator=gen)
     y = torch.arange(cfg.batch_size) % 10

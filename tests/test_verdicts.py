@@ -76,6 +76,9 @@ def test_side_words_for_chapter3():
     assert verdicts.side(-2.0, 1.0, "tail", "head") == "head"
     assert verdicts.side(0.5, 1.0, "tail", "head") == "–"
     assert verdicts.side(0.5, float("nan"), "tail", "head") == "–"
+    # an interval touching zero is neither side, whichever way it touches (zero in every seed)
+    assert verdicts.side(0.0, 0.0, "tail", "head") == "–"
+    assert verdicts.side(1.0, 1.0, "tail", "head") == "–" and verdicts.side(-1.0, 1.0, "tail", "head") == "–"
 
 
 def test_verdict_bad_inputs():

@@ -205,8 +205,11 @@ def noise_facts(s1: dict, summary: pd.DataFrame) -> dict:
 
 
 def seed_spread(frame: pd.DataFrame, metrics: Sequence[str] = ("overall", "head", "tail", "worst_class")):
-    """Per imbalance factor (rows) and metric: min, max, standard deviation and range over seeds."""
-    d = frame[(frame["split"] == "test") & frame["metric"].isin(list(metrics))]
+    """Per imbalance factor (rows) and metric: min, max, standard deviation and range over seeds, of
+    the baseline's test accuracy."""
+    d = frame[
+        (frame["split"] == "test") & (frame["method"] == "baseline") & frame["metric"].isin(list(metrics))
+    ]
     spread = d.groupby(["imbalance_factor", "metric"])["value"].agg(["min", "max", "std"])
     spread["range"] = spread["max"] - spread["min"]
     return spread.unstack("metric").swaplevel(axis=1).sort_index(axis=1, level=0, sort_remaining=False)

@@ -96,9 +96,14 @@ def gap_facts(frame: pd.DataFrame, summary: pd.DataFrame) -> dict:
     steps = narrowing(frame)
     out["crt_narrow_n"] = f"{sum(s['verdict'] == verdicts.SUPPORTED for s in steps)} of {len(steps)}"
     remains = verdicts.evidence(gap_per_seed(frame, f_lo, "crt").to_numpy())
-    lower = remains["ci_low"] if remains["n"] >= 2 else remains["estimate"]
-    out["crt_gap_lower"] = f"{lower:.1f}"
-    out["crt_gap_closed"] = "does not close" if lower > 0 else "is not distinguishable from zero"
+    if remains["n"] < 2:  # no interval: say so rather than judge one run
+        out["crt_gap_lower"], out["crt_gap_closed"] = "n/a", "cannot be judged from one seed"
+    else:
+        out["crt_gap_lower"] = f"{remains['ci_low']:.1f}"
+        half = remains["estimate"] - remains["ci_low"]
+        out["crt_gap_closed"] = verdicts.side(remains["estimate"], half, "does not close",
+                                              "reverses (the tail ends above the head)",
+                                              "is not distinguishable from zero")  # fmt: skip
     return out
 
 

@@ -51,7 +51,7 @@ def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot:
     """The method as stated: the validation split, the metrics' thresholds, the grid and the rule."""
     first = next(iter(mres.values()))
     high, low = mcfg.rule_bits
-    val_counts = np.bincount(decode_predictions(first["val_labels"]))
+    val_counts = np.bincount(decode_predictions(first["val_labels"]), minlength=len(first["train_counts"]))
     tail = list(class_groups(first["train_counts"])["tail"])
     balanced_gap = max(
         abs(a["val"]["metrics"]["overall"] - a["val"]["metrics"]["balanced"])
@@ -63,7 +63,7 @@ def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot:
         "no_cost": f"{verdicts.ALMOST_NO_COST:g}",
         "no_cost_neg": f"−{verdicts.ALMOST_NO_COST:g}",
         "val_per_class": int(val_counts[0]) if (val_counts == val_counts[0]).all() else "varying",
-        "n_tail_half": int(val_counts[tail].sum()) // 2,
+        "n_tail_half": int((val_counts[tail] // 2).sum()),  # half A of split_halves: floor(n / 2) per class
         "n_layers": len(first["layer_params"]),
         "n_choices": len(mcfg.choices),
         "blog_shift_2": f"{blog.FIG10[2]['norm-driven'] - blog.FIG10[2]['tail-driven']:.0f}",
