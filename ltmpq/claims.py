@@ -186,6 +186,15 @@ def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
     ]
 
 
+def estimate_text(ev: dict) -> str:
+    """``"+1.57 [+0.92, +2.21]"``; with fewer than two seeds there is no interval, and it says so."""
+    if ev["n"] == 0:
+        return "no values (needs ≥ 2 seeds)"
+    if ev["n"] < 2:
+        return f"{ev['estimate']:+.2f} (one seed: needs ≥ 2 seeds)"
+    return f"{ev['estimate']:+.2f} [{ev['ci_low']:+.2f}, {ev['ci_high']:+.2f}]"
+
+
 def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
     """One row per part: what is measured, the estimate with its 95% CI over seeds, p and verdict."""
     rows = []
@@ -197,7 +206,7 @@ def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
                 "part": p.part,
                 "statement": p.statement,
                 "measured": f"{p.quantity} {'>' if p.direction == 'greater' else '<'} {p.threshold:g}?",
-                "estimate [95% CI]": f"{ev['estimate']:+.2f} [{ev['ci_low']:+.2f}, {ev['ci_high']:+.2f}]",
+                "estimate [95% CI]": estimate_text(ev),
                 "p": ev["pvalue"],
                 "verdict": ev["verdict"],
                 "where": p.where,

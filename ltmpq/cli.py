@@ -1,82 +1,106 @@
-"""Command line: ``python -m ltmpq run|status|bench`` (the Makefile's ``runs`` and ``bench``)."""
+"""Command line: ``python -m ltmpq run|status|bench`` (the Makefile's ``runs``, ``status``, ``bench``).
+
+A mistake in what was asked (a bad value, missing data, a stage with nothing to do) is one line on
+stderr and exit status 2; ``--debug`` (or ``LTMPQ_DEBUG=1``) shows the traceback instead. Ctrl-C
+stops a run cleanly (exit 130): the same command resumes from the last finished epoch.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .config import PROFILES, QUANT_ABLATIONS, get_profile
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ltmpq", description=__doc__)
+def _imbalance_factor(text: str) -> float:
+    try:
+        f = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < f <= 1:
+        raise argparse.ArgumentTypeError(f"an imbalance factor is in (0, 1] (n_min / n_max), got {text}")
+    return f
+
+
+def _seed(text: str) -> int:
+    try:
+        s = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text!r}") from None
+    if s < 0:
+        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text}")
+    return s
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ltmpq", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="produce a profile's results (trains what is missing)")
     status = sub.add_parser("status", help="list which results of a profile exist")
     for p in (run, status):
         p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
-        p.add_argument(
-            "--if",
-            dest="imbalance_factors",
-            type=float,
-            nargs="+",
-            metavar="IF",
-            help="imbalance factors (default: the profile's)",
-        )
-        p.add_argument("--seed", dest="seeds", type=int, nargs="+", help="seeds (default: the profile's)")
+        # "extend": --if 0.1 --if 0.01 means both, not only the last one
+        p.add_argument("--if", dest="imbalance_factors", type=_imbalance_factor, nargs="+", action="extend",
+                       metavar="IF", help="imbalance factors (default: the profile's)")  # fmt: skip
+        p.add_argument("--seed", dest="seeds", type=_seed, nargs="+", action="extend",
+                       help="seeds (default: the profile's)")  # fmt: skip
     run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "mpq", "all"], default="all")
+    names = ", ".join(map(repr, QUANT_ABLATIONS))
     run.add_argument(
         "--variant",
         dest="variants",
         nargs="+",
+        action="extend",
         choices=list(QUANT_ABLATIONS),
         metavar="NAME",
-        help=f"chapter 3's quantizer variants (default: all): {', '.join(map(repr, QUANT_ABLATIONS))}",
+        help=f"chapter 3's quantizer variants (default: all): {names}",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument(
-        "--threads",
-        type=int,
-        default=None,
+        "--threads", type=int, default=None,
         help="torch CPU threads (default: torch's). With other work on the machine, "
         "1 thread per process avoids OpenMP threads stalling on a busy core",
-    )
+    )  # fmt: skip
     sub.add_parser(
         "bench", help="training throughput vs raw forward+backward, chapter 4 sweep speed-up (make bench)"
     )
-    args = parser.parse_args(argv)
+    return parser
 
-    if args.command == "bench":
-        from .tools.bench import main as bench_main
 
-        return bench_main()
+def _status(args) -> int:
+    from . import results
+    from .config import DecoupledRun, MPQRun, QuantizedRun
+    from .runs import quant_variants_for
+
     prof = get_profile(args.profile)
-    if args.command == "status":
-        from . import results
-        from .config import DecoupledRun, MPQRun, QuantizedRun
-        from .runs import quant_variants_for
+    missing = 0
+    variants = quant_variants_for(prof.name)
+    for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
+        cells = []
+        runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
+        runs += [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
+                 for q, keep in variants.values()]  # fmt: skip
+        if cfg.imbalance_factor in prof.mpq_ifs:
+            runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
+        states = {}
+        for kind, run in runs:
+            state = results.status(results.result_path(prof.name, kind, run), run)
+            missing += not state.startswith("ok")
+            states.setdefault(kind, []).append(state)
+        for kind, found in states.items():
+            ok = sum(st.startswith("ok") for st in found)
+            shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"
+            cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
+        print(f"{cfg.tag:>16}  " + "  ".join(cells))
+    return 1 if missing else 0
 
-        missing = 0
-        variants = quant_variants_for(prof.name)
-        for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
-            cells = []
-            runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
-            runs += [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
-                     for q, keep in variants.values()]  # fmt: skip
-            if cfg.imbalance_factor in prof.mpq_ifs:
-                runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
-            states = {}
-            for kind, run in runs:
-                state = results.status(results.result_path(prof.name, kind, run), run)
-                missing += state in ("missing", "unreadable")
-                states.setdefault(kind, []).append(state)
-            for kind, found in states.items():
-                ok = sum(st.startswith("ok") for st in found)
-                shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"
-                cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
-            print(f"{cfg.tag:>16}  " + "  ".join(cells))
-        return 1 if missing else 0
-    from .runs import run_profile
+
+def _run(args, parser) -> int:
+    from .runs import STAGES, run_profile
 
     if args.threads is not None:
         import torch
@@ -84,11 +108,39 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-
-    stages = ("stage1", "decoupled", "quantized", "mpq") if args.stage == "all" else (args.stage,)
-    run_profile(prof.name, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    run_profile(args.profile, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
                 variants=args.variants)  # fmt: skip
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    debug = args.debug or bool(os.environ.get("LTMPQ_DEBUG"))
+    from .data import DataError, DataNotFoundError
+    from .results import MissingResultError
+
+    try:
+        if args.command == "bench":
+            from .tools.bench import main as bench_main
+
+            return bench_main()
+        if args.command == "status":
+            return _status(args)
+        return _run(args, parser)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(
+            "\ninterrupted: finished epochs and results are kept; the same command resumes", file=sys.stderr
+        )
+        return 130
+    except (ValueError, DataNotFoundError, DataError, MissingResultError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -318,22 +318,22 @@ def long_tail_counts(
         smallest = smallest_imbalance_factor(n_max)
         raise ValueError(
             f"imbalance factor {imbalance_factor!r} leaves class {empty} with no training image "
-            f"(n_max = {n_max}); the smallest that keeps one image per class is {smallest}"
+            f"(n_max = {n_max}); the smallest that keeps one image per class is 1/{n_max}, about {smallest}"
         )
     return counts
 
 
 def smallest_imbalance_factor(n_max: int) -> str:
     """The smallest imbalance factor whose rarest class keeps one image (``int(n_max * IF) >= 1``),
-    as the shortest decimal text that still does."""
-    f = 1 / n_max
-    while int(n_max * f) < 1:  # 1 / n_max * n_max can round below 1
-        f = float(np.nextafter(f, 1))
+    rounded up to three significant digits: ``"0.000205"`` for ``n_max`` = 4,900."""
+    from decimal import ROUND_CEILING, Decimal
+
+    exact = Decimal(repr(1 / n_max))
     for digits in range(3, 18):
-        text = f"{f:.{digits}g}"
-        if float(text) >= f:
-            return text
-    return repr(f)
+        up = exact.quantize(Decimal(1).scaleb(exact.adjusted() - digits + 1), rounding=ROUND_CEILING)
+        if int(n_max * float(up)) >= 1:
+            return format(up.normalize(), "f")
+    return repr(float(np.nextafter(1 / n_max, 1)))
 
 
 @dataclass(frozen=True)

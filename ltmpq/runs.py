@@ -346,30 +346,57 @@ def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConf
     return {name: (q, name == "default") for name, q in get_profile(profile).quant_configs(variants).items()}
 
 
+#: The stages of a profile, in dependency order (each makes what it builds on first).
+STAGES = ("stage1", "decoupled", "quantized", "mpq")
+
+
+def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> list[tuple[Stage1Config, tuple]]:
+    """The (stage-1 run, stages to make for it) of a profile's grid, seed-major so that one full
+    seed lands first. An unknown stage, or a request that leaves nothing to do (chapter 4 asked
+    for at imbalance factors it does not run at), is an error naming what is possible."""
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown or not stages:
+        raise ValueError(f"unknown stages {unknown or list(stages)}; choose from {list(STAGES)}")
+    prof = get_profile(profile)
+    cfgs = sorted(prof.stage1_configs(imbalance_factors, seeds), key=lambda c: (c.seed, -c.imbalance_factor))
+    todo = []
+    for c in cfgs:
+        here = tuple(s for s in STAGES if s in stages and (s != "mpq" or c.imbalance_factor in prof.mpq_ifs))
+        if here:
+            todo.append((c, here))
+    if not todo:
+        asked = sorted({c.imbalance_factor for c in cfgs}, reverse=True)
+        raise ValueError(f"nothing to do: stage mpq runs at imbalance factors {list(prof.mpq_ifs)} only "
+                         f"(profile {profile!r}), and the request is for {asked}")  # fmt: skip
+    return todo
+
+
 def run_profile(
     profile: str,
     imbalance_factors=None,
     seeds=None,
     *,
-    stages=("stage1", "decoupled", "quantized", "mpq"),
+    stages=STAGES,
     progress: bool = True,
     variants=None,
 ) -> None:
-    """Produce (or find) every result of a profile, seed-major so one full seed lands first."""
+    """Produce (or find) every result of a profile (:func:`plan`)."""
     prof = get_profile(profile)
-    cfgs = prof.stage1_configs(imbalance_factors, seeds)
-    cfgs.sort(key=lambda c: (c.seed, -c.imbalance_factor))
-    for cfg in tqdm(cfgs, desc=f"{profile} runs", disable=not progress):
+    variants = quant_variants_for(profile, variants)  # unknown names fail before anything runs
+    todo = plan(profile, imbalance_factors, seeds, stages)
+    for cfg, stages_here in tqdm(todo, desc=f"{profile} runs", disable=not progress):
         t0 = time.perf_counter()
-        if "stage1" in stages:
+        if "stage1" in stages_here:
             stage1(cfg, profile, compute=True, progress=progress)
-        if "decoupled" in stages:
+        if "decoupled" in stages_here:
             decoupled(cfg, prof.decouple, profile, compute=True, progress=progress)
-        if "quantized" in stages:
-            for qcfg, keep in quant_variants_for(profile, variants).values():
+        if "quantized" in stages_here:
+            for qcfg, keep in variants.values():
                 quantized(cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
                           compute=True, progress=progress)  # fmt: skip
-        if "mpq" in stages and cfg.imbalance_factor in prof.mpq_ifs:
+        if "mpq" in stages_here:
             mixed_precision(cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True,
                             progress=progress)  # fmt: skip
-        tqdm.write(f"{profile} {cfg.tag}: done in {time.perf_counter() - t0:.0f} s")
+        tqdm.write(
+            f"{profile} {cfg.tag} ({', '.join(stages_here)}): done in {time.perf_counter() - t0:.0f} s"
+        )

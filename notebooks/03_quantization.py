@@ -35,17 +35,17 @@ import numpy as np
 import seaborn as sns
 from IPython.display import display
 
-from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables
+from ltmpq import blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch3_quantization as ch3
 from ltmpq.data import CLASSES, blog_head_tail
 from ltmpq.decoupling import METHOD_LABELS, METHODS
+from ltmpq.params import QuantizationParams
 from ltmpq.quantization import FLOAT
 
-params = ChapterParams(profile, compute, imbalance_factors, seeds)
+params = QuantizationParams(profile, compute, imbalance_factors, seeds, variants, n_boot)
 plotting.setup()
 s1 = load.stage1_results(params)
-names = ["default"] + [v for v in (variants or list(params.prof.quant_configs())) if v != "default"]
-qres = load.quantized_results(params, names)
+qres = load.quantized_results(params, params.variant_names)
 default = qres["default"]
 frame = frames.quant_frame(qres)
 drops = frames.drop_frame(frame)

@@ -40,12 +40,12 @@ from IPython.display import HTML, display
 from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.data import CLASSES
+from ltmpq.params import MitigationParams
 from ltmpq.uncertainty import mean_ci
 
-params = ChapterParams(profile, compute, None, seeds)
+params = MitigationParams(profile, compute, None, seeds, rule_k, n_splits, n_boot)
 plotting.setup()
 mcfg = params.prof.mpq
-rule_k = ch4.check_rule_k(rule_k, mcfg)
 mres = load.mpq_results(params)
 frame = frames.mpq_frame(mres)
 high, low = mcfg.rule_bits

@@ -897,7 +897,7 @@ def test_claims_with_one_seed_are_inconclusive():
     parts = claims.claim1(frame_of(seeds=(0,))) + claims.claim2(frame_of(seeds=(0,)))
     table = claims.verdict_table(parts)
     assert table["verdict"].tolist() == [verdicts.INCONCLUSIVE] * 4
-    assert table["estimate [95% CI]"].tolist()[0] == "+10.00 [+nan, +nan]"
+    assert table["estimate [95% CI]"].tolist()[0] == "+10.00 (one seed: needs ≥ 2 seeds)"
     assert table["p"].isna().all()
     assert claims.claim_verdicts(table) == {1: verdicts.INCONCLUSIVE, 2: verdicts.INCONCLUSIVE}
 

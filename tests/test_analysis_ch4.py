@@ -183,15 +183,6 @@ def test_setup_facts_with_a_class_missing_from_the_validation_split():
     assert f["val_per_class"] == "varying" and f["n_tail_half"] == 10
 
 
-def test_check_rule_k_names_the_ks_that_were_run():
-    """A k the profile ran comes back; another one is an error listing the allowed ks."""
-    assert ch4.check_rule_k(3, MCFG) == 3
-    with pytest.raises(
-        ValueError, match=re.escape("rule_k=8 was not run; the profile's MPQ runs have k in [2, 3]")
-    ):
-        ch4.check_rule_k(8, MCFG)
-
-
 def _retrain_case(ours_by_seed: dict, before_by_seed: dict) -> tuple[dict, dict, dict]:
     """mres with float allocations of both heads, and chapters 1-2's stored test predictions."""
     cpus = {0: "AMD EPYC", 1: "Intel Xeon"}
@@ -454,7 +445,7 @@ def test_rank_agreement_of_one_seed_has_an_empty_across_frame():
     assert ag["per_seed"]["seed"].tolist() == [2]
     np.testing.assert_allclose(ag["per_seed"]["gap"], [2 / 3])
     facts = ch4.rank_facts(ag)
-    assert facts["tau_gap"] == "0.7" and facts["tau_seeds_overall"] == "nan"  # no interval of one seed
+    assert facts["tau_gap"] == "0.7" and facts["tau_seeds_overall"] == "n/a (needs ≥ 2 seeds)"  # no pair of seeds
 
 
 # --------------------------------------------------------------------------- the 6&4 rule (Table 2)
@@ -931,7 +922,7 @@ def test_verdict_table_of_synthetic_parts():
     assert t["estimate [95% CI]"].tolist() == [
         "+3.00 [+0.52, +5.48]",
         "-2.50 [-3.74, -1.26]",
-        "+5.00 [+nan, +nan]",
+        "+5.00 (one seed: needs ≥ 2 seeds)",
         "+20.00 [+20.00, +20.00]",
         "+0.20 [-0.05, +0.45]",
     ]
@@ -968,7 +959,7 @@ def test_part_facts_for_the_prose():
     f = claims.part_facts(SYNTHETIC_PARTS)
     assert f["part_1a"] == "supported (+3.00 [+0.52, +5.48])"
     assert f["part_1b"] == "not supported (-2.50 [-3.74, -1.26])"
-    assert f["part_2a"] == "inconclusive (+5.00 [+nan, +nan])"
+    assert f["part_2a"] == "inconclusive (+5.00 (one seed: needs ≥ 2 seeds))"
     assert f["claim1_parts"] == (
         "1a (statement 1a): supported, +3.00 [+0.52, +5.48]; "
         "1b (statement 1b): not supported, -2.50 [-3.74, -1.26]"

@@ -89,15 +89,6 @@ def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot:
     }
 
 
-def check_rule_k(rule_k: int, mcfg: MPQConfig) -> int:
-    """``rule_k`` itself when the profile's runs have it; an error naming the ones they have."""
-    if rule_k not in mcfg.rule_ks:
-        raise ValueError(
-            f"rule_k={rule_k!r} was not run; the profile's MPQ runs have k in {list(mcfg.rule_ks)}"
-        )
-    return rule_k
-
-
 def retrain_check(mres: dict, s1: dict, dec: dict, heads: Sequence[str]) -> pd.DataFrame:
     """Per seed and head: agreement (%) of this chapter's float predictions with chapters 1-2's
     stored ones, and the difference of their overall accuracies (points)."""
@@ -262,13 +253,18 @@ def rank_agreement(mres: dict, head: str, bits: int, n_splits: int) -> dict[str,
 def rank_facts(agreement: dict[str, pd.DataFrame]) -> dict:
     """The τs the prose quotes (mean ± CI over seeds; the across-seed ones as means)."""
     ps, across = agreement["per_seed"], agreement["across"]
+
+    def mean_tau(metric: str) -> str:  # between different seeds' models: needs two of them
+        taus = across[across["metric"] == metric]["tau"]
+        return f"{taus.mean():.2f}" if len(taus) else "n/a (needs ≥ 2 seeds)"
+
     return {
         "tau_full": pm_of(ps["tau_full"]),
         "tau_same": pm_of(ps["same"]),
         "tau_cross": pm_of(ps["cross"]),
         "tau_gap": pm_of(ps["gap"]),
-        "tau_seeds_overall": f"{across[across['metric'] == 'overall']['tau'].mean():.2f}",
-        "tau_seeds_tail": f"{across[across['metric'] == 'tail']['tau'].mean():.2f}",
+        "tau_seeds_overall": mean_tau("overall"),
+        "tau_seeds_tail": mean_tau("tail"),
     }
 
 

@@ -10,6 +10,8 @@ Papermill injects is collapsed in the book but kept, so every page shows the par
 from __future__ import annotations
 
 import argparse
+import ast
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -23,6 +25,28 @@ import yaml
 from ..io import atomic_write
 from ..paths import ROOT
 
+#: Errors raised in a chapter that are about its input (a parameter, a missing result, the data),
+#: shown as one line; anything else is a bug and keeps its traceback.
+USER_ERRORS = ("ValueError", "MissingResultError", "DataNotFoundError", "DataError", "FileNotFoundError")
+
+
+def parameter_names(nb) -> list[str]:
+    """The names the cell tagged ``parameters`` assigns, in order."""
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    if len(cells) != 1:
+        raise ValueError(f"a chapter needs exactly one cell tagged 'parameters', found {len(cells)}")
+    names = []
+    for node in ast.parse(cells[0].source).body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    return names
+
 
 def execute_chapter(
     source: Path, output: Path, parameters: dict[str, Any] | None = None, progress: bool = False
@@ -32,8 +56,12 @@ def execute_chapter(
     if not source.is_file():
         raise FileNotFoundError(f"no chapter source {source}")
     nb = jupytext.read(source)
-    if not any("parameters" in c.metadata.get("tags", []) for c in nb.cells):
-        raise ValueError(f"{source} has no cell tagged 'parameters'")
+    known = parameter_names(nb)
+    unknown = [name for name in (parameters or {}) if name not in known]
+    if unknown:  # Papermill would only warn and run the chapter with its defaults
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"unknown parameter{'s' if len(unknown) > 1 else ''} {names} for {source.stem}; "
+                         f"its parameters are: {', '.join(known)}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"{source.stem}.ipynb"
         out = Path(tmp) / f"{source.stem}.executed.ipynb"
@@ -66,9 +94,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar=("NAME", "VALUE"),
         help="override a parameter; VALUE is read as YAML (True, 0.01, [0, 1], smoke)",
     )
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     args = parser.parse_args(argv)
     params = {name: yaml.safe_load(value) for name, value in args.parameter}
-    execute_chapter(args.source, args.output, params, progress=True)
+    debug = args.debug or bool(os.environ.get("LTMPQ_DEBUG"))
+    try:
+        execute_chapter(args.source, args.output, params, progress=True)
+    except papermill.PapermillExecutionError as exc:
+        if debug or exc.ename not in USER_ERRORS:
+            raise
+        print(f"error: {args.source.stem}: {exc.ename}: {exc.evalue.strip()}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"executed: {args.output}")
     return 0
 
