@@ -8,12 +8,13 @@ read is logged and rebuilt, never silently trusted. Used by chapters 1-4 (throug
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
 
 from .config import DecoupleConfig, DecoupledRun, Stage1Config, config_hash
-from .data import Cifar10, Splits, load_cifar10, make_splits
+from .data import Cifar10, Splits, cached_digest, load_cifar10, make_splits
 from .decoupling import fit_all, rebuild
 from .io import UNREADABLE, atomic_write
 from .models import VGG16
@@ -26,6 +27,18 @@ log = logging.getLogger("ltmpq")
 def dataset() -> Cifar10:
     """The decoded CIFAR-10 every run reads (one place, so that tests can substitute it)."""
     return load_cifar10()
+
+
+_DIGESTS: dict[tuple, str | None] = {}
+
+
+def data_digest() -> str | None:
+    """The content digest of the data the runs read: from the decoded cache's metadata when there
+    is one, else by decoding it. Remembered per process (and per data setting)."""
+    key = (os.environ.get("LTMPQ_DATA"), os.environ.get("LTMPQ_CACHE"), dataset)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = cached_digest() or dataset().source.sha256
+    return _DIGESTS[key]
 
 
 def run_dir(cfg: Stage1Config) -> Path:

@@ -74,11 +74,18 @@ def _parser() -> argparse.ArgumentParser:
 def _status(args) -> int:
     from . import results
     from .config import DecoupledRun, MPQRun, QuantizedRun
+    from .data import cached_digest
     from .runs import quant_variants_for
 
     prof = get_profile(args.profile)
     missing = 0
     variants = quant_variants_for(prof.name)
+    digest = cached_digest()  # results computed on another copy are not ok here
+    print(
+        f"data here: {digest[:12]}"
+        if digest
+        else "data here: not decoded yet (results not checked against it)"
+    )
     for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
         cells = []
         runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
@@ -88,7 +95,7 @@ def _status(args) -> int:
             runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
         states = {}
         for kind, run in runs:
-            state = results.status(results.result_path(prof.name, kind, run), run)
+            state = results.status(results.result_path(prof.name, kind, run), run, digest)
             missing += not state.startswith("ok")
             states.setdefault(kind, []).append(state)
         for kind, found in states.items():

@@ -241,19 +241,32 @@ def _array_digest(arrays: dict[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
+def _cache_paths(source: DataSource) -> tuple[Path, Path]:
+    """The decoded arrays' cache entry of a copy and its metadata (digests, source)."""
+    # The key covers the files' names, sizes and mtimes: a copy replaced at the same path gets a
+    # new entry instead of the old arrays.
+    key = hashlib.sha256(f"{source.kind}:{source.path}:{_listing(Path(source.path))}".encode()).hexdigest()
+    npz = cache_dir() / "data" / f"cifar10-{key[:16]}.npz"
+    return npz, npz.with_suffix(".json")
+
+
+def cached_digest() -> str | None:
+    """The content digest of the CIFAR-10 copy this machine would read, when it has been decoded
+    here before; None when it has not (or there is no copy). Cheap: nothing is decoded."""
+    try:
+        meta = _cache_paths(find_source(allow_download=False))[1]
+        return json.loads(meta.read_text())["source"]["sha256"]
+    except (DataNotFoundError, DataError, OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_cifar10(source: DataSource | None = None) -> Cifar10:
     """Decode CIFAR-10 once and cache the arrays (``.cache/data``); verify the cache on load.
 
     A cache entry whose checksum does not match its arrays is treated as corrupt and rebuilt.
     """
     source = source or find_source()
-    # The key covers the files' names, sizes and mtimes: a copy replaced at the same path gets a
-    # new entry instead of the old arrays.
-    key = hashlib.sha256(f"{source.kind}:{source.path}:{_listing(Path(source.path))}".encode()).hexdigest()[
-        :16
-    ]
-    npz = cache_dir() / "data" / f"cifar10-{key}.npz"
-    meta_path = npz.with_suffix(".json")
+    npz, meta_path = _cache_paths(source)
     names = ("train_x", "train_y", "test_x", "test_y")
     if npz.is_file() and meta_path.is_file():
         try:

@@ -112,11 +112,13 @@ def quant_per_class(by_cfg: dict, split: str = "test") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def quant_predictions(by_cfg: dict, s1: dict, imbalance_factor: float, method: str, bits: str):
+def quant_predictions(by_cfg: dict, s1: dict, imbalance_factor: float, method: str, bits: str | int):
     """Test labels and a (seeds, images) array of predictions at one IF, method and bit-width.
 
-    Seeds are in the order of ``by_cfg``; every run is evaluated on the same test images.
+    ``bits`` as stored: ``"float"`` or ``"8"`` (an int is read as its text). Seeds are in the order
+    of ``by_cfg``; every run is evaluated on the same test images.
     """
+    key = str(bits) if isinstance(bits, int) and not isinstance(bits, bool) else bits
     cfgs = [c for c in by_cfg if c.imbalance_factor == imbalance_factor]
     if not cfgs:
         have = sorted({c.imbalance_factor for c in by_cfg})
@@ -126,7 +128,12 @@ def quant_predictions(by_cfg: dict, s1: dict, imbalance_factor: float, method: s
     for c in cfgs:
         if not np.array_equal(s1[c]["test_labels"], labels):
             raise ValueError(f"{c.tag} was tested on other images than {cfgs[0].tag}")
-        stored = by_cfg[c]["entries"][bits]["methods"][method]["test"].get("predictions")
+        entries = by_cfg[c]["entries"]
+        if key not in entries:
+            raise ValueError(f"{c.tag} has no sweep at bits {bits!r}; it has {bits_order(entries)}")
+        if method not in entries[key]["methods"]:
+            raise ValueError(f"{c.tag} has no method {method!r}; it has {list(entries[key]['methods'])}")
+        stored = entries[key]["methods"][method]["test"].get("predictions")
         if stored is None:
             raise ValueError(f"the sweep of {c.tag} did not keep its predictions (keep_predictions)")
         preds.append(decode_predictions(stored))

@@ -49,17 +49,56 @@ def result_path(profile: str, kind: str, cfg: Any) -> Path:
     return results_dir() / profile / kind / f"{cfg.tag}-{config_hash(cfg)}.json"
 
 
+#: What a stored result of each kind must hold for a chapter to read it (top level, and per split
+#: or entry). A file without them is treated like an unreadable one: never returned as ok.
+REQUIRED = {
+    "stage1": ("train_counts", "groups", "split_sizes", "test_labels", "val", "test", "provenance"),
+    "decoupled": ("methods", "stage1_classifier", "provenance"),
+    "quantized": ("entries", "train_counts", "quant", "provenance"),
+    "mpq": ("allocations", "sweep", "hessians", "val_labels", "test_labels", "train_counts", "layer_params",
+            "seconds", "provenance"),
+}  # fmt: skip
+EVALUATION = ("metrics", "per_class")
+
+
+def problem(payload: Any, cfg: Any) -> str | None:
+    """Why a parsed result file cannot stand for ``cfg`` (None when it can)."""
+    if not isinstance(payload, dict):
+        return "not a result (no JSON object)"
+    if payload.get("schema") != SCHEMA:
+        return f"schema {payload.get('schema')!r}, expected {SCHEMA}"
+    if payload.get("config_hash") != config_hash(cfg):
+        return "another run's result (config hash differs)"
+    kind = payload.get("kind")
+    if kind not in REQUIRED:
+        return f"unknown kind {kind!r}"
+    missing = [k for k in REQUIRED[kind] if k not in payload]
+    if missing:
+        return f"incomplete: no {', '.join(missing)}"
+    evaluations = []
+    if kind == "stage1":
+        evaluations = [payload["val"], payload["test"]]
+        n, n_test = len(payload["train_counts"]), len(payload["test"].get("per_class", []))
+        if n_test != n or n < 2:
+            return f"inconsistent: {n} training classes but {n_test} test classes"
+    elif kind == "decoupled":
+        evaluations = [m.get(split, {}) for m in payload["methods"].values() for split in ("val", "test")]
+    elif kind == "quantized":
+        methods = [m for e in payload["entries"].values() for m in e.get("methods", {}).values()]
+        evaluations = [m.get(split, {}) for m in methods for split in ("val", "test")]
+    if any(not isinstance(e, dict) or any(k not in e for k in EVALUATION) for e in evaluations):
+        return "incomplete: an evaluation without its metrics or per-class accuracy"
+    return None
+
+
 def load(path: Path, cfg: Any) -> dict | None:
-    """The stored result for ``cfg`` or None; an unreadable or mismatched file counts as missing."""
+    """The stored result for ``cfg`` or None; an unreadable, incomplete or mismatched file counts as
+    missing (:func:`problem` says why)."""
     try:
         payload = json.loads(Path(path).read_text())
     except (OSError, ValueError):  # includes JSONDecodeError and UnicodeDecodeError
         return None
-    if not isinstance(payload, dict):
-        return None
-    if payload.get("schema") != SCHEMA or payload.get("config_hash") != config_hash(cfg):
-        return None
-    return payload
+    return payload if problem(payload, cfg) is None else None
 
 
 #: Modules whose code determines a result's numbers (a change since a result's commit is flagged).
@@ -70,17 +109,24 @@ NUMERIC_SOURCES = (
 )  # fmt: skip
 
 
-def status(path: Path, cfg: Any) -> str:
-    """``missing``, ``unreadable`` (or of another config), ``ok``, or ``ok (code changed since C)``.
+def status(path: Path, cfg: Any, data_sha256: str | None = None) -> str:
+    """``missing``, ``unreadable (why)``, ``other data (...)``, ``ok``, or ``ok (code changed since C)``.
 
-    The last means the modules that compute the numbers differ from the commit C that produced
-    the result: it still loads, but rerunning it may give other numbers.
+    ``data_sha256``: the digest of the CIFAR-10 copy at hand; a result computed on another copy is
+    not ok for it. "code changed" means the modules that compute the numbers differ from the
+    commit C that produced the result: it still loads, but rerunning it may give other numbers.
     """
     if not Path(path).is_file():
         return "missing"
-    payload = load(path, cfg)
-    if payload is None:
-        return "unreadable"
+    try:
+        payload = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        return f"unreadable ({type(exc).__name__})"
+    if (why := problem(payload, cfg)) is not None:
+        return f"unreadable ({why})"
+    stored_data = (payload["provenance"].get("data_source") or {}).get("sha256")
+    if data_sha256 is not None and stored_data not in (None, data_sha256):
+        return f"other data (computed on {stored_data[:12]}, this machine's copy is {data_sha256[:12]})"
     commit = payload.get("provenance", {}).get("git_commit", "unknown")
     if commit == "unknown":
         return "ok (commit unknown)"

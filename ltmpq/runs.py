@@ -32,11 +32,19 @@ from .config import (
     config_hash,
     get_profile,
 )
-from .data import blog_head_tail, class_groups
+from .data import DataError, blog_head_tail, class_groups
 from .decoupling import METHODS
 from .io import write_json
 from .metrics import evaluate
-from .quantization import FLOAT, bit_map, calibration_indices, model_size, quantize_head, quantize_model
+from .quantization import (
+    FLOAT,
+    bit_map,
+    calibration_indices,
+    check_bits,
+    model_size,
+    quantize_head,
+    quantize_model,
+)
 from .results import encode_predictions
 from .training import predict, to_input
 
@@ -57,10 +65,20 @@ def _stored_or_required(
 ) -> tuple[Path, dict | None]:
     """Where ``run``'s result lives and the stored result, or None when it is to be computed.
 
-    Without ``compute`` a missing result raises, naming the command that produces it.
+    Without ``compute`` a missing result raises, naming the command that produces it (the book
+    reads committed results without the data). With it, a stored result computed on another copy
+    of CIFAR-10 than this machine's is an error: it is not this data's result.
     """
     path = results.result_path(profile, kind, run)
     if (stored := results.load(path, run)) is not None:
+        if compute:
+            stored_data = (stored["provenance"].get("data_source") or {}).get("sha256")
+            here = artifacts.data_digest()
+            if None not in (stored_data, here) and stored_data != here:
+                raise DataError(
+                    f"{path} was computed on another copy of CIFAR-10 ({stored_data[:12]}) than this "
+                    f"machine's ({here[:12]}); move it away or set LTMPQ_RESULTS elsewhere to compute it here"
+                )
         return path, stored
     if not compute:
         results.require(path, run, run_command(profile, cfg, stage))
@@ -146,7 +164,13 @@ def quantized(
     The quantized backbone's features are computed once per bit-width and shared by the five
     classifiers (they differ only in L16, quantized at the same bits).
     """
-    bits = tuple(int(b) for b in bits)
+    if isinstance(bits, str) or not bits:
+        raise ValueError(
+            f"bits must be a non-empty list of weight bit-widths such as (8, 6, 4), got {bits!r}"
+        )
+    bits = tuple(check_bits(b, "a swept bit-width") for b in bits)  # 4.5 or "6" are errors, not 4 and 6
+    if FLOAT in bits:
+        raise ValueError(f"bits lists the quantized bit-widths; float is always the reference, got {bits!r}")
     run = QuantizedRun(cfg, dcfg, qcfg, bits, keep_predictions)
     path, stored = _stored_or_required(profile, "quantized", run, cfg, "quantized", compute)
     if stored is not None:

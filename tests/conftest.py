@@ -175,3 +175,47 @@ def patched_data(monkeypatch, tiny_cifar):
 
     monkeypatch.setattr(artifacts, "dataset", fake_load)
     return calls
+
+
+def minimal_result(kind: str) -> dict:
+    """The smallest payload of a result of ``kind`` that the results store accepts as complete."""
+    ev = {"metrics": {"overall": 0.5}, "per_class": [0.5] * 10}
+    return {
+        "stage1": {
+            "kind": "stage1",
+            "train_counts": [5] * 10,
+            "groups": {"head": [0, 1, 2, 3]},
+            "split_sizes": {"train": 50, "val": 10, "test": 10},
+            "test_labels": list(range(10)),
+            "val": ev,
+            "test": ev,
+        },
+        "decoupled": {
+            "kind": "decoupled",
+            "methods": {"crt": {"val": ev, "test": ev}},
+            "stage1_classifier": {},
+        },
+        "quantized": {
+            "kind": "quantized",
+            "entries": {"float": {"methods": {"crt": {"val": ev, "test": ev}}}},
+            "train_counts": [5] * 10,
+            "quant": {},
+        },
+        "mpq": {
+            "kind": "mpq",
+            "allocations": [],
+            "sweep": {},
+            "hessians": {},
+            "val_labels": "",
+            "test_labels": "",
+            "train_counts": [5] * 10,
+            "layer_params": {},
+            "seconds": {},
+        },
+    }[kind]
+
+
+@pytest.fixture
+def make_result():
+    """The :func:`minimal_result` factory."""
+    return minimal_result

@@ -445,7 +445,9 @@ def test_rank_agreement_of_one_seed_has_an_empty_across_frame():
     assert ag["per_seed"]["seed"].tolist() == [2]
     np.testing.assert_allclose(ag["per_seed"]["gap"], [2 / 3])
     facts = ch4.rank_facts(ag)
-    assert facts["tau_gap"] == "0.7" and facts["tau_seeds_overall"] == "n/a (needs ≥ 2 seeds)"  # no pair of seeds
+    assert (
+        facts["tau_gap"] == "0.7" and facts["tau_seeds_overall"] == "n/a (needs ≥ 2 seeds)"
+    )  # no pair of seeds
 
 
 # --------------------------------------------------------------------------- the 6&4 rule (Table 2)

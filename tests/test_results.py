@@ -79,10 +79,10 @@ def test_result_path_layout(isolated_dirs):
     assert p == isolated_dirs["results"] / "smoke" / "stage1" / f"if0.1-seed0-{config_hash(CFG)}.json"
 
 
-def test_save_load_roundtrip_with_provenance():
+def test_save_load_roundtrip_with_provenance(make_result):
     path = results.result_path("smoke", "stage1", CFG)
     src = {"kind": "synthetic"}
-    written = results.save(path, CFG, {"answer": 42}, src, 1.234)
+    written = results.save(path, CFG, {**make_result("stage1"), "answer": 42}, src, 1.234)
     loaded = results.load(path, CFG)
     assert loaded == written
     assert loaded["answer"] == 42 and loaded["schema"] == results.SCHEMA
@@ -93,10 +93,10 @@ def test_save_load_roundtrip_with_provenance():
     assert {"git_commit", "versions", "python", "device", "created"} <= set(prov)
 
 
-def test_load_rejects_mismatch_and_bad_files(tmp_path):
+def test_load_rejects_mismatch_and_bad_files(tmp_path, make_result):
     path = results.result_path("smoke", "stage1", CFG)
     assert results.load(path, CFG) is None  # missing
-    results.save(path, CFG, {"x": 1}, None, 0.0)
+    results.save(path, CFG, make_result("stage1"), None, 0.0)
     assert results.load(path, OTHER) is None  # config hash of another run
     payload = json.loads(path.read_text())
     path.write_text(json.dumps({**payload, "schema": results.SCHEMA + 1}))
@@ -105,6 +105,45 @@ def test_load_rejects_mismatch_and_bad_files(tmp_path):
     assert results.load(path, CFG) is None  # truncated JSON
     path.write_text("")
     assert results.load(path, CFG) is None
+
+
+@pytest.mark.parametrize("kind", ["stage1", "decoupled", "quantized", "mpq"])
+def test_a_result_without_what_chapters_read_is_not_returned(kind, make_result):
+    """Issue: a valid JSON without its "test" key passed status as ok and crashed the chapter."""
+    path = results.result_path("smoke", kind, CFG)
+    full = make_result(kind)
+    results.save(path, CFG, full, None, 0.0)
+    assert results.load(path, CFG) is not None and results.status(path, CFG).startswith("ok")
+    first = results.REQUIRED[kind][0]
+    results.save(path, CFG, {k: v for k, v in full.items() if k != first}, None, 0.0)
+    assert results.load(path, CFG) is None
+    assert results.status(path, CFG) == f"unreadable (incomplete: no {first})"
+    with pytest.raises(MissingResultError):
+        results.require(path, CFG, "make runs")
+
+
+def test_an_evaluation_without_its_metrics_or_classes_is_incomplete(make_result):
+    path = results.result_path("smoke", "stage1", CFG)
+    broken = make_result("stage1") | {"test": {"per_class": [0.5] * 10}}
+    results.save(path, CFG, broken, None, 0.0)
+    assert (
+        results.status(path, CFG)
+        == "unreadable (incomplete: an evaluation without its metrics or per-class accuracy)"
+    )
+    nine = make_result("stage1") | {"train_counts": [5] * 9}
+    results.save(path, CFG, nine, None, 0.0)
+    assert results.status(path, CFG) == "unreadable (inconsistent: 9 training classes but 10 test classes)"
+    results.save(path, CFG, make_result("stage1") | {"kind": "stage3"}, None, 0.0)
+    assert results.status(path, CFG) == "unreadable (unknown kind 'stage3')"
+
+
+def test_a_result_computed_on_other_data_is_not_ok_for_this_data(make_result):
+    path = results.result_path("smoke", "stage1", CFG)
+    results.save(path, CFG, make_result("stage1"), {"kind": "imagefolder-jpeg", "sha256": "a" * 64}, 0.0)
+    assert results.status(path, CFG, data_sha256="a" * 64).startswith("ok")
+    assert results.status(path, CFG, data_sha256="b" * 64) == (
+        "other data (computed on aaaaaaaaaaaa, this machine's copy is bbbbbbbbbbbb)"
+    )
 
 
 @pytest.mark.parametrize("content", [b"[1, 2, 3]", b'"a string"', b"\xff\xfe\x00garbage"],
@@ -118,14 +157,14 @@ def test_load_treats_unusable_files_as_missing(content):
     assert results.load(path, CFG) is None
 
 
-def test_require_names_the_command():
+def test_require_names_the_command(make_result):
     path = results.result_path("smoke", "stage1", CFG)
     with pytest.raises(MissingResultError) as err:
         results.require(path, CFG, "make runs PROFILE=smoke")
     msg = str(err.value)
     assert "make runs PROFILE=smoke" in msg and config_hash(CFG) in msg and "if0.1-seed0" in msg
     assert isinstance(err.value, FileNotFoundError)
-    results.save(path, CFG, {"y": 2}, None, 0.0)
+    results.save(path, CFG, {**make_result("stage1"), "y": 2}, None, 0.0)
     assert results.require(path, CFG, "unused")["y"] == 2
 
 

@@ -368,8 +368,10 @@ SRC = DataSource("synthetic", "memory", False, "synthetic test data")
 
 
 def _save(cfg, profile="smoke", kind="stage1"):
+    from conftest import minimal_result
+
     path = results.result_path(profile, kind, cfg)
-    results.save(path, cfg, {"kind": kind, "x": 1}, SRC, 0.1)
+    results.save(path, cfg, minimal_result(kind), SRC, 0.1)
     return path
 
 
@@ -381,10 +383,10 @@ def test_status_missing():
 def test_status_unreadable_for_another_config_or_corrupt_file():
     a, b = Stage1Config(imbalance_factor=0.1, seed=0), Stage1Config(imbalance_factor=0.1, seed=1)
     path = _save(a)
-    assert results.status(path, b) == "unreadable"
+    assert results.status(path, b) == "unreadable (another run's result (config hash differs))"
     bad = path.with_name("corrupt.json")
     bad.write_text("{not json")
-    assert results.status(bad, a) == "unreadable"
+    assert results.status(bad, a) == "unreadable (JSONDecodeError)"
 
 
 def test_status_ok_when_numeric_code_unchanged(monkeypatch):
@@ -424,7 +426,8 @@ def test_status_flags_code_changed_since_commit(monkeypatch):
 def test_cli_status_on_empty_results_reports_missing(capsys, isolated_dirs):
     assert main(["status", "--profile", "smoke"]) == 1
     out = capsys.readouterr().out
-    lines = out.strip().splitlines()
+    header, *lines = out.strip().splitlines()
+    assert header == "data here: not decoded yet (results not checked against it)"
     prof = get_profile("smoke")
     assert len(lines) == len(prof.stage1_configs())
     for line in lines:

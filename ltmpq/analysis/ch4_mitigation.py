@@ -192,6 +192,11 @@ def layer_losses(r: dict, head: str, bits: int, metric: str = "overall", images:
     """Accuracy points lost by quantizing each layer alone at ``bits`` (one stored chapter-4 run),
     under an accuracy ``metric`` (``overall``, ``tail``, ...) on the validation images ``images``
     (None: all). The same sensitivity as the allocations use (:func:`ltmpq.mpq.sensitivity_tables`)."""
+    if head not in r["sweep"]:
+        raise ValueError(f"the stored sweep has no head {head!r}; it has {list(r['sweep'])}")
+    swept = sorted({int(b) for by_bits in r["sweep"][head]["layers"].values() for b in by_bits})
+    if bits not in swept:
+        raise ValueError(f"the stored sweep has no layer quantized at {bits!r} bits; it has {swept}")
     groups = class_groups(r["train_counts"])
     t = sensitivity_tables(
         r["sweep"][head], r["val_labels"], r["train_counts"], groups, [metric], images, [bits]
