@@ -30,6 +30,11 @@ def dataset() -> Cifar10:
 
 
 _DIGESTS: dict[tuple, str | None] = {}
+#: What a features cache entry holds (an entry without all of it is rebuilt).
+FEATURE_KEYS = {
+    f"{split}_{what}" for split in ("train", "val", "test") for what in ("features", "logits", "labels")
+}
+FEATURE_KEYS |= {"classifier_weight", "classifier_bias", "history", "train_seconds", "images_per_second"}
 
 
 def data_digest() -> str | None:
@@ -76,9 +81,13 @@ def features(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool =
     data = data or dataset()
     cached = load_tensors(path)
     # features of another data copy (e.g. the JPEG copy, now that the original is present) are stale
-    if (cached is not None and cached.get("config_hash") == config_hash(cfg)
+    if (isinstance(cached, dict) and cached.get("config_hash") == config_hash(cfg)
             and cached.get("data_sha256") in (None, data.source.sha256)):  # fmt: skip
-        return cached
+        if FEATURE_KEYS <= set(cached):
+            return cached
+        log.warning(
+            "incomplete cache entry %s (no %s); rebuilding it", path, sorted(FEATURE_KEYS - set(cached))
+        )
     splits = splits_for(cfg, data)
     x_tr, y_tr = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
     outcome = train_stage1(cfg, x_tr, y_tr, run_dir(cfg), progress=progress, data_sha256=data.source.sha256)
@@ -139,6 +148,12 @@ def classifiers(
     feats = features(cfg, progress=progress)
     dim, num_classes = feats["classifier_weight"].shape[1], feats["classifier_weight"].shape[0]
     states = load_tensors(classifiers_path(cfg, dcfg))
-    if states is None:
-        states = {name: f.classifier.state_dict() for name, f in fit_classifiers(cfg, dcfg, feats).items()}
+    if states is not None:
+        try:
+            return rebuild(states, dim, num_classes)
+        except (KeyError, RuntimeError, TypeError, AttributeError) as exc:  # {} or another model's states
+            log.warning(
+                "incomplete cache entry %s (%s); refitting the classifiers", classifiers_path(cfg, dcfg), exc
+            )
+    states = {name: f.classifier.state_dict() for name, f in fit_classifiers(cfg, dcfg, feats).items()}
     return rebuild(states, dim, num_classes)

@@ -8,6 +8,7 @@ import math
 import os
 import pickle
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,10 +19,32 @@ from typing import Any
 UNREADABLE = (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile)
 
 
+#: A temporary file this old beside its target was left by a killed writer (writes take seconds).
+ORPHAN_AGE_S = 600
+
+
+def remove_orphans(path: Path, older_than_s: float = ORPHAN_AGE_S) -> list[Path]:
+    """Delete the temporary files that killed writers of ``path`` left beside it (SIGKILL or a
+    power cut skip the cleanup below); recent ones may belong to a writer still at work."""
+    removed = []
+    for tmp in Path(path).parent.glob(f".{Path(path).name}.*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > older_than_s:
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:  # another process cleaned it first
+            pass
+    return removed
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place."""
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    Leftovers of earlier writers of ``path`` that were killed mid-write are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_orphans(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -310,6 +310,8 @@ def mixed_precision(
     cache = artifacts.run_dir(cfg) / f"mpq-sensitivity-{key}.json"
     try:
         measured = json.loads(cache.read_text())
+        if not isinstance(measured, dict) or not {"sweep", "hessians", "seconds"} <= set(measured):
+            raise ValueError(f"incomplete sensitivity cache {cache}")
     except (OSError, ValueError):
         measured = _measure_sensitivity(model, heads, xv, yv, feats["val_labels"], groups, len(counts), qcfg,
                                         mcfg, cfg.seed, progress)  # fmt: skip

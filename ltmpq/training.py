@@ -102,6 +102,14 @@ def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
     return VGG16(num_classes=num_classes, width=cfg.width).to(memory_format=torch.channels_last)
 
 
+def _resumable(state, cfg: Stage1Config) -> bool:
+    """A loaded checkpoint holds what resuming needs (a ``{}`` or a foreign dict does not)."""
+    if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "history"} <= set(state):
+        return False
+    epoch = state["epoch"]
+    return isinstance(epoch, int) and 0 <= epoch <= cfg.epochs and len(state["history"]) == epoch
+
+
 def train_stage1(
     cfg: Stage1Config,
     x: torch.Tensor,
@@ -141,6 +149,9 @@ def train_stage1(
             tqdm.write(
                 f"{cfg.tag}: unreadable checkpoint {ckpt} ({type(exc).__name__}); training from scratch"
             )
+    if state is not None and not _resumable(state, cfg):
+        tqdm.write(f"{cfg.tag}: incomplete checkpoint {ckpt}; training from scratch")
+        state = None
     if state is not None and state.get("data_sha256") not in (None, data_sha256):
         tqdm.write(f"{cfg.tag}: checkpoint was trained on other data; training from scratch")
         state = None

@@ -154,3 +154,27 @@ def test_published_profile_results_are_committed(name, monkeypatch):
             mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
             path = results.result_path(name, "mpq", mrun)
             assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
+
+
+def test_chapter_4_runs_with_a_single_seed(smoke_book, tmp_path, monkeypatch):
+    """Probe: -p seeds '[0]' crashed chapter 4 with KeyError 'metric'; cross-seed numbers now say
+    that they need two seeds."""
+    monkeypatch.setenv("LTMPQ_RESULTS", str(smoke_book / "results"))
+    monkeypatch.setenv("LTMPQ_CACHE", str(smoke_book / "cache"))
+    out = tmp_path / "04.ipynb"
+    execute_chapter(ROOT / "notebooks" / "04_mitigation.py", out, {"profile": "smoke", "seeds": [0]})
+    text = out.read_text()
+    assert "needs ≥ 2 seeds" in text and '"output_type": "error"' not in text
+
+
+def test_a_bad_chapter_parameter_is_one_line_and_exit_2(smoke_book, tmp_path, monkeypatch, capsys):
+    """Probe: -p compute Flase trained; a user error now stops the chapter with one line."""
+    from ltmpq.tools.execute import main
+
+    monkeypatch.setenv("LTMPQ_RESULTS", str(smoke_book / "results"))
+    out = tmp_path / "01.ipynb"
+    rc = main([str(ROOT / "notebooks" / "01_evaluation.py"), str(out), "-p", "profile", "smoke",
+               "-p", "compute", "Flase"])  # fmt: skip
+    assert rc == 2 and not out.exists()
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "error: 01_evaluation: ValueError: compute must be True or False, got 'Flase'"
