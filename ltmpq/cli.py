@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="list which results of a profile exist")
     for p in (run, status):
         p.add_argument("--profile", default="cpu", choices=sorted(PROFILES))
+        # also after the subcommand (make runs RUN_ARGS='--debug'); SUPPRESS keeps the top-level value
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback")
         # "extend": --if 0.1 --if 0.01 means both, not only the last one
         p.add_argument("--if", dest="imbalance_factors", type=_imbalance_factor, nargs="+", action="extend",
                        metavar="IF", help="imbalance factors (default: the profile's)")  # fmt: skip

@@ -135,17 +135,24 @@ tables.table(ch4.rank_table(mean_sens), scroll=True)
 agreement = ch4.rank_agreement(mres, ch4.HEAD, low, n_splits)
 tables.glue_all(ch4.rank_facts(agreement))
 pairs = {"same": "tail(A) vs tail(B): noise ceiling", "cross": "norm(A) vs tail(B): the rank change"}
-long = agreement["splits"].melt(
-    id_vars=["seed", "split"], value_vars=list(pairs), var_name="pair", value_name="tau"
-)
-fig, ax = plt.subplots(figsize=(8, 3.2))
-sns.boxplot(long.assign(pair=long["pair"].map(pairs)), x="seed", y="tau", hue="pair", ax=ax, fliersize=1.5)
-ax.set_ylabel("Kendall's τ-b")
-ax.set_title(
-    f"Agreement of layer rankings on disjoint halves of the validation split ({n_splits} splits per seed)"
-)
-ax.legend(title="", fontsize=8, loc="lower left")
-plt.show()
+long = (
+    agreement["splits"]
+    .melt(id_vars=["seed", "split"], value_vars=list(pairs), var_name="pair", value_name="tau")
+    .dropna(subset=["tau"])
+)  # τ is undefined on a half where every layer loses the same
+if long.empty:
+    print("No split-half τ is defined: on every half all layers lose the same (a model too small to rank).")
+else:
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    sns.boxplot(
+        long.assign(pair=long["pair"].map(pairs)), x="seed", y="tau", hue="pair", ax=ax, fliersize=1.5
+    )
+    ax.set_ylabel("Kendall's τ-b")
+    ax.set_title(
+        f"Agreement of layer rankings on disjoint halves of the validation split ({n_splits} splits per seed)"
+    )
+    ax.legend(title="", fontsize=8, loc="lower left")
+    plt.show()
 
 # %% [markdown]
 # Our three most sensitive layers (largest loss) at {glue:text}`low` bits are
