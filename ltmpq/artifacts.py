@@ -1,8 +1,12 @@
-"""Heavy artifacts of a run, kept in the ignored cache and rebuilt from the config when missing:
-the stage-1 checkpoint, its features and logits, and the stage-2 classifiers.
+"""The models and heavy artifacts of a run: the stage-1 network (published weights, or trained
+from its config), its features and logits (cached), and the stage-2 classifiers (published, or
+refitted on the features).
 
-:mod:`ltmpq.runs` builds the light, committed results from these. A cache entry that cannot be
-read is logged and rebuilt, never silently trusted. Used by chapters 1-4 (through the runs).
+Published weights live beside the results (:mod:`ltmpq.weights`) and are verified by digest; the
+ignored cache holds what can be rebuilt (training checkpoints, features, fitted classifiers), each
+entry keyed on the weights digest as well as the config and data, so that a retrained model is
+never mixed with an old model's features. A cache entry that cannot be read is logged and rebuilt.
+:mod:`ltmpq.runs` builds the light, committed results from these. Used by chapters 1-4.
 """
 
 from __future__ import annotations
@@ -13,28 +17,28 @@ from pathlib import Path
 
 import torch
 
+from . import results, weights
 from .config import DecoupleConfig, DecoupledRun, Stage1Config, config_hash
 from .data import Cifar10, Splits, cached_digest, load_cifar10, make_splits
 from .decoupling import fit_all, rebuild
 from .io import UNREADABLE, atomic_write
 from .models import VGG16
-from .paths import cache_dir
-from .training import predict, train_stage1
+from .paths import cache_dir, results_dir
+from .training import TrainOutcome, build_model, predict, train_stage1
 
 log = logging.getLogger("ltmpq")
+
+#: What a features cache entry holds (an entry without all of it is rebuilt).
+FEATURE_KEYS = {
+    f"{split}_{what}" for split in ("train", "val", "test") for what in ("features", "logits", "labels")
+} | {"classifier_weight", "classifier_bias", "weights_sha256"}
+
+_DIGESTS: dict[tuple, str | None] = {}
 
 
 def dataset() -> Cifar10:
     """The decoded CIFAR-10 every run reads (one place, so that tests can substitute it)."""
     return load_cifar10()
-
-
-_DIGESTS: dict[tuple, str | None] = {}
-#: What a features cache entry holds (an entry without all of it is rebuilt).
-FEATURE_KEYS = {
-    f"{split}_{what}" for split in ("train", "val", "test") for what in ("features", "logits", "labels")
-}
-FEATURE_KEYS |= {"classifier_weight", "classifier_bias", "history", "train_seconds", "images_per_second"}
 
 
 def data_digest() -> str | None:
@@ -71,50 +75,113 @@ def load_tensors(path: Path) -> dict | None:
         return None
 
 
-def features(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> dict:
+# --------------------------------------------------------------------------- the stage-1 model
+
+
+def weights_metadata(cfg: Stage1Config) -> dict[str, str]:
+    """What a stage-1 weights file says about itself (part of its digest)."""
+    return {"kind": "stage1", "tag": cfg.tag, "config_hash": config_hash(cfg)}
+
+
+def fix_command(cfg: Stage1Config, profile: str = "PROFILE") -> str:
+    """How to make a run's weights (and the results computed from them) again."""
+    args = f"--if {cfg.imbalance_factor:g} --seed {cfg.seed} --retrain"
+    return f"retrain it: make runs PROFILE={profile} RUN_ARGS='{args}'"
+
+
+def _published(kind: str, run, name: str) -> tuple[Path, str] | None:
+    """The published weights file ``name`` and the digest the run's stored result records for it,
+    or None when no stored result of the run records one (then nothing is published)."""
+    path = weights.find(name)
+    if path is None:
+        return None
+    stored = results.load(results.result_path(path.parent.parent.name, kind, run), run)
+    key = "weights_sha256" if kind == "stage1" else "classifiers_sha256"
+    if stored is None or not stored.get(key):
+        return None
+    return path, stored[key]
+
+
+def trained_model(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> TrainOutcome:
+    """Train the stage-1 model from its config, resuming the cached checkpoint of an interrupted
+    run (a finished checkpoint returns at once)."""
+    data = data or dataset()
+    splits = splits_for(cfg, data)
+    x, y = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
+    return train_stage1(cfg, x, y, run_dir(cfg), progress=progress, data_sha256=data.source.sha256)
+
+
+def stage1_weights(
+    cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True
+) -> tuple[VGG16, str]:
+    """The stage-1 model of a run and the SHA-256 of its weights file.
+
+    Published weights are loaded and verified. A run that has none yet is trained (how a new run
+    is made). A stored stage-1 result without published weights (made before they were committed)
+    is an error: training again would give another model than the one its numbers came from, so
+    such a run is retrained on purpose (``--retrain``), which remakes its results too.
+    """
+    found = _published("stage1", cfg, weights.stage1_name(cfg))
+    if found is not None:
+        path, expected = found
+        state = weights.load(path, expected, fix_command(cfg, path.parent.parent.name))
+        model = build_model(cfg, num_classes=int(state["layers.L16.weight"].shape[0]))
+        model.load_state_dict(state)
+        return model.eval(), expected
+    for old in sorted(results_dir().glob(f"*/stage1/{cfg.tag}-{config_hash(cfg)}.json")):
+        if (stored := results.load(old, cfg)) is not None and not stored.get("weights_sha256"):
+            raise weights.WeightsError(
+                f"{old} has no published weights (it predates them), and training again would give "
+                f"another model than its numbers came from; {fix_command(cfg, old.parent.parent.name)}"
+            )
+    model = trained_model(cfg, data, progress=progress).model
+    return model, weights.digest(model.state_dict(), weights_metadata(cfg))
+
+
+def stage1_model(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> VGG16:
+    """The stage-1 model of a run (:func:`stage1_weights` without the digest)."""
+    return stage1_weights(cfg, data, progress=progress)[0]
+
+
+def features(
+    cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True, model: tuple | None = None
+) -> dict:
     """Features, logits and labels of the train / val / test splits under the stage-1 model.
 
-    Cached in ``.cache/runs/<hash>/features.pt``; rebuilt (training first if the checkpoint is
-    missing too) when absent or unreadable.
+    Cached in ``.cache/runs/<hash>/features.pt`` with the digest of the weights they came from;
+    rebuilt when absent, unreadable, or of other weights or data. ``model``: ``(model, digest)``
+    when the caller holds them already (a run being made).
     """
     path = run_dir(cfg) / "features.pt"
     data = data or dataset()
+    net, sha = model if model is not None else stage1_weights(cfg, data, progress=progress)
     cached = load_tensors(path)
-    # features of another data copy (e.g. the JPEG copy, now that the original is present) are stale
+    # features of another data copy (e.g. the JPEG copy, now that the original is present) or of
+    # other weights (a retrained model) are stale
     if (isinstance(cached, dict) and cached.get("config_hash") == config_hash(cfg)
-            and cached.get("data_sha256") in (None, data.source.sha256)):  # fmt: skip
+            and cached.get("data_sha256") in (None, data.source.sha256)
+            and cached.get("weights_sha256") == sha):  # fmt: skip
         if FEATURE_KEYS <= set(cached):
             return cached
-        log.warning(
-            "incomplete cache entry %s (no %s); rebuilding it", path, sorted(FEATURE_KEYS - set(cached))
-        )
+        absent = sorted(FEATURE_KEYS - set(cached))
+        log.warning("incomplete cache entry %s (no %s); rebuilding it", path, absent)
     splits = splits_for(cfg, data)
-    x_tr, y_tr = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
-    outcome = train_stage1(cfg, x_tr, y_tr, run_dir(cfg), progress=progress, data_sha256=data.source.sha256)
-    out: dict = {"config_hash": config_hash(cfg), "data_sha256": data.source.sha256,
-                 "history": outcome.history,
-                 "train_seconds": outcome.train_seconds,
-                 "images_per_second": outcome.images_per_second}  # fmt: skip
+    out: dict = {"config_hash": config_hash(cfg), "data_sha256": data.source.sha256, "weights_sha256": sha}
     for split, xs, ys in (
         ("train", data.train_x[splits.train], data.train_y[splits.train]),
         ("val", data.train_x[splits.val], data.train_y[splits.val]),
         ("test", data.test_x[splits.test], data.test_y[splits.test]),
     ):
-        f, logits = predict(outcome.model, torch.from_numpy(xs))
+        f, logits = predict(net, torch.from_numpy(xs))
         out[f"{split}_features"], out[f"{split}_logits"] = f, logits
         out[f"{split}_labels"] = torch.from_numpy(ys)
-    clf = outcome.model.classifier
+    clf = net.classifier
     out["classifier_weight"], out["classifier_bias"] = clf.weight.detach().clone(), clf.bias.detach().clone()
     atomic_write(path, lambda tmp: torch.save(out, tmp))
     return out
 
 
-def stage1_model(cfg: Stage1Config, data: Cifar10 | None = None, *, progress: bool = True) -> VGG16:
-    """The trained stage-1 model, from its checkpoint (trained first when the cache lacks it)."""
-    data = data or dataset()
-    splits = splits_for(cfg, data)
-    x, y = torch.from_numpy(data.train_x[splits.train]), torch.from_numpy(data.train_y[splits.train])
-    return train_stage1(cfg, x, y, run_dir(cfg), progress=progress, data_sha256=data.source.sha256).model
+# --------------------------------------------------------------------------- stage-2 classifiers
 
 
 def baseline_classifier(feats: dict) -> torch.nn.Linear:
@@ -124,9 +191,15 @@ def baseline_classifier(feats: dict) -> torch.nn.Linear:
     return base
 
 
-def classifiers_path(cfg: Stage1Config, dcfg: DecoupleConfig) -> Path:
-    """Where the stage-2 classifiers of one run are cached."""
-    return run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}.pt"
+def classifiers_path(cfg: Stage1Config, dcfg: DecoupleConfig, weights_sha256: str) -> Path:
+    """Where the stage-2 classifiers fitted on one model's features are cached."""
+    return run_dir(cfg) / f"decoupled-{config_hash(DecoupledRun(cfg, dcfg))}-{weights_sha256[:12]}.pt"
+
+
+def classifiers_metadata(run: DecoupledRun, weights_sha256: str) -> dict[str, str]:
+    """What a classifiers file says about itself: its run and the backbone it belongs to."""
+    return {"kind": "classifiers", "tag": run.tag, "config_hash": config_hash(run),
+            "weights_sha256": weights_sha256}  # fmt: skip
 
 
 def fit_classifiers(cfg: Stage1Config, dcfg: DecoupleConfig, feats: dict) -> dict:
@@ -134,7 +207,7 @@ def fit_classifiers(cfg: Stage1Config, dcfg: DecoupleConfig, feats: dict) -> dic
     fitted = fit_all(baseline_classifier(feats), feats["train_features"], feats["train_labels"],
                      feats["val_features"], feats["val_labels"], dcfg)  # fmt: skip
     states = {name: f.classifier.state_dict() for name, f in fitted.items()}
-    atomic_write(classifiers_path(cfg, dcfg), lambda tmp: torch.save(states, tmp))
+    atomic_write(classifiers_path(cfg, dcfg, feats["weights_sha256"]), lambda tmp: torch.save(states, tmp))
     return fitted
 
 
@@ -143,17 +216,23 @@ def classifiers(
 ) -> dict[str, torch.nn.Module]:
     """The five classifiers of chapter 2 (baseline and the decoupled ones) of one stage-1 run.
 
-    Loaded from the cache; refitted (deterministically, on the cached features) when missing.
+    Published ones are loaded and verified; otherwise the cache's, or refitted (deterministically,
+    on the features of the same weights) when missing.
     """
     feats = features(cfg, progress=progress)
     dim, num_classes = feats["classifier_weight"].shape[1], feats["classifier_weight"].shape[0]
-    states = load_tensors(classifiers_path(cfg, dcfg))
+    run = DecoupledRun(cfg, dcfg)
+    found = _published("decoupled", run, weights.classifiers_name(run))
+    if found is not None:
+        path, expected = found
+        fix = fix_command(cfg, path.parent.parent.name)
+        return rebuild(weights.split_classifiers(weights.load(path, expected, fix)), dim, num_classes)
+    cache = classifiers_path(cfg, dcfg, feats["weights_sha256"])
+    states = load_tensors(cache)
     if states is not None:
         try:
             return rebuild(states, dim, num_classes)
         except (KeyError, RuntimeError, TypeError, AttributeError) as exc:  # {} or another model's states
-            log.warning(
-                "incomplete cache entry %s (%s); refitting the classifiers", classifiers_path(cfg, dcfg), exc
-            )
+            log.warning("incomplete cache entry %s (%s); refitting the classifiers", cache, exc)
     states = {name: f.classifier.state_dict() for name, f in fit_classifiers(cfg, dcfg, feats).items()}
     return rebuild(states, dim, num_classes)

@@ -62,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
         help=f"chapter 3's quantizer variants (default: all): {names}",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--retrain", action="store_true",
+                     help="train the stage-1 models again although their weights are published "
+                     "(with --stage stage1 or all; what the old weights gave is remade)")  # fmt: skip
     run.add_argument(
         "--threads", type=int, default=None,
         help="torch CPU threads (default: torch's). With other work on the machine, "
@@ -118,8 +121,10 @@ def _run(args, parser) -> int:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     stages = STAGES if args.stage == "all" else (args.stage,)
+    if args.retrain and "stage1" not in stages:
+        parser.error("--retrain trains stage 1: use it with --stage stage1 or --stage all")
     run_profile(args.profile, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
-                variants=args.variants)  # fmt: skip
+                variants=args.variants, retrain=args.retrain)  # fmt: skip
     return 0
 
 

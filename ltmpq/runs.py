@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import artifacts, results
+from . import artifacts, results, weights
 from . import mpq as mp
 from .config import (
     HESSIAN_METRICS,
@@ -60,17 +60,35 @@ def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
     return {**evaluate(labels.numpy(), pred, counts), "predictions": pred.tolist()}
 
 
+def _stage1_weights_sha(profile: str, cfg: Stage1Config) -> str | None:
+    """The weights digest the stored stage-1 result of a run records (None: none recorded)."""
+    stored = results.load(results.result_path(profile, "stage1", cfg), cfg)
+    return None if stored is None else stored.get("weights_sha256")
+
+
 def _stored_or_required(
-    profile: str, kind: str, run, cfg: Stage1Config, stage: str | None, compute: bool
+    profile: str, kind: str, run, cfg: Stage1Config, stage: str | None, compute: bool, *, fresh: bool = False
 ) -> tuple[Path, dict | None]:
     """Where ``run``'s result lives and the stored result, or None when it is to be computed.
 
     Without ``compute`` a missing result raises, naming the command that produces it (the book
     reads committed results without the data). With it, a stored result computed on another copy
-    of CIFAR-10 than this machine's is an error: it is not this data's result.
+    of CIFAR-10 than this machine's is an error: it is not this data's result. A downstream result
+    computed from other weights than its stage-1 run's (a retrained model) is stale: remade with
+    ``compute``, an error without. ``fresh``: ignore a stored result (``--retrain``).
     """
     path = results.result_path(profile, kind, run)
-    if (stored := results.load(path, run)) is not None:
+    stored = None if fresh else results.load(path, run)
+    if stored is not None and kind != "stage1":
+        now = _stage1_weights_sha(profile, cfg)
+        if now is not None and stored.get("weights_sha256") != now:
+            if not compute:
+                raise results.MissingResultError(
+                    f"{path} was computed from other weights ({str(stored.get('weights_sha256'))[:12]}) than "
+                    f"its stage-1 run's ({now[:12]}); remake it with:\n    {run_command(profile, cfg, stage)}"
+                )
+            stored = None  # stale: remade below
+    if stored is not None:
         if compute:
             stored_data = (stored["provenance"].get("data_source") or {}).get("sha256")
             here = artifacts.data_digest()
@@ -85,15 +103,27 @@ def _stored_or_required(
     return path, None
 
 
-def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True) -> dict:
-    """The baseline (stage-1, instance-balanced cross-entropy) result of one run."""
-    path, stored = _stored_or_required(profile, "stage1", cfg, cfg, None, compute)
+def stage1(
+    cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True, retrain: bool = False
+) -> dict:
+    """The baseline (stage-1, instance-balanced cross-entropy) result of one run, and its published
+    weights (``results/<profile>/models/``). ``retrain``: train it again from scratch even when
+    its result and weights are stored (the results computed from the old weights then go stale)."""
+    path, stored = _stored_or_required(profile, "stage1", cfg, cfg, None, compute or retrain, fresh=retrain)
     if stored is not None:
         return stored
     t0 = time.perf_counter()
+    if retrain:  # from scratch: no finished checkpoint, no features of the old model
+        for name in ("checkpoint.pt", "features.pt"):
+            (artifacts.run_dir(cfg) / name).unlink(missing_ok=True)
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
-    feats = artifacts.features(cfg, data, progress=progress)
+    outcome = artifacts.trained_model(cfg, data, progress=progress)
+    name = weights.stage1_name(cfg)
+    sha = weights.save(
+        weights.path_for(profile, name), outcome.model.state_dict(), artifacts.weights_metadata(cfg)
+    )
+    feats = artifacts.features(cfg, data, progress=progress, model=(outcome.model, sha))
     counts = list(splits.train_counts)
     payload = {
         "kind": "stage1",
@@ -103,9 +133,11 @@ def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: 
         "train_counts": counts,
         "groups": {k: list(v) for k, v in class_groups(counts).items()},
         "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        "history": feats["history"],
-        "train_seconds": feats["train_seconds"],
-        "train_images_per_second": feats["images_per_second"],
+        "history": outcome.history,
+        "train_seconds": outcome.train_seconds,
+        "train_images_per_second": outcome.images_per_second,
+        "weights": f"models/{name}",
+        "weights_sha256": sha,
         "val": _split_eval(feats["val_logits"], feats["val_labels"], counts),
         "test": _split_eval(feats["test_logits"], feats["test_labels"], counts),
         "test_labels": feats["test_labels"].tolist(),
@@ -116,7 +148,8 @@ def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: 
 def decoupled(
     cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute: bool = False, progress: bool = True
 ) -> dict:
-    """cRT, tau-norm, LWS and NCM on the frozen backbone of one stage-1 run."""
+    """cRT, tau-norm, LWS and NCM on the frozen backbone of one stage-1 run, and their published
+    weights (``results/<profile>/models/*.classifiers.safetensors``)."""
     run = DecoupledRun(cfg, dcfg)
     path, stored = _stored_or_required(profile, "decoupled", run, cfg, None, compute)
     if stored is not None:
@@ -125,15 +158,19 @@ def decoupled(
     base_result = stage1(cfg, profile, compute=True, progress=progress)
     feats = artifacts.features(cfg, progress=progress)
     base = artifacts.baseline_classifier(feats)
-    fitted = artifacts.fit_classifiers(cfg, dcfg, feats)  # and caches them for chapters 3-4
+    fitted = artifacts.fit_classifiers(cfg, dcfg, feats)  # and caches them
+    name = weights.classifiers_name(run)
+    states = weights.join_classifiers({m: f.classifier.state_dict() for m, f in fitted.items()})
+    csha = weights.save(weights.path_for(profile, name), states,
+                        artifacts.classifiers_metadata(run, feats["weights_sha256"]))  # fmt: skip
     counts = base_result["train_counts"]
     methods = {}
-    for name in METHODS:
-        if name == "baseline":
+    for m in METHODS:
+        if m == "baseline":
             continue
-        fit = fitted[name]
+        fit = fitted[m]
         with torch.no_grad():
-            methods[name] = {
+            methods[m] = {
                 "choice": fit.choice,
                 "val_curve": fit.val_curve,
                 "val": _split_eval(fit.classifier(feats["val_features"]), feats["val_labels"], counts),
@@ -141,6 +178,8 @@ def decoupled(
             }
     payload = {"kind": "decoupled", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
                "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods,
+               "weights_sha256": feats["weights_sha256"], "classifiers": f"models/{name}",
+               "classifiers_sha256": csha,
                # what tau-norm and LWS act on: the stage-1 classifier's per-class weight norms and biases
                "stage1_classifier": {"weight_norm": base.weight.norm(dim=1).tolist(),
                                      "bias": base.bias.tolist()}}  # fmt: skip
@@ -180,8 +219,8 @@ def quantized(
     counts = stage1(cfg, profile)["train_counts"]
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
-    model = artifacts.stage1_model(cfg, data, progress=progress)
-    feats = artifacts.features(cfg, data, progress=progress)
+    model, sha = artifacts.stage1_weights(cfg, data, progress=progress)
+    feats = artifacts.features(cfg, data, progress=progress, model=(model, sha))
     heads = artifacts.classifiers(cfg, dcfg, progress=progress)
     calib, calib_counts = None, None
     if qcfg.act_bits is not None:
@@ -218,6 +257,7 @@ def quantized(
         entries[str(b)] = entry
     payload = {"kind": "quantized", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
                "seed": cfg.seed, "stage1_hash": config_hash(cfg), "quant": asdict(qcfg),
+               "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
     source = dec["provenance"]["data_source"]
     return results.save(path, run, payload, source, time.perf_counter() - t0)
@@ -288,13 +328,13 @@ def mixed_precision(
         raise ValueError(
             "chapter 4's mixed precision quantizes weights only: use a QuantConfig with act_bits=None"
         )
-    decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
     groups = class_groups(counts)
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
-    model = artifacts.stage1_model(cfg, data, progress=progress)
-    feats = artifacts.features(cfg, data, progress=progress)
+    model, sha = artifacts.stage1_weights(cfg, data, progress=progress)
+    feats = artifacts.features(cfg, data, progress=progress, model=(model, sha))
     all_heads = artifacts.classifiers(cfg, dcfg, progress=progress)
     params = mp.layer_params(model)
     randoms = mp.random_maps(params, mcfg, cfg.seed)  # drawn first: a budget no random map reaches fails now
@@ -307,7 +347,7 @@ def mixed_precision(
     key = config_hash(SensitivityRun(cfg, dcfg, qcfg, mcfg.choices, tuple(names), mcfg.hessian_samples,
                                      tuple(m for m in HESSIAN_METRICS if m in mcfg.budget_metrics),
                                      tuple(mcfg.budget_heads), mcfg.seed))  # fmt: skip
-    cache = artifacts.run_dir(cfg) / f"mpq-sensitivity-{key}.json"
+    cache = artifacts.run_dir(cfg) / f"mpq-sensitivity-{key}-{feats['weights_sha256'][:12]}.json"
     try:
         measured = json.loads(cache.read_text())
         if not isinstance(measured, dict) or not {"sweep", "hessians", "seconds"} <= set(measured):
@@ -356,6 +396,7 @@ def mixed_precision(
 
     payload = {"kind": "mpq", "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
                "stage1_hash": config_hash(cfg), "quant": asdict(qcfg), "mpq": asdict(mcfg),
+               "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "val_labels": encode_predictions(yv),
                "test_labels": encode_predictions(inputs["test"][1]), "layer_params": params,
                "sweep": sweep, "hessians": hessians, "allocations": allocations,
@@ -405,15 +446,18 @@ def run_profile(
     stages=STAGES,
     progress: bool = True,
     variants=None,
+    retrain: bool = False,
 ) -> None:
-    """Produce (or find) every result of a profile (:func:`plan`)."""
+    """Produce (or find) every result of a profile (:func:`plan`). ``retrain``: train the stage-1
+    models again even where their weights are published; what was computed from the old weights
+    is then remade by the stages asked for (and reported stale by the others)."""
     prof = get_profile(profile)
     variants = quant_variants_for(profile, variants)  # unknown names fail before anything runs
     todo = plan(profile, imbalance_factors, seeds, stages)
     for cfg, stages_here in tqdm(todo, desc=f"{profile} runs", disable=not progress):
         t0 = time.perf_counter()
         if "stage1" in stages_here:
-            stage1(cfg, profile, compute=True, progress=progress)
+            stage1(cfg, profile, compute=True, progress=progress, retrain=retrain)
         if "decoupled" in stages_here:
             decoupled(cfg, prof.decouple, profile, compute=True, progress=progress)
         if "quantized" in stages_here:

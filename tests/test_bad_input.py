@@ -194,9 +194,12 @@ def test_a_loadable_but_incomplete_cache_entry_is_rebuilt(tiny_cfg, patched_data
         (run / "features.pt").unlink()
         torch.save({}, run / "checkpoint.pt")
     elif entry == "features":
-        torch.save({"config_hash": tiny_cfg.key, "data_sha256": None}, run / "features.pt")
+        sha = artifacts.features(tiny_cfg, progress=False)["weights_sha256"]
+        stub = {"config_hash": tiny_cfg.key, "data_sha256": None, "weights_sha256": sha}
+        torch.save(stub, run / "features.pt")
     else:
-        torch.save({}, artifacts.classifiers_path(tiny_cfg, dcfg))
+        sha = artifacts.features(tiny_cfg, progress=False)["weights_sha256"]
+        torch.save({}, artifacts.classifiers_path(tiny_cfg, dcfg, sha))
     with caplog.at_level("WARNING", logger="ltmpq"):
         after = artifacts.classifiers(tiny_cfg, dcfg, progress=False)
     for name, head in before.items():  # rebuilt to the same classifiers: everything is seeded

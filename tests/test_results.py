@@ -14,6 +14,7 @@ import ltmpq.artifacts as artifacts
 import ltmpq.config as config
 import ltmpq.results as results
 import ltmpq.runs as runs
+import ltmpq.weights as weights
 from ltmpq.config import DecoupleConfig, Stage1Config, config_hash
 from ltmpq.data import long_tail_counts
 from ltmpq.decoupling import METHODS
@@ -227,8 +228,12 @@ def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
     assert out["methods"]["tau_norm"]["choice"]["tau"] in dcfg.tau_grid
     assert 1 <= out["methods"]["crt"]["choice"]["epoch"] <= dcfg.epochs
     run = config.DecoupledRun(tiny_cfg, dcfg)
-    stored = torch.load(artifacts.run_dir(tiny_cfg) / f"decoupled-{config_hash(run)}.pt", weights_only=True)
+    # the classifiers are published beside the results, verified by the digest the result records
+    path = weights.path_for("smoke", weights.classifiers_name(run))
+    assert out["classifiers"] == f"models/{path.name}" and out["weights_sha256"] == before["weights_sha256"]
+    stored = weights.split_classifiers(weights.load(path, out["classifiers_sha256"], "unused"))
     assert set(stored) == set(METHODS)
+    assert weights.metadata_of(path)["weights_sha256"] == before["weights_sha256"]
     assert torch.equal(stored["baseline"]["weight"], before["classifier_weight"])
     assert not torch.equal(stored["crt"]["weight"], before["classifier_weight"])
     assert torch.equal(stored["lws"]["base.weight"], before["classifier_weight"])
