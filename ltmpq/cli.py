@@ -66,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
                      help="train the stage-1 models again although their weights are published "
                      "(with --stage stage1 or all; what the old weights gave is remade)")  # fmt: skip
     run.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="worker processes on this machine, one torch thread each (a Dask LocalCluster)",
+    )
+    run.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=None,
+        help="run the tasks on the Dask scheduler at ADDRESS (e.g. tcp://host:8786)",
+    )
+    run.add_argument(
         "--threads", type=int, default=None,
         help="torch CPU threads (default: torch's). With other work on the machine, "
         "1 thread per process avoids OpenMP threads stalling on a busy core",
@@ -111,8 +123,9 @@ def _status(args) -> int:
     return 1 if missing else 0
 
 
-def _run(args, parser) -> int:
-    from .runs import STAGES, run_profile
+def _run(args, parser, debug: bool) -> int:
+    from .engine import run_grid
+    from .runs import STAGES
 
     if args.threads is not None:
         import torch
@@ -120,11 +133,21 @@ def _run(args, parser) -> int:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     stages = STAGES if args.stage == "all" else (args.stage,)
     if args.retrain and "stage1" not in stages:
         parser.error("--retrain trains stage 1: use it with --stage stage1 or --stage all")
-    run_profile(args.profile, args.imbalance_factors, args.seeds, stages=stages, progress=not args.quiet,
-                variants=args.variants, retrain=args.retrain)  # fmt: skip
+    report = run_grid(args.profile, args.imbalance_factors, args.seeds, stages=stages, variants=args.variants,
+                      retrain=args.retrain, jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet,
+                      threads=args.threads, stop_on_error=debug)  # fmt: skip
+    if report.failed:
+        for o in report.failed:
+            print(f"{o.state}: {o.task.describe()}: {o.error}", file=sys.stderr)
+        print(f"error: {len(report.failed)} of {len(report.outcomes)} tasks did not finish (see above); the "
+              "others' results are stored, and the same command resumes", file=sys.stderr)  # fmt: skip
+        return 1
+    print(report.summary())
     return 0
 
 
@@ -133,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     debug = args.debug or bool(os.environ.get("LTMPQ_DEBUG"))
     from .data import DataError, DataNotFoundError
+    from .engine import EngineError
     from .results import MissingResultError
 
     try:
@@ -142,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             return bench_main()
         if args.command == "status":
             return _status(args)
-        return _run(args, parser)
+        return _run(args, parser, debug)
     except KeyboardInterrupt:
         if debug:
             raise
@@ -150,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             "\ninterrupted: finished epochs and results are kept; the same command resumes", file=sys.stderr
         )
         return 130
-    except (ValueError, DataNotFoundError, DataError, MissingResultError) as exc:
+    except (ValueError, DataNotFoundError, DataError, MissingResultError, EngineError) as exc:
         if debug:
             raise
         print(f"error: {exc}", file=sys.stderr)

@@ -448,25 +448,11 @@ def run_profile(
     variants=None,
     retrain: bool = False,
 ) -> None:
-    """Produce (or find) every result of a profile (:func:`plan`). ``retrain``: train the stage-1
-    models again even where their weights are published; what was computed from the old weights
-    is then remade by the stages asked for (and reported stale by the others)."""
-    prof = get_profile(profile)
-    variants = quant_variants_for(profile, variants)  # unknown names fail before anything runs
-    todo = plan(profile, imbalance_factors, seeds, stages)
-    for cfg, stages_here in tqdm(todo, desc=f"{profile} runs", disable=not progress):
-        t0 = time.perf_counter()
-        if "stage1" in stages_here:
-            stage1(cfg, profile, compute=True, progress=progress, retrain=retrain)
-        if "decoupled" in stages_here:
-            decoupled(cfg, prof.decouple, profile, compute=True, progress=progress)
-        if "quantized" in stages_here:
-            for qcfg, keep in variants.values():
-                quantized(cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
-                          compute=True, progress=progress)  # fmt: skip
-        if "mpq" in stages_here:
-            mixed_precision(cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True,
-                            progress=progress)  # fmt: skip
-        tqdm.write(
-            f"{profile} {cfg.tag} ({', '.join(stages_here)}): done in {time.perf_counter() - t0:.0f} s"
-        )
+    """Produce (or find) every result of a profile in this process, in dependency order
+    (:mod:`ltmpq.engine` runs the same grid in worker processes or on a cluster); the first error
+    propagates. ``retrain``: train the stage-1 models again even where their weights are
+    published; what was computed from the old weights is then remade by the stages asked for."""
+    from .engine import run_grid
+
+    run_grid(profile, imbalance_factors, seeds, stages=stages, variants=variants, retrain=retrain,
+             progress=progress, stop_on_error=True)  # fmt: skip

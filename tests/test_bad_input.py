@@ -286,9 +286,12 @@ def test_a_user_error_is_one_line_and_debug_shows_the_traceback(capsys, patched_
     monkeypatch.setitem(PROFILES, "smoke", replace(PROFILES["smoke"], stage1=tiny))
     argv = ["run", "--profile", "smoke", "--if", "1e-9", "--seed", "0", "--stage", "stage1", "--quiet"]
     rc, _, err = _run(argv, capsys)
-    assert rc == 2
-    (line,) = err.strip().splitlines()
-    assert line.startswith("error: imbalance factor 1e-09 leaves class") and "about" in line
+    assert rc == 1  # the task ran and failed: it is named with its config, no traceback
+    failed, summary = err.strip().splitlines()
+    assert failed.startswith("failed: stage1 of if1e-09-seed0 [Stage1Config ")
+    assert "seed 0]: ValueError: " in failed
+    assert "imbalance factor 1e-09 leaves class" in failed and "about" in failed
+    assert summary.startswith("error: 1 of 1 tasks did not finish")
     with pytest.raises(ValueError, match="leaves class"):
         main(
             [
@@ -313,7 +316,9 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(runs, "run_profile", interrupted)
+    import ltmpq.engine
+
+    monkeypatch.setattr(ltmpq.engine, "run_grid", interrupted)
     rc, _, err = _run(["run", "--profile", "smoke"], capsys)
     assert rc == 130
     assert err.strip() == "interrupted: finished epochs and results are kept; the same command resumes"
