@@ -30,7 +30,8 @@ TEST_PER_CLASS = 4
 
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path, monkeypatch):
-    """Results, cache and data locations inside ``tmp_path``; no real data, no network."""
+    """Results, cache and data locations inside ``tmp_path``; no real data, no network (loopback
+    only, for Dask's worker processes)."""
     # Nothing is created here, and under a folder of its own: a test may still assert on what
     # does (not) exist in its tmp_path.
     dirs = {name: tmp_path / "ltmpq-env" / name for name in ("results", "cache", "no-data")}
@@ -45,11 +46,18 @@ def isolated_dirs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(ltmpq.data, "data_candidates", only_ltmpq_data)
 
-    def no_network(self, *args, **kwargs):
-        raise OSError("network access is disabled in the unit tests")
+    def loopback_only(real):
+        # this machine's own processes may talk (Dask's workers do, over loopback); nothing else
+        def connect(self, address, *args, **kwargs):
+            host = address[0] if isinstance(address, tuple) else None
+            if self.family == socket.AF_UNIX or host in ("127.0.0.1", "localhost", "::1"):
+                return real(self, address, *args, **kwargs)
+            raise OSError(f"network access is disabled in the unit tests (tried {address!r})")
 
-    monkeypatch.setattr(socket.socket, "connect", no_network)
-    monkeypatch.setattr(socket.socket, "connect_ex", no_network)
+        return connect
+
+    monkeypatch.setattr(socket.socket, "connect", loopback_only(socket.socket.connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", loopback_only(socket.socket.connect_ex))
     return dirs
 
 

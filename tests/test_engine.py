@@ -1,0 +1,139 @@
+"""ltmpq.engine: the run grid as a task graph, in this process or on a Dask LocalCluster."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ltmpq import engine, results
+from ltmpq.config import DecoupledRun, get_profile
+
+SMOKE = get_profile("smoke")
+
+
+def test_the_grid_lists_every_task_after_what_it_needs():
+    tasks = engine.grid("smoke")
+    by_key = {t.key: t for t in tasks}
+    n_variants = len(SMOKE.quant_configs())
+    per_run = 2 + n_variants  # stage 1, stage 2, chapter 3's variants
+    mpq_runs = sum(f in SMOKE.mpq_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs
+    seen = set()
+    for t in tasks:  # dependency order: every dependency comes earlier
+        assert set(t.deps) <= seen, t.key
+        seen.add(t.key)
+    cfg = SMOKE.stage1_config(0.01, 1)
+    assert by_key[f"stage1-{cfg.tag}"].deps == ()
+    assert by_key[f"decoupled-{cfg.tag}"].deps == (f"stage1-{cfg.tag}",)
+    assert by_key[f"quantized-{cfg.tag}-per-tensor"].deps == (f"decoupled-{cfg.tag}",)
+    assert by_key[f"mpq-{cfg.tag}"].deps == (f"decoupled-{cfg.tag}",)  # not chapter 3's sweeps
+    assert f"mpq-{SMOKE.stage1_config(0.1, 0).tag}" not in by_key  # chapter 4 runs at IF 0.01 only
+
+
+def test_a_task_names_its_config():
+    t = engine.grid("smoke", [0.1], [1], ["stage1"])[0]
+    assert t.describe() == f"stage1 of if0.1-seed1 [Stage1Config {t.cfg.key}: IF 0.1, seed 1]"
+
+
+def test_in_process_a_failure_is_reported_and_its_dependents_skipped():
+    tasks = engine.grid("smoke", [0.1, 0.01], [0], ["stage1", "decoupled"])
+
+    def fn(task):
+        if task.key.startswith("stage1-if0.01"):
+            raise ValueError("boom")
+        return 1.5
+
+    report = engine.execute(tasks, fn, progress=False)
+    states = {o.task.key: o.state for o in report.outcomes}
+    assert states == {"stage1-if0.1-seed0": "done", "decoupled-if0.1-seed0": "done",
+                      "stage1-if0.01-seed0": "failed", "decoupled-if0.01-seed0": "skipped"}  # fmt: skip
+    assert [o.error for o in report.failed] == [
+        "ValueError: boom",
+        "needs stage1-if0.01-seed0, which did not finish",
+    ]
+    assert report.summary().startswith("2 of 4 tasks done")
+    with pytest.raises(ValueError, match="boom"):
+        engine.execute(tasks, fn, progress=False, stop_on_error=True)
+    with pytest.raises(ValueError, match="jobs must be an int >= 1, got 0"):
+        engine.execute(tasks, fn, jobs=0)
+
+
+def test_an_unreachable_scheduler_is_a_clear_error():
+    tasks = engine.grid("smoke", [0.1], [0], ["stage1"])
+    with pytest.raises(engine.EngineError, match=r"cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        engine.execute(
+            tasks, lambda t: 0.0, scheduler="tcp://127.0.0.1:9", connect_timeout_s=2, progress=False
+        )
+
+
+# ------------------------------------------------------------------ on a Dask LocalCluster
+
+
+@pytest.fixture
+def smoke_data(make_imagefolder, tmp_path, monkeypatch):
+    """A synthetic ImageFolder CIFAR-10 with enough images for the smoke profile, in LTMPQ_DATA:
+    worker processes find it there (they do not see this process's monkeypatches)."""
+    root = make_imagefolder(tmp_path / "data" / "cifar10-jpeg", train_per_class=400, test_per_class=100)
+    monkeypatch.setenv("LTMPQ_DATA", str(root.parent))
+    return root
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_same_results_as_one_process(smoke_data, tmp_path, monkeypatch):
+    """The same task graph in 2 worker processes stores what this process stores, bit for bit."""
+    out = {}
+    for mode, jobs in (("local", 1), ("dask", 2)):
+        monkeypatch.setenv("LTMPQ_RESULTS", str(tmp_path / mode / "results"))
+        monkeypatch.setenv("LTMPQ_CACHE", str(tmp_path / mode / "cache"))
+        report = engine.run_grid("smoke", [0.1, 0.01], [0], stages=("stage1", "decoupled"), jobs=jobs,
+                                 threads=1, progress=False)  # fmt: skip
+        assert not report.failed, report.summary()
+        workers = {o.worker for o in report.outcomes}
+        assert (workers == {""}) if jobs == 1 else (len(workers) >= 1 and "" not in workers)
+        out[mode] = {}
+        for cfg in SMOKE.stage1_configs([0.1, 0.01], [0]):
+            s1 = results.load(results.result_path("smoke", "stage1", cfg), cfg)
+            dec = results.load(results.result_path("smoke", "decoupled", DecoupledRun(cfg, SMOKE.decouple)),
+                               DecoupledRun(cfg, SMOKE.decouple))  # fmt: skip
+            assert (Path(os.environ["LTMPQ_RESULTS"]) / "smoke" / s1["weights"]).is_file()
+            out[mode][cfg.tag] = (s1["test"]["predictions"], s1["weights_sha256"], dec["classifiers_sha256"],
+                                  dec["methods"]["crt"]["test"]["predictions"])  # fmt: skip
+        # resumed: a second run finds every result stored
+        again = engine.run_grid(
+            "smoke", [0.1, 0.01], [0], stages=("stage1", "decoupled"), jobs=jobs, progress=False
+        )
+        assert not again.failed and max(o.seconds for o in again.outcomes) < 30
+    assert out["local"] == out["dask"]
+
+
+@pytest.mark.slow
+def test_on_workers_a_failed_task_is_reported_with_its_config_and_the_others_finish(smoke_data):
+    # IF 0.0001 leaves the smoke profile's rarest class without an image: stage 1 fails there
+    report = engine.run_grid(
+        "smoke", [0.1, 0.0001], [0], stages=("stage1", "decoupled"), jobs=2, progress=False
+    )
+    states = {o.task.key: o.state for o in report.outcomes}
+    assert states == {"stage1-if0.1-seed0": "done", "decoupled-if0.1-seed0": "done",
+                      "stage1-if0.0001-seed0": "failed", "decoupled-if0.0001-seed0": "skipped"}  # fmt: skip
+    (failed,) = [o for o in report.failed if o.state == "failed"]
+    assert "no training image" in failed.error and failed.task.cfg.imbalance_factor == 0.0001
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_is_replaced_and_the_task_rerun(tmp_path):
+    """Dask restarts a dead worker and reruns its task; the grid still completes."""
+    marker = tmp_path / "killed-once"
+    tasks = engine.grid("smoke", [0.1, 0.01], [0], ["stage1"])
+
+    def fn(task):
+        if task.key.startswith("stage1-if0.01") and not marker.exists():
+            marker.write_text("x")
+            os._exit(1)  # the worker process dies mid-task
+        return float(np.float64(1.0))
+
+    report = engine.execute(tasks, fn, jobs=2, progress=False)
+    assert marker.exists() and not report.failed, report.summary()
+    assert {o.task.key for o in report.outcomes} == {t.key for t in tasks}
