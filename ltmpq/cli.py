@@ -92,7 +92,7 @@ def _status(args) -> int:
     from . import results
     from .config import DecoupledRun, MPQRun, QuantizedRun
     from .data import cached_digest
-    from .runs import quant_variants_for
+    from .runs import STAGE_VERSIONS, quant_variants_for
 
     prof = get_profile(args.profile)
     missing = 0
@@ -112,7 +112,7 @@ def _status(args) -> int:
             runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
         states = {}
         for kind, run in runs:
-            state = results.status(results.result_path(prof.name, kind, run), run, digest)
+            state = results.status(results.result_path(prof.name, kind, run), run, digest, STAGE_VERSIONS)
             missing += not state.startswith("ok")
             states.setdefault(kind, []).append(state)
         for kind, found in states.items():

@@ -82,7 +82,8 @@ def data_source_lines(*stored: dict) -> str:
 
     lines = []
     for src in data_sources(*stored):
-        lines += [f"- {src['kind']}: {src['note']}", f"  folder: {Path(src['path']).name}"]
+        folder = src.get("name") or Path(src["path"]).name  # results made before names were recorded
+        lines += [f"- {src['kind']}: {src['note']}", f"  folder: {folder}"]
         if src.get("sha256"):
             lines.append(f"  content sha256: {src['sha256']}")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import time
 from dataclasses import asdict
@@ -101,20 +102,15 @@ def load(path: Path, cfg: Any) -> dict | None:
     return payload if problem(payload, cfg) is None else None
 
 
-#: Modules whose code determines a result's numbers (a change since a result's commit is flagged).
-NUMERIC_SOURCES = (
-    # config.py is not listed: a run's config is hashed into its result's name already
-    "ltmpq/data.py", "ltmpq/models.py", "ltmpq/training.py", "ltmpq/decoupling.py",
-    "ltmpq/metrics.py", "ltmpq/runs.py", "ltmpq/artifacts.py", "ltmpq/quantization.py", "ltmpq/mpq.py",
-)  # fmt: skip
-
-
-def status(path: Path, cfg: Any, data_sha256: str | None = None) -> str:
-    """``missing``, ``unreadable (why)``, ``other data (...)``, ``ok``, or ``ok (code changed since C)``.
+def status(
+    path: Path, cfg: Any, data_sha256: str | None = None, versions: dict[str, int] | None = None
+) -> str:
+    """``missing``, ``unreadable (why)``, ``other data (...)``, ``outdated (...)`` or ``ok``.
 
     ``data_sha256``: the digest of the CIFAR-10 copy at hand; a result computed on another copy is
-    not ok for it. "code changed" means the modules that compute the numbers differ from the
-    commit C that produced the result: it still loads, but rerunning it may give other numbers.
+    not ok for it. ``versions``: each stage's version of its numbers in today's code
+    (:data:`ltmpq.runs.STAGE_VERSIONS`); a result made by another version would come out
+    differently today. (Results made before versions were recorded are version 1.)
     """
     if not Path(path).is_file():
         return "missing"
@@ -127,13 +123,10 @@ def status(path: Path, cfg: Any, data_sha256: str | None = None) -> str:
     stored_data = (payload["provenance"].get("data_source") or {}).get("sha256")
     if data_sha256 is not None and stored_data not in (None, data_sha256):
         return f"other data (computed on {stored_data[:12]}, this machine's copy is {data_sha256[:12]})"
-    commit = payload.get("provenance", {}).get("git_commit", "unknown")
-    if commit == "unknown":
-        return "ok (commit unknown)"
-    changed = _git("diff", "--name-only", commit, "--", *NUMERIC_SOURCES)
-    if changed == "unknown":  # git failed: e.g. the commit is not in this clone
-        return f"ok (commit {commit[:8]} not found)"
-    return f"ok (code changed since {commit[:8]})" if changed else "ok"
+    made, now = payload.get("stage_version", 1), (versions or {}).get(payload["kind"])
+    if now is not None and made != now:
+        return f"outdated ({payload['kind']} v{made}; today's code is v{now}: rerun to update)"
+    return "ok"
 
 
 def require(path: Path, cfg: Any, command: str) -> dict:
@@ -173,14 +166,64 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: The instruction-set flags that decide which floating-point kernels run (and so the rounding).
+ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
+             "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")  # fmt: skip
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's instruction-set flags among :data:`ISA_FLAGS` (from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                have = set(line.split(":", 1)[1].split())
+                return [f for f in ISA_FLAGS if f in have]
+    except OSError:
+        pass
+    return []
+
+
+def kernel_libraries() -> dict[str, str | None]:
+    """torch's oneDNN and MKL versions and the CPU capability it dispatches to, and the ISA limits
+    set in the environment: what decides the float kernels (and their rounding) on a CPU."""
+    shown = torch.__config__.show()
+
+    def find(pattern: str) -> str | None:
+        m = re.search(pattern, shown)
+        return m.group(1).strip() if m else None
+
+    return {"onednn": find(r"MKL-DNN (v[\d.]+)"), "mkl": find(r"Math Kernel Library Version ([\w.-]+)"),
+            "capability_usage": find(r"CPU capability usage: (\S+)"),
+            "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
+            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}  # fmt: skip
+
+
+def data_record(data_source: Any) -> dict | None:
+    """A data source as a result records it: kind, folder name, digests, whether lossy; never the
+    path of the machine it was read on."""
+    if data_source is None:
+        return None
+    src = dict(data_source) if isinstance(data_source, dict) else asdict(data_source)
+    if "path" in src:
+        src["name"] = Path(src.pop("path")).name
+    return src
+
+
 def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
-    """Where a result came from: config, code version, packages, device, data, time."""
+    """Where a result came from: config, code version, packages, device and its float kernels, data,
+    time: enough to explain a difference between two machines' numbers."""
     versions = {}
-    for pkg in ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "ltmpq"):
+    for pkg in ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "pillow", "safetensors", "ltmpq"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
+    try:
+        from PIL import features
+
+        versions["libjpeg_turbo"] = features.version("libjpeg_turbo")
+    except (ImportError, ValueError):
+        versions["libjpeg_turbo"] = None
     return {
         "config": asdict(cfg),
         "config_type": type(cfg).__name__,
@@ -197,10 +240,12 @@ def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
             "platform": platform.platform(),
             "cpu_model": cpu_model(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_flags": cpu_flags(),
+            "kernels": kernel_libraries(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
         },
-        "data_source": data_source if isinstance(data_source, dict | None) else asdict(data_source),
+        "data_source": data_record(data_source),
         "wall_seconds": round(wall_seconds, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -48,6 +48,11 @@ from .quantization import (
 from .results import encode_predictions
 from .training import predict, to_input
 
+#: The version of each stage's numbers. Bump a stage's when a change of code would make its stored
+#: results come out differently (then `ltmpq status` calls them outdated); a golden test on
+#: synthetic data (tests/test_stage_versions.py) fails when the numbers change without a bump.
+STAGE_VERSIONS = {"stage1": 1, "decoupled": 1, "quantized": 1, "mpq": 1}
+
 
 def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
     """The shell command that produces a missing result (named in error messages)."""
@@ -127,6 +132,7 @@ def stage1(
     counts = list(splits.train_counts)
     payload = {
         "kind": "stage1",
+        "stage_version": STAGE_VERSIONS["stage1"],
         "profile": profile,
         "imbalance_factor": cfg.imbalance_factor,
         "seed": cfg.seed,
@@ -176,7 +182,8 @@ def decoupled(
                 "val": _split_eval(fit.classifier(feats["val_features"]), feats["val_labels"], counts),
                 "test": _split_eval(fit.classifier(feats["test_features"]), feats["test_labels"], counts),
             }
-    payload = {"kind": "decoupled", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
+    payload = {"kind": "decoupled", "stage_version": STAGE_VERSIONS["decoupled"],
+               "profile": profile, "imbalance_factor": cfg.imbalance_factor,
                "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods,
                "weights_sha256": feats["weights_sha256"], "classifiers": f"models/{name}",
                "classifiers_sha256": csha,
@@ -255,7 +262,8 @@ def quantized(
                 entry["methods"].setdefault(method, {})[split] = ev
         entry["seconds"] = round(time.perf_counter() - t1, 2)
         entries[str(b)] = entry
-    payload = {"kind": "quantized", "profile": profile, "imbalance_factor": cfg.imbalance_factor,
+    payload = {"kind": "quantized", "stage_version": STAGE_VERSIONS["quantized"],
+               "profile": profile, "imbalance_factor": cfg.imbalance_factor,
                "seed": cfg.seed, "stage1_hash": config_hash(cfg), "quant": asdict(qcfg),
                "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
@@ -394,7 +402,8 @@ def mixed_precision(
             a["size"] = model_size(model, a["bit_map"], qcfg.granularity)
     seconds["evaluation"] = round(time.perf_counter() - t1, 2)
 
-    payload = {"kind": "mpq", "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
+    payload = {"kind": "mpq", "stage_version": STAGE_VERSIONS["mpq"],
+               "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
                "stage1_hash": config_hash(cfg), "quant": asdict(qcfg), "mpq": asdict(mcfg),
                "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "val_labels": encode_predictions(yv),

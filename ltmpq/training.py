@@ -143,17 +143,20 @@ def _autocast(precision: str, device: torch.device | str = "cpu"):
 @contextlib.contextmanager
 def fp32_precision(mode: str) -> Iterator[None]:
     """CUDA float32 matmuls and convolutions in ``"ieee"`` (exact float32) or ``"tf32"`` within
-    the block, restored after it. (torch's new flags only: mixing them with the legacy
-    ``allow_tf32`` flags makes torch raise.) No effect on the CPU."""
+    the block, restored after it. torch's new flags only: once they are set, torch refuses to
+    read the legacy ``torch.backends.cudnn.allow_tf32`` (nothing in ltmpq reads it). No effect
+    on the CPU."""
     if mode not in ("ieee", "tf32"):
         raise ValueError(f"fp32 precision must be 'ieee' or 'tf32', got {mode!r}")
-    matmul, conv = torch.backends.cuda.matmul, torch.backends.cudnn.conv
-    before = matmul.fp32_precision, conv.fp32_precision
-    matmul.fp32_precision = conv.fp32_precision = mode
+    flags = (torch.backends.cuda.matmul, torch.backends.cudnn.conv)
+    before = [f.fp32_precision for f in flags]
+    for f in flags:
+        f.fp32_precision = mode
     try:
         yield
     finally:
-        matmul.fp32_precision, conv.fp32_precision = before
+        for f, old in zip(flags, before, strict=True):
+            f.fp32_precision = old
 
 
 def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:

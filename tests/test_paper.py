@@ -227,6 +227,7 @@ def test_fp32_precision_is_restored_and_checked():
     before = torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision
     with fp32_precision("ieee"):
         assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cuda.matmul.allow_tf32 is False  # what the legacy matmul flag reads
     assert (torch.backends.cuda.matmul.fp32_precision, torch.backends.cudnn.conv.fp32_precision) == before
     with pytest.raises(ValueError, match="got 'fp16'"):
         with fp32_precision("fp16"):
@@ -339,7 +340,8 @@ def test_bad_arguments_are_one_line_errors(argv, message, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert re.search(message, err), err
-    assert len(err.strip().splitlines()) == 2  # argparse's usage line and the error
+    lines = err.strip().splitlines()  # argparse's usage, then one line of error
+    assert [i for i, line in enumerate(lines) if "error:" in line] == [len(lines) - 1]
 
 
 def test_an_impossible_plan_is_one_line(capsys, patched_data):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import replace
 
 import numpy as np
@@ -239,3 +240,46 @@ def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
     assert torch.equal(stored["lws"]["base.weight"], before["classifier_weight"])
     assert _same_json(results.load(results.result_path("smoke", "decoupled", run), run), out)
     assert results.load(results.result_path("smoke", "stage1", tiny_cfg), tiny_cfg) is not None
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def test_committed_results_are_strict_json_without_a_machine_path():
+    """Provenance names data by kind, folder name and digest; NaN is not JSON (null is)."""
+    from ltmpq.paths import ROOT
+
+    files = sorted((ROOT / "results").glob("*/*/*.json"))
+    assert files
+    for f in files:
+
+        def refuse(constant, f=f):
+            raise AssertionError(f"{f.name}: {constant} is not strict JSON")
+
+        payload = json.loads(f.read_text(), parse_constant=refuse)
+        absolute = [s for s in _strings(payload) if re.match(r"^(/|[A-Za-z]:\\\\)\w+[/\\\\]", s)]
+        assert not absolute, f"{f.name} holds machine paths: {absolute[:3]}"
+
+
+def test_provenance_records_what_decides_the_float_kernels():
+    prov = results.provenance(CFG, {"kind": "imagefolder-jpeg", "path": "/somewhere/cifar10-jpeg"}, 1.0)
+    assert prov["data_source"] == {"kind": "imagefolder-jpeg", "name": "cifar10-jpeg"}
+    dev = prov["device"]
+    assert dev["cpu_capability"] and set(dev["cpu_flags"]) <= set(results.ISA_FLAGS)
+    assert set(dev["kernels"]) == {
+        "onednn",
+        "mkl",
+        "capability_usage",
+        "ATEN_CPU_CAPABILITY",
+        "ONEDNN_MAX_CPU_ISA",
+    }
+    assert {"pillow", "libjpeg_turbo", "numpy", "safetensors"} <= set(prov["versions"])

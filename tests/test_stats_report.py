@@ -389,35 +389,24 @@ def test_status_unreadable_for_another_config_or_corrupt_file():
     assert results.status(bad, a) == "unreadable (JSONDecodeError)"
 
 
-def test_status_ok_when_numeric_code_unchanged(monkeypatch):
+def test_status_is_ok_when_the_stage_version_matches_and_outdated_when_not():
+    """Not "code changed since ..." for every edit: only a bumped stage version makes a result outdated."""
     cfg = Stage1Config(imbalance_factor=0.1, seed=0)
-    head = results._git("rev-parse", "HEAD")
-    if head == "unknown":
-        pytest.skip("no git checkout")
-    path = _save(cfg)
-    assert results.load(path, cfg)["provenance"]["git_commit"] == head
-    calls = []
-
-    def fake_git(*args):
-        calls.append(args)
-        return ""
-
-    monkeypatch.setattr(results, "_git", fake_git)
+    path = _save(cfg)  # made before versions were recorded: version 1
     assert results.status(path, cfg) == "ok"
-    # it diffed the result's commit against the modules that compute the numbers
-    assert len(calls) == 1
-    assert calls[0][:3] == ("diff", "--name-only", head)
-    assert set(results.NUMERIC_SOURCES) <= set(calls[0])
+    assert results.status(path, cfg, versions={"stage1": 1}) == "ok"
+    assert results.status(path, cfg, versions={"stage1": 2}) == (
+        "outdated (stage1 v1; today's code is v2: rerun to update)"
+    )
+    assert results.status(path, cfg, versions={"decoupled": 5}) == "ok"  # another stage's version
 
 
-def test_status_flags_code_changed_since_commit(monkeypatch):
-    cfg = Stage1Config(imbalance_factor=0.1, seed=0)
-    head = results._git("rev-parse", "HEAD")
-    if head == "unknown":
-        pytest.skip("no git checkout")
-    path = _save(cfg)
-    monkeypatch.setattr(results, "_git", lambda *a: "ltmpq/training.py")
-    assert results.status(path, cfg) == f"ok (code changed since {head[:8]})"
+def test_runs_record_the_stage_version_of_their_numbers(tiny_cfg, patched_data):
+    from ltmpq import runs
+
+    out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    assert out["stage_version"] == runs.STAGE_VERSIONS["stage1"]
+    assert set(runs.STAGE_VERSIONS) == set(runs.STAGES)
 
 
 # ------------------------------------------------------------------ CLI

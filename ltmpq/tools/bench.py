@@ -1,4 +1,6 @@
-"""``make bench``: training throughput of the cpu profile's model, and chapter 4's sweep.
+"""``make bench``: training throughput of the cpu profile's model (fp32 and bf16 autocast) against
+raw forward+backward, chapter 4's sweep with and without reuse, and the run grid's speed-up on two
+worker processes.
 
 Measures, on random data: raw forward+backward images/s of VGG16 at the cpu profile's width
 (NCHW vs channels_last memory), the images/s of :func:`ltmpq.training.train_stage1` (with
@@ -38,24 +40,58 @@ def sweep_speedup(width: float, n_images: int = 1000, bits=(3, 4, 5, 6, 8)) -> t
     return seconds[0], seconds[1]
 
 
+def grid_speedup(jobs: int = 2) -> tuple[float, float]:
+    """Seconds of the smoke profile's stage-1 + stage-2 grid (4 runs, 8 tasks) in this process
+    (``--jobs 1``) and on ``jobs`` worker processes, each from empty results and caches."""
+    import os
+
+    from ..engine import run_grid
+
+    seconds = []
+    for n in (1, jobs):
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = {k: os.environ.get(k) for k in ("LTMPQ_RESULTS", "LTMPQ_CACHE")}
+            os.environ["LTMPQ_RESULTS"], os.environ["LTMPQ_CACHE"] = f"{tmp}/results", f"{tmp}/cache"
+            try:
+                from ..artifacts import dataset
+
+                dataset()  # decode the data into this cache first: both timings start from it
+                t0 = time.perf_counter()
+                report = run_grid("smoke", stages=("stage1", "decoupled"), jobs=n, threads=1, progress=False)
+                seconds.append(time.perf_counter() - t0)
+                if report.failed:
+                    raise RuntimeError(report.summary())
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+    return seconds[0], seconds[1]
+
+
 def main(n_images: int = 6144) -> int:
     cfg = with_overrides(get_profile("cpu").stage1_config(0.01, 0), epochs=1, warmup_epochs=0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, VGG16 width {cfg.width:g}")
     torch.manual_seed(0)
     raw_nchw = throughput(VGG16(width=cfg.width), cfg.batch_size, steps=10, channels_last=False)
-    raw_cl = throughput(VGG16(width=cfg.width), cfg.batch_size, steps=10)
     gen = torch.Generator().manual_seed(0)
     xs = torch.randint(0, 256, (n_images, 32, 32, 3), dtype=torch.uint8, generator=gen)
     ys = torch.randint(0, 10, (n_images,), generator=gen)
-    with tempfile.TemporaryDirectory() as tmp:
-        out = train_stage1(cfg, xs, ys, Path(tmp), progress=False)
-    print(f"raw forward+backward, NCHW:          {raw_nchw:7.0f} img/s")
-    print(f"raw forward+backward, channels_last: {raw_cl:7.0f} img/s")
-    print(f"train_stage1 (augment + SGD step):   {out.images_per_second:7.0f} img/s "
-          f"({100 * out.images_per_second / raw_cl:.0f}% of raw)")  # fmt: skip
+    print(f"raw forward+backward, fp32, NCHW:          {raw_nchw:7.0f} img/s")
+    for precision in ("fp32", "bf16"):
+        raw = throughput(VGG16(width=cfg.width), cfg.batch_size, steps=10, precision=precision)
+        with tempfile.TemporaryDirectory() as tmp:
+            out = train_stage1(with_overrides(cfg, precision=precision), xs, ys, Path(tmp), progress=False)
+        print(f"raw forward+backward, {precision}, channels_last: {raw:7.0f} img/s")
+        print(f"train_stage1, {precision} (augment + SGD step):  {out.images_per_second:7.0f} img/s "
+              f"({out.images_per_second / raw:.2f}x raw; goal >= 0.9x)")  # fmt: skip
     naive, reuse = sweep_speedup(cfg.width)
     print(f"chapter 4 sweep, 16 layers x 5 bit-widths x 1000 images, two heads: naive {naive:.1f} s, "
           f"reusing activations {reuse:.1f} s ({naive / reuse:.2f}x faster)")  # fmt: skip
+    one, two = grid_speedup(2)
+    print(f"smoke grid (stage 1 + 2, 4 runs): --jobs 1 {one:.1f} s, --jobs 2 {two:.1f} s "
+          f"({one / two:.2f}x; goal >= 1.8x on 2 cores)")  # fmt: skip
     return 0
 
 
