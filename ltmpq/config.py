@@ -386,7 +386,7 @@ PROFILES: dict[str, Profile] = {
         "paper",
         imbalance_factors=(0.1, 0.02, 0.01),
         seeds=(0, 1, 2),
-        stage1=dict(width=1.0, epochs=200, lr=0.1, warmup_epochs=5),
+        stage1=dict(width=1.0, epochs=200, lr=0.1, warmup_epochs=5, precision="bf16"),
         description="the blog's scale (VGG16 width 1.0, 200 epochs): a GPU job",
     ),
 }

@@ -128,26 +128,24 @@ def test_resident_loop_learns_a_learnable_task(tmp_path):
 _SYNCS = ("item", "tolist", "__float__", "__int__", "__bool__", "__index__", "numpy", "cpu")
 
 
-def _count_syncs(monkeypatch, fn) -> tuple[int, int]:
+def _count_syncs(fn) -> tuple[int, int]:
     """How often ``fn`` reads a tensor back to the host (each a wait for a GPU): in all, and from
     ltmpq.training itself."""
     calls = []
-    for name in _SYNCS:
-        orig = getattr(torch.Tensor, name)
+    with pytest.MonkeyPatch.context() as mp:  # its own: the test's isolation patches stay in place
+        for name in _SYNCS:
+            orig = getattr(torch.Tensor, name)
 
-        def wrapped(self, *args, _orig=orig, **kwargs):
-            calls.append(sys._getframe(1).f_globals.get("__name__"))
-            return _orig(self, *args, **kwargs)
+            def wrapped(self, *args, _orig=orig, **kwargs):
+                calls.append(sys._getframe(1).f_globals.get("__name__"))
+                return _orig(self, *args, **kwargs)
 
-        monkeypatch.setattr(torch.Tensor, name, wrapped)
-    try:
+            mp.setattr(torch.Tensor, name, wrapped)
         fn()
-    finally:
-        monkeypatch.undo()
     return len(calls), calls.count("ltmpq.training")
 
 
-def test_resident_loop_reads_back_once_per_epoch(monkeypatch, tmp_path):
+def test_resident_loop_reads_back_once_per_epoch(tmp_path):
     cfg = replace(_golden_cfg(), epochs=3, batch_size=8)
     x, y = _golden_data()
 
@@ -156,7 +154,7 @@ def test_resident_loop_reads_back_once_per_epoch(monkeypatch, tmp_path):
             train_stage1(cfg, x[:n], y[:n], tmp_path / f"{n}-{resident}", progress=False, device="cpu",
                          resident=resident, checkpoint_every_s=float("inf"))  # fmt: skip
 
-        return _count_syncs(monkeypatch, train)
+        return _count_syncs(train)
 
     (few, _), (many, ours) = syncs(16, True), syncs(80, True)  # 2 and 10 steps per epoch
     assert few == many  # none per step, in ltmpq or in torch (the rest: model.cpu() at the end)
