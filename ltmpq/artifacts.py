@@ -36,9 +36,17 @@ FEATURE_KEYS = {
 _DIGESTS: dict[tuple, str | None] = {}
 
 
+_DATASETS: dict[tuple, Cifar10] = {}
+
+
 def dataset() -> Cifar10:
-    """The decoded CIFAR-10 every run reads (one place, so that tests can substitute it)."""
-    return load_cifar10()
+    """The decoded CIFAR-10 every run reads (one place, so that tests can substitute it), loaded
+    once per process and data setting: a worker running many tasks reads it once."""
+    key = (os.environ.get("LTMPQ_DATA"), os.environ.get("LTMPQ_CACHE"))
+    if key not in _DATASETS:
+        _DATASETS.clear()  # one copy in memory at a time
+        _DATASETS[key] = load_cifar10()
+    return _DATASETS[key]
 
 
 def data_digest() -> str | None:
