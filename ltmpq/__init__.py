@@ -16,7 +16,8 @@ What a chapter imports (loaded on first use, so ``import ltmpq`` stays cheap)::
 ``blog``            the blog's published numbers
 ==================  ===============================================================
 
-Running the study is :mod:`ltmpq.runs` (``make runs``); algorithms live in ``data``, ``models``,
+Running the study is :mod:`ltmpq.runs` and :mod:`ltmpq.engine` (``make runs``), on the published
+weights of :mod:`ltmpq.weights`; algorithms live in ``data``, ``models``,
 ``training``, ``decoupling``, ``quantization``, ``mpq``, ``metrics`` and ``uncertainty``;
 :mod:`ltmpq.tools` is tooling (executing chapters, the book check, the benchmark).
 """

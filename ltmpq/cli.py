@@ -14,17 +14,19 @@ import sys
 from .config import PROFILES, QUANT_ABLATIONS, get_profile
 
 
-def _imbalance_factor(text: str) -> float:
+def imbalance_factor_arg(text: str) -> float:
+    """argparse type: an imbalance factor in (0, 1]."""
     try:
         f = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"an imbalance factor is a number in (0, 1], got {text!r}") from None
     if not 0 < f <= 1:
         raise argparse.ArgumentTypeError(f"an imbalance factor is in (0, 1] (n_min / n_max), got {text}")
     return f
 
 
-def _seed(text: str) -> int:
+def seed_arg(text: str) -> int:
+    """argparse type: a seed, an int >= 0."""
     try:
         s = int(text)
     except ValueError:
@@ -46,9 +48,16 @@ def _parser() -> argparse.ArgumentParser:
         # also after the subcommand (make runs RUN_ARGS='--debug'); SUPPRESS keeps the top-level value
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback")
         # "extend": --if 0.1 --if 0.01 means both, not only the last one
-        p.add_argument("--if", dest="imbalance_factors", type=_imbalance_factor, nargs="+", action="extend",
-                       metavar="IF", help="imbalance factors (default: the profile's)")  # fmt: skip
-        p.add_argument("--seed", dest="seeds", type=_seed, nargs="+", action="extend",
+        p.add_argument(
+            "--if",
+            dest="imbalance_factors",
+            type=imbalance_factor_arg,
+            nargs="+",
+            action="extend",
+            metavar="IF",
+            help="imbalance factors (default: the profile's)",
+        )
+        p.add_argument("--seed", dest="seeds", type=seed_arg, nargs="+", action="extend",
                        help="seeds (default: the profile's)")  # fmt: skip
     run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "mpq", "all"], default="all")
     names = ", ".join(map(repr, QUANT_ABLATIONS))

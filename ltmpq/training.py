@@ -291,17 +291,23 @@ def _host_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[fl
         idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
         xb, yb = augment(x[idx], gen).to(device), y[idx].to(device)
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
-        with _autocast(cfg.precision, device):
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
         loss_sum += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
         n += len(yb)
         bar.set_postfix(loss=f"{loss_sum / n:.3f}", acc=f"{correct / n:.3f}", refresh=False)
     return loss_sum, correct, n
+
+
+def _step(model, opt, xb, yb, precision: str, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """One SGD step on a batch (both epoch loops): loss and logits, nothing read back."""
+    with _autocast(precision, device):
+        logits = model(xb)
+        loss = F.cross_entropy(logits, yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return loss, logits
 
 
 def _resident_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[float, int, int]:
@@ -321,12 +327,7 @@ def _resident_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tupl
         b = min(cfg.batch_size, len(y) - i * cfg.batch_size)  # known on the host: no read-back
         xb, yb = augment(x[idx], gen), y[idx]
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
-        with _autocast(cfg.precision, device):
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
         loss_sum += loss.detach().double() * b
         correct += (logits.argmax(1) == yb).sum()
         n += b

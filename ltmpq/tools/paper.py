@@ -36,6 +36,7 @@ from pathlib import Path
 
 import torch
 
+from ..cli import imbalance_factor_arg, seed_arg
 from ..config import PROFILES, DecoupledRun, QuantizedRun, Stage1Config, get_profile, with_overrides
 from ..data import NUM_CLASSES, long_tail_counts
 from ..models import VGG16
@@ -208,26 +209,6 @@ def benchmark(
 # --------------------------------------------------------------------------- command line
 
 
-def _seed(text: str) -> int:
-    try:
-        s = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text!r}") from None
-    if s < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text}")
-    return s
-
-
-def _imbalance_factor(text: str) -> float:
-    try:
-        f = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"an imbalance factor is a number in (0, 1], got {text!r}") from None
-    if not (math.isfinite(f) and 0 < f <= 1):
-        raise argparse.ArgumentTypeError(f"an imbalance factor is in (0, 1] (n_min / n_max), got {text}")
-    return f
-
-
 def _seconds(text: str) -> float:
     try:
         s = float(text)
@@ -242,8 +223,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ltmpq.tools.paper", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--profile", default="paper", choices=sorted(PROFILES))
-    p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
-    p.add_argument("--if", dest="imbalance_factors", type=_imbalance_factor, nargs="+", default=[0.01],
+    p.add_argument("--seeds", type=seed_arg, nargs="+", default=[0, 1, 2], help="seeds (default: 0 1 2)")
+    p.add_argument("--if", dest="imbalance_factors", type=imbalance_factor_arg, nargs="+", default=[0.01],
                    metavar="IF", help="imbalance factors (default: 0.01)")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="print the plan and the estimate; train nothing")
     p.add_argument("--budget-s", type=_seconds, default=BUDGET_S, help="the wall-clock budget to check")
