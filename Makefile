@@ -14,7 +14,7 @@ PKG_SRC := $(wildcard ltmpq/*.py ltmpq/*/*.py)
 RESULTS := $(wildcard results/$(PROFILE)/*/*.json)
 PROFILE_STAMP := book/chapters/.profile-$(PROFILE)
 
-.PHONY: help venv test test-fast lint book check-book glue-dump runs chapter status bench clean
+.PHONY: help venv test test-fast lint book check-book glue-dump runs chapter status bench clean recipe-search
 .DELETE_ON_ERROR:
 
 help:
@@ -82,6 +82,10 @@ runs: $(STAMP)
 
 status: $(STAMP)
 	$(PY) -m ltmpq status --profile $(PROFILE)
+
+# The v2 recipe search (appendix "Recipe search"): each candidate in its own one-thread process.
+recipe-search: $(STAMP)
+	$(PY) -m ltmpq.recipe --profile $(PROFILE) names | tr '\n' '\0' | xargs -0 -P 2 -I{} $(PY) -m ltmpq.recipe --profile $(PROFILE) run --quiet --only {}
 
 # One chapter with your own parameters (values are YAML), e.g.
 #   make chapter CHAPTER=01_evaluation PROFILE=smoke PARAMS="-p compute True -p seeds '[0, 1]'"

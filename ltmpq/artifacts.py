@@ -24,7 +24,7 @@ from .decoupling import fit_all, rebuild
 from .io import UNREADABLE, atomic_write
 from .models import VGG16
 from .paths import cache_dir, results_dir
-from .training import TrainOutcome, build_model, predict, train_stage1
+from .training import TrainOutcome, augmented_features, build_model, predict, train_stage1
 
 log = logging.getLogger("ltmpq")
 
@@ -210,10 +210,37 @@ def classifiers_metadata(run: DecoupledRun, weights_sha256: str) -> dict[str, st
             "weights_sha256": weights_sha256}  # fmt: skip
 
 
+def augmented_train_features(cfg: Stage1Config, dcfg: DecoupleConfig, feats: dict) -> tuple | None:
+    """Features and labels of ``dcfg.augment_views`` augmented views of the training images under
+    the stage-1 model whose features ``feats`` are (None for ``augment_views == 0``). Cached
+    beside the features, keyed on the weights digest, the views and stage 2's seed."""
+    views = dcfg.augment_views
+    if views == 0:
+        return None
+    sha = feats["weights_sha256"]
+    path = run_dir(cfg) / f"augmented-{views}-{dcfg.seed}-{sha[:12]}.pt"
+    cached = load_tensors(path)
+    complete = isinstance(cached, dict) and {"features", "labels"} <= set(cached)
+    if complete and cached.get("weights_sha256") == sha:
+        return cached["features"], cached["labels"]
+    data = dataset()
+    splits = splits_for(cfg, data)
+    model, model_sha = stage1_weights(cfg, data)
+    if model_sha != sha:
+        raise ValueError(f"{cfg.tag}: the features are of weights {sha[:12]}, the model is {model_sha[:12]}")
+    x = torch.from_numpy(data.train_x[splits.train])
+    labels = torch.from_numpy(data.train_y[splits.train]).repeat(views)
+    feats_aug = augmented_features(model, x, views, dcfg.seed)
+    out = {"features": feats_aug, "labels": labels, "weights_sha256": sha}
+    atomic_write(path, lambda tmp: torch.save(out, tmp))
+    return out["features"], out["labels"]
+
+
 def fit_classifiers(cfg: Stage1Config, dcfg: DecoupleConfig, feats: dict) -> dict:
     """Fit every stage-2 method on the cached features and cache their states (deterministic)."""
     fitted = fit_all(baseline_classifier(feats), feats["train_features"], feats["train_labels"],
-                     feats["val_features"], feats["val_labels"], dcfg)  # fmt: skip
+                     feats["val_features"], feats["val_labels"], dcfg,
+                     augmented=augmented_train_features(cfg, dcfg, feats))  # fmt: skip
     states = {name: f.classifier.state_dict() for name, f in fitted.items()}
     atomic_write(classifiers_path(cfg, dcfg, feats["weights_sha256"]), lambda tmp: torch.save(states, tmp))
     return fitted

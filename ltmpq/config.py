@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, ClassVar
 
 import numpy as np
 
 PRECISIONS = ("fp32", "bf16")
+#: Stage 1's learning-rate schedules: ``cosine`` (v1: linear warm-up, cosine decay to zero) and
+#: ``onecycle`` (torch's OneCycleLR: cosine warm-up over 30% of the steps, cosine annealing,
+#: momentum cycled inversely between 0.85 and ``momentum``).
+SCHEDULES = ("cosine", "onecycle")
 #: Chapter 2's classifiers on one stage-1 backbone: the baseline's own and the decoupled ones.
 METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
 
@@ -49,9 +53,27 @@ def check_choice(cfg: Any, name: str, allowed: Sequence[str]) -> None:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {v!r}")
 
 
+def _hashable(obj: Any) -> Any:
+    """``asdict`` of a (nested) config, without the fields added after the v1 results were
+    stored while they keep their default (a class lists them in ``LATER_FIELDS``): so adding a
+    field leaves the hash, and with it the name of every stored result, of the old runs as it was."""
+    if is_dataclass(obj) and not isinstance(obj, type):
+        later = getattr(type(obj), "LATER_FIELDS", ())
+        return {
+            f.name: _hashable(getattr(obj, f.name))
+            for f in fields(obj)
+            if not (f.name in later and getattr(obj, f.name) == f.default)
+        }
+    if isinstance(obj, list | tuple):
+        return [_hashable(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: _hashable(v) for k, v in obj.items()}
+    return obj
+
+
 def config_hash(cfg: Any) -> str:
     """Stable 12-hex-digit content hash of a (nested) dataclass config."""
-    payload = json.dumps({"type": type(cfg).__name__, **asdict(cfg)}, sort_keys=True)
+    payload = json.dumps({"type": type(cfg).__name__, **_hashable(cfg)}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -78,6 +100,9 @@ class Stage1Config:
     weight_decay: float = 5e-4
     warmup_epochs: int = 1
     precision: str = "fp32"
+    schedule: str = "cosine"  # see SCHEDULES; onecycle ignores warmup_epochs
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("schedule",)
 
     def __post_init__(self) -> None:
         check_number(self, "imbalance_factor", float, 0, 1, lo_open=True)  # n_min / n_max, e.g. 0.01
@@ -93,6 +118,7 @@ class Stage1Config:
         check_number(self, "weight_decay", float, 0)
         check_choice(self, "precision", PRECISIONS)
         check_choice(self, "lt_profile", ("exp", "step"))
+        check_choice(self, "schedule", SCHEDULES)
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})")
 
@@ -110,7 +136,8 @@ class Stage1Config:
 class DecoupleConfig:
     """Stage 2 (chapter 2): classifier re-balancing on frozen stage-1 features (Kang et al. 2020).
 
-    cRT and LWS train for ``epochs`` with class-balanced sampling; the epoch kept, and tau of
+    cRT and LWS train for ``epochs`` with class-balanced sampling, on ``augment_views`` augmented
+    views of each training image (0: the un-augmented image); the epoch kept, and tau of
     tau-normalisation, are chosen by balanced accuracy on the validation split.
     """
 
@@ -121,11 +148,18 @@ class DecoupleConfig:
     weight_decay: float = 5e-4
     tau_grid: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(21))  # 0.0 .. 2.0
     seed: int = 0
+    # 0: cRT and LWS see the fixed features of the un-augmented training images (v1). n > 0: the
+    # features of n crop + flip views of every training image through the frozen backbone, as
+    # Kang et al. train them (on views drawn once, rather than new ones every epoch).
+    augment_views: int = 0
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("augment_views",)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
             check_number(self, name, int, 1)
         check_number(self, "seed", int, 0)
+        check_number(self, "augment_views", int, 0, 100)
         check_number(self, "lr", float, 0, lo_open=True)
         check_number(self, "momentum", float, 0, 1, hi_open=True)
         check_number(self, "weight_decay", float, 0)
@@ -381,6 +415,16 @@ PROFILES: dict[str, Profile] = {
         seeds=(0, 1, 2, 3, 4),
         stage1=dict(width=0.25, epochs=30),
         description="the published book: real CIFAR-10-LT, VGG16 at width 0.25, fits 2 CPU cores",
+    ),
+    "cpu-v2": Profile(
+        "cpu-v2",
+        imbalance_factors=(0.1, 0.02, 0.01),
+        seeds=(0, 1, 2, 3, 4),
+        # chosen on the validation split (ltmpq.recipe, appendix "The v2 model set")
+        stage1=dict(width=0.25, val_per_class=300, epochs=60, schedule="onecycle", precision="bf16"),
+        decouple=DecoupleConfig(weight_decay=5e-3),
+        description="the v2 model set (recipe chosen on validation); the book moves to it once "
+        "chapters 3-4 are recomputed from its weights",
     ),
     "paper": Profile(
         "paper",

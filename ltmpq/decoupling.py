@@ -10,7 +10,8 @@ input of L16), so re-running them costs seconds:
 - NCM: nearest class mean of L2-normalised features, cosine similarity.
 
 Choices (tau; the epoch kept for cRT and LWS) maximise balanced accuracy on the validation split.
-Unlike Kang et al., cRT and LWS here see fixed features of un-augmented training images.
+cRT and LWS see the fixed features of the un-augmented training images (v1), or, as in Kang et
+al., features of augmented views of them (``DecoupleConfig.augment_views``, drawn once).
 """
 
 from __future__ import annotations
@@ -161,15 +162,27 @@ def ncm(feats, labels, val_feats, val_labels) -> Fitted:
     return Fitted(head, {"val_balanced": acc}, [acc])
 
 
-def fit_all(base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig) -> dict[str, Fitted]:
-    """Every stage-2 method on the same frozen features, keyed as in :data:`METHODS`."""
+def fit_all(
+    base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig, augmented=None
+) -> dict[str, Fitted]:
+    """Every stage-2 method on the same frozen features, keyed as in :data:`METHODS`.
+
+    ``augmented``: ``(features, labels)`` of augmented views of the training images, which cRT
+    and LWS then train on (``cfg.augment_views > 0``); NCM's class means stay those of the
+    un-augmented images, and tau-norm uses no training image."""
+    if (augmented is None) != (cfg.augment_views == 0):
+        raise ValueError(
+            f"augment_views is {cfg.augment_views} but augmented features were "
+            f"{'not ' if augmented is None else ''}given"
+        )
+    tr_feats, tr_labels = (feats, labels) if augmented is None else augmented
     with torch.no_grad():
         base_acc = balanced_accuracy(base(val_feats), val_labels)
     return {
         "baseline": Fitted(copy.deepcopy(base).eval(), {"val_balanced": base_acc}, [base_acc]),
-        "crt": crt(base, feats, labels, val_feats, val_labels, cfg),
+        "crt": crt(base, tr_feats, tr_labels, val_feats, val_labels, cfg),
         "tau_norm": tau_norm(base, val_feats, val_labels, cfg),
-        "lws": lws(base, feats, labels, val_feats, val_labels, cfg),
+        "lws": lws(base, tr_feats, tr_labels, val_feats, val_labels, cfg),
         "ncm": ncm(feats, labels, val_feats, val_labels),
     }
 

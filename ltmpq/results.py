@@ -56,6 +56,7 @@ REQUIRED = {
     "stage1": ("train_counts", "groups", "split_sizes", "test_labels", "val", "test", "provenance"),
     "decoupled": ("methods", "stage1_classifier", "provenance"),
     "quantized": ("entries", "train_counts", "quant", "provenance"),
+    "recipe": ("name", "train_counts", "history", "val", "provenance"),
     "mpq": ("allocations", "sweep", "hessians", "val_labels", "test_labels", "train_counts", "layer_params",
             "seconds", "provenance"),
 }  # fmt: skip
@@ -77,7 +78,9 @@ def problem(payload: Any, cfg: Any) -> str | None:
     if missing:
         return f"incomplete: no {', '.join(missing)}"
     evaluations = []
-    if kind == "stage1":
+    if kind == "recipe":
+        evaluations = [payload["val"]]
+    elif kind == "stage1":
         evaluations = [payload["val"], payload["test"]]
         n, n_test = len(payload["train_counts"]), len(payload["test"].get("per_class", []))
         if n_test != n or n < 2:

@@ -167,7 +167,10 @@ def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
 
 def _resumable(state, cfg: Stage1Config) -> bool:
     """A loaded checkpoint holds what resuming needs (a ``{}`` or a foreign dict does not)."""
-    if not isinstance(state, dict) or not {"model", "optimizer", "epoch", "history"} <= set(state):
+    need = {"model", "optimizer", "epoch", "history"}
+    if cfg.schedule == "onecycle":
+        need.add("scheduler")
+    if not isinstance(state, dict) or not need <= set(state):
         return False
     epoch = state["epoch"]
     return isinstance(epoch, int) and 0 <= epoch <= cfg.epochs and len(state["history"]) == epoch
@@ -220,6 +223,11 @@ def train_stage1(
     steps_per_epoch = math.ceil(len(y) / cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warmup = steps_per_epoch * cfg.warmup_epochs
+    sched = None
+    if cfg.schedule == "onecycle":  # torch's, stepped after every optimizer step
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, total_steps=total, base_momentum=0.85, max_momentum=cfg.momentum
+        )
     ckpt = ckpt_dir / "checkpoint.pt"
     start, history = 0, []
     state = None
@@ -239,11 +247,13 @@ def train_stage1(
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
+        if sched is not None:
+            sched.load_state_dict(state["scheduler"])
         start, history = int(state["epoch"]), list(state["history"])
     if resident:  # the images and labels cross to the device once, not once per step
         x, y = x.to(device), y.to(device)
     run_epoch = _resident_epoch if resident else _host_epoch
-    schedule = (steps_per_epoch, total, warmup)
+    schedule = (steps_per_epoch, total, warmup, sched)
     last_write = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -262,6 +272,8 @@ def train_stage1(
         if due or stopping or epoch + 1 == cfg.epochs:
             state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
                      "epoch": epoch + 1, "history": history, "data_sha256": data_sha256}  # fmt: skip
+            if sched is not None:
+                state["scheduler"] = sched.state_dict()
             atomic_write(ckpt, lambda tmp, s=state: torch.save(s, tmp))
             last_write = time.perf_counter()
         if stopping:
@@ -272,9 +284,12 @@ def train_stage1(
     return TrainOutcome(model, history, seconds, images / seconds if seconds else float("nan"))
 
 
-def _set_lr(opt: torch.optim.Optimizer, step: int, schedule: tuple[int, int, int], peak: float) -> None:
-    """The learning rate of global step ``step``; ``schedule``: (steps per epoch, total, warm-up)."""
-    _, total, warmup = schedule
+def _set_lr(opt: torch.optim.Optimizer, step: int, schedule: tuple, peak: float) -> None:
+    """The learning rate of global step ``step``; ``schedule``: (steps per epoch, total, warm-up,
+    OneCycleLR or None). A OneCycleLR sets it itself (stepped after each optimizer step)."""
+    _, total, warmup, sched = schedule
+    if sched is not None:
+        return
     for g in opt.param_groups:
         g["lr"] = lr_at(step, total, warmup, peak)
 
@@ -292,6 +307,8 @@ def _host_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[fl
         xb, yb = augment(x[idx], gen).to(device), y[idx].to(device)
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
         loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
+        if schedule[3] is not None:
+            schedule[3].step()
         loss_sum += float(loss.detach()) * len(yb)
         correct += int((logits.argmax(1) == yb).sum())
         n += len(yb)
@@ -328,6 +345,8 @@ def _resident_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tupl
         xb, yb = augment(x[idx], gen), y[idx]
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
         loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
+        if schedule[3] is not None:
+            schedule[3].step()
         loss_sum += loss.detach().double() * b
         correct += (logits.argmax(1) == yb).sum()
         n += b
@@ -370,6 +389,26 @@ def predict(
             feats.append(f.cpu())
             logits.append(model.classifier(f).cpu())
     return torch.cat(feats), torch.cat(logits)
+
+
+@torch.inference_mode()
+def augmented_features(
+    model: VGG16, x: torch.Tensor, views: int, seed: int, batch_size: int = 1000
+) -> torch.Tensor:
+    """Features (input of the classifier) of ``views`` crop + flip views of every uint8 image,
+    view-major: rows ``v * len(x) + i`` are view ``v`` of image ``i``. View ``v`` is drawn by
+    :func:`epoch_generator` ``(seed, v, stream=7)``, so the views are fixed by the seed. On the
+    CPU, in float32 (stage 2's cRT and LWS train on them, chapter 2)."""
+    if isinstance(views, bool) or not isinstance(views, int) or views < 1:
+        raise ValueError(f"views must be an int >= 1, got {views!r}")
+    model = model.cpu().eval()
+    out = []
+    for v in range(views):
+        # the whole set's crops and flips in one draw, so that the views do not depend on batch_size
+        xa = augment(x, epoch_generator(seed, v, stream=7))
+        for i in range(0, len(x), batch_size):
+            out.append(model.features(xa[i : i + batch_size]))
+    return torch.cat(out)
 
 
 def throughput(

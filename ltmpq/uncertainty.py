@@ -177,3 +177,37 @@ def paired_difference(
     tail = min(np.sum(dist <= 0), np.sum(dist >= 0))
     return {"estimate": est, "ci_low": float(lo), "ci_high": float(hi),
             "pvalue": float(min(1.0, 2 * (tail + 1) / (n_boot + 1)))}  # fmt: skip
+
+
+def ranking_reliability(float_correct, layer_correct, sizes: Sequence[int]) -> dict:
+    """How well single-layer sensitivities measured on a validation split rank the layers, and how
+    well they would on splits of other ``sizes`` (chapter 4's noise; the v2 split size).
+
+    ``float_correct``: (n,) 0/1 correctness of the float model on the split; ``layer_correct``:
+    (L, n), the same with only layer l quantized. A layer's sensitivity is the mean of the paired
+    differences, its noise variance their variance / n. The spread of the L sensitivities is
+    true spread plus noise: ``true_var = max(var(sens) - mean(noise var), 0)``. On a split of m
+    images the noise variance scales by n / m, and the reliability
+    ``true_var / (true_var + noise_var * n / m)`` is the correlation expected between the
+    sensitivities measured on two independent splits of m images (Spearman-Brown).
+
+    Returns ``{"n", "spread", "noise_sd", "true_sd", "reliability": {m: r}}`` in the units of
+    the inputs' mean (fractions; x100 for points).
+    """
+    f = np.asarray(float_correct, dtype=float)
+    q = np.atleast_2d(np.asarray(layer_correct, dtype=float))
+    if f.ndim != 1 or q.shape[1] != f.size or f.size < 2 or q.shape[0] < 2:
+        raise ValueError(
+            f"need float_correct (n,) with n >= 2 and layer_correct (L >= 2, n), got {f.shape} and {q.shape}"
+        )
+    bad = [m for m in sizes if isinstance(m, bool) or not isinstance(m, int | np.integer) or m < 1]
+    if bad:
+        raise ValueError(f"sizes must be ints >= 1, got {bad}")
+    d = f[None, :] - q
+    n = f.size
+    sens = d.mean(axis=1)
+    noise = float(np.mean(d.var(axis=1, ddof=1) / n))
+    observed = float(sens.var(ddof=1))
+    true = max(observed - noise, 0.0)
+    rel = {int(m): (true / (true + noise * n / m) if true + noise > 0 else float("nan")) for m in sizes}
+    return {"n": n, "spread": observed**0.5, "noise_sd": noise**0.5, "true_sd": true**0.5, "reliability": rel}

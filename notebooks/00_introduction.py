@@ -134,7 +134,8 @@ plt.show()
 #
 # The blog trains VGG16 {cite:p}`simonyan2015vgg` for CIFAR: 13 convolutions with BatchNorm and
 # 3 fully connected layers, 16 weight layers named L1-L16. We keep the architecture and the
-# names and add a *width multiplier*. The results in this book come from one of three profiles:
+# names and add a *width multiplier*. The results in this book come from one of these profiles
+# (`cpu-v2` is the stronger model set of the appendix, which the chapters move to next):
 
 # %% tags=["hide-input"]
 ch0.profiles_table()

@@ -76,7 +76,7 @@ def data_facts(s1: dict) -> dict:
 
 
 def profiles_table() -> pd.DataFrame:
-    """The three profiles: imbalance factors, seeds, model width, epochs and what each is for."""
+    """Every profile: imbalance factors, seeds, model width, epochs and what each is for."""
     rows = []
     for p in PROFILES.values():
         cfg = p.stage1_config(1.0, 0)

@@ -1,0 +1,232 @@
+"""Appendix "The v2 model set": the recipe search on the validation split, the validation split's
+size, and Table 1 of v1 and v2 beside the blog's.
+
+Every value the appendix glues or tabulates comes from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import recipe
+from ..results import decode_predictions
+from ..uncertainty import ranking_reliability
+from .ch1_evaluation import table1_vs_blog
+from .ch2_decoupling import TABLE1_MODELS
+
+# --------------------------------------------------------------------------- the recipe search
+
+
+def search_frame(profile: str, stored: Mapping[str, dict]) -> pd.DataFrame:
+    """One row per candidate (validation numbers in points, projected model-set time)."""
+    return pd.DataFrame(recipe.table(profile, dict(stored))).set_index("recipe")
+
+
+#: The candidate pairs that differ in precision alone (bf16, fp32), and how far below fp32 a
+#: bf16 run may land before it counts as a loss (points of validation accuracy; one seed each).
+BF16_PAIRS = (
+    ("cosine, 30 ep, bf16", "v1: cosine, 30 ep, fp32"),
+    ("one-cycle, 40 ep, bf16", "one-cycle, 40 ep, fp32"),
+)
+BF16_TOLERANCE = 1.0
+
+
+def search_facts(frame: pd.DataFrame, chosen: str, budget_s: float) -> dict:
+    """What the search found: the chosen recipe, its gain over v1's on the same split, and the
+    effect of each lever measured as the difference of two candidates that differ only in it."""
+    v1 = frame.iloc[0]  # the first candidate is v1's recipe (recipe.RECIPES)
+    best = frame.loc[chosen]
+
+    def diff(a: str, b: str) -> str:
+        if a not in frame.index or b not in frame.index:
+            return "n/a"
+        return f"{frame.loc[a, 'val balanced'] - frame.loc[b, 'val balanced']:+.1f}"
+
+    pair = ("cosine, 30 ep, bf16", "v1: cosine, 30 ep, fp32")
+    speedup = "n/a"
+    if set(pair) <= set(frame.index):
+        speedup = f"{frame.loc[pair[0], 'img/s'] / frame.loc[pair[1], 'img/s']:.1f}"
+    bf16 = [diff(*BF16_PAIRS[0]), diff(*BF16_PAIRS[1])]
+    # judged on the unrounded differences (the text shows them rounded)
+    known = [frame.loc[a, "val balanced"] - frame.loc[b, "val balanced"]
+             for a, b in BF16_PAIRS if a in frame.index and b in frame.index]  # fmt: skip
+    if not known:
+        bf16_word = "not measured"
+    elif all(d < -BF16_TOLERANCE - 1e-9 for d in known):  # exactly the tolerance is no loss
+        bf16_word = "a loss in every comparison"
+    else:
+        bf16_word = "no consistent loss"
+    return {
+        "recipe_chosen": chosen,
+        "bf16_verdict": bf16_word,
+        "recipe_n": len(frame),
+        "recipe_val": f"{best['val balanced']:.1f}",
+        "recipe_val_tail": f"{best['val tail']:.1f}",
+        "recipe_v1_val": f"{v1['val balanced']:.1f}",
+        "recipe_v1_val_tail": f"{v1['val tail']:.1f}",
+        "recipe_gain": f"{best['val balanced'] - v1['val balanced']:+.1f}",
+        "recipe_minutes": f"{best['model set (min)']:.0f}",
+        "recipe_budget": f"{budget_s / 60:.0f}",
+        "bf16_speedup": speedup,
+        "lever_bf16": bf16[0],
+        "lever_onecycle": diff("one-cycle, 30 ep, bf16", "cosine, 30 ep, bf16"),
+        "lever_bf16_onecycle": bf16[1],
+        "lever_40ep": diff("one-cycle, 40 ep, bf16", "one-cycle, 30 ep, bf16"),
+        "lever_60ep": diff("one-cycle, 60 ep, bf16", "one-cycle, 40 ep, bf16"),
+    }
+
+
+def stage2_frame(rows: list[dict]) -> pd.DataFrame:
+    """Stage 2's candidates as a table indexed by (candidate, method)."""
+    return pd.DataFrame(rows).set_index(["stage 2", "method"])
+
+
+def stage2_range(rows: list[dict], method: str = "crt") -> str:
+    """How far apart the stage-2 candidates' validation accuracies of ``method`` lie (points)."""
+    vals = [r["val overall"] for r in rows if r["method"] == method]
+    return f"{max(vals) - min(vals):.1f}" if vals else "n/a"
+
+
+# --------------------------------------------------------------------------- validation split size
+
+
+def split_reliability(
+    mres: Mapping, heads: Sequence[str], bits: Sequence[int], sizes: Sequence[int]
+) -> pd.DataFrame:
+    """Per (seed, head, bits): the spread of chapter 4's single-layer sensitivities on its
+    validation split, their noise, and the reliability of the layer ranking on splits of ``sizes``
+    images (:func:`ltmpq.uncertainty.ranking_reliability`); accuracy in points."""
+    rows = []
+    for cfg, r in mres.items():
+        y = decode_predictions(r["val_labels"])
+        for h in heads:
+            s = r["sweep"][h]
+            f = decode_predictions(s["float"]) == y
+            for b in bits:
+                layers = s["layers"].values()
+                q = np.stack([decode_predictions(v[str(b)]["predictions"]) == y for v in layers])
+                est = ranking_reliability(f, q, sizes)
+                row = {"seed": cfg.seed, "head": h, "bits": b, "spread": 100 * est["spread"],
+                       "noise": 100 * est["noise_sd"], "true": 100 * est["true_sd"]}  # fmt: skip
+                row |= {m: est["reliability"][m] for m in sizes}
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def reliability_table(frame: pd.DataFrame, sizes: Sequence[int]) -> pd.DataFrame:
+    """Mean over seeds per (head, bits): spread, noise, true spread (points) and the reliability
+    at each split size (as 'per class' columns of a 10-class split)."""
+    t = frame.groupby(["head", "bits"])[["spread", "noise", "true", *sizes]].mean()
+    return t.rename(columns={m: f"r at {m // 10}/class" for m in sizes})
+
+
+def split_facts(frame: pd.DataFrame, current: int, chosen: int, bits_clear: int, bits_noisy: int) -> dict:
+    """The numbers the split-size decision rests on: the mean reliability of the layer ranking
+    at ``bits_clear`` and ``bits_noisy`` on the current and the chosen split."""
+
+    def mean(b: int, m: int) -> str:
+        return f"{frame.loc[frame['bits'] == b, m].mean():.2f}"
+
+    noisy = frame[frame["bits"] == bits_noisy]
+    return {
+        "val_current": current // 10,
+        "val_chosen": chosen // 10,
+        "rel_clear_now": mean(bits_clear, current),
+        "rel_clear_chosen": mean(bits_clear, chosen),
+        "rel_noisy_now": mean(bits_noisy, current),
+        "rel_noisy_chosen": mean(bits_noisy, chosen),
+        "noisy_true_sd": f"{noisy['true'].mean():.2f}",
+        "noisy_noise_sd": f"{noisy['noise'].mean():.2f}",
+        "bits_clear": bits_clear,
+        "bits_noisy": bits_noisy,
+    }
+
+
+# --------------------------------------------------------------------------- Table 1, v1 and v2
+
+
+def table1_versions(summary_v1: pd.DataFrame | None, summary_v2: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 cells (IF, model, metric): the blog's, v1's and v2's mean and their differences
+    from the blog (points). Without ``summary_v1`` (a profile with no predecessor) its columns are
+    NaN."""
+    methods = tuple(TABLE1_MODELS)
+    v2 = table1_vs_blog(summary_v2, methods).rename(columns={"ours": "v2", "difference": "v2 - blog"})
+    keys = ["imbalance_factor", "method", "metric"]
+    out = v2[[*keys, "blog", "v2", "v2 - blog"]]
+    if summary_v1 is None:
+        out = out.assign(v1=np.nan, **{"v1 - blog": np.nan})
+    else:
+        v1 = table1_vs_blog(summary_v1, methods).rename(columns={"ours": "v1", "difference": "v1 - blog"})
+        out = out.merge(v1[[*keys, "v1", "v1 - blog"]], on=keys, how="left")
+    out["method"] = out["method"].map(TABLE1_MODELS)
+    return out[[*keys, "blog", "v1", "v2", "v1 - blog", "v2 - blog"]]
+
+
+def mean_abs_difference(cells: pd.DataFrame, column: str) -> float:
+    """Mean |ours - blog| over the Table 1 cells (the issue's goal: <= 4 points for v2)."""
+    return float(cells[column].abs().mean())
+
+
+def table1_versions_facts(cells: pd.DataFrame) -> dict:
+    """Mean |difference| of v1 and v2 over Table 1's cells, and how many cells v2 has (v1 has
+    the same ones whenever its profile ran the same imbalance factors)."""
+    v1 = mean_abs_difference(cells, "v1 - blog")
+    v2 = mean_abs_difference(cells, "v2 - blog")
+    return {"mad_v1": "n/a" if np.isnan(v1) else f"{v1:.1f}", "mad_v2": f"{v2:.1f}",
+            "mad_cells": int(cells["v2 - blog"].notna().sum())}  # fmt: skip
+
+
+def table1_versions_table(cells: pd.DataFrame) -> pd.DataFrame:
+    """Rows (IF, metric), columns (model, blog | v1 | v2 | v1 - blog | v2 - blog)."""
+    values = ["blog", "v1", "v2", "v1 - blog", "v2 - blog"]
+    t = cells.pivot_table(index=["imbalance_factor", "metric"], columns="method", values=values,
+                          aggfunc="first", dropna=False)  # fmt: skip
+    t = t.swaplevel(axis=1)[[(m, v) for m in TABLE1_MODELS.values() for v in values]]
+    order = {"overall": 0, "head": 1, "tail": 2}
+    return t.sort_index(
+        level=[0, 1], ascending=[False, True], key=lambda i: i.map(order.get) if i.name == "metric" else i
+    )
+
+
+# --------------------------------------------------------------------------- what training cost
+
+
+def training_cost(s1: Mapping, processes: int = 2) -> dict:
+    """The model set's training: summed per-process seconds, its wall time on ``processes``
+    one-thread processes (perfectly shared), and the mean throughput."""
+    seconds = sum(r["train_seconds"] for r in s1.values())
+    images = sum(sum(h["images"] for h in r["history"]) for r in s1.values())
+    return {
+        "train_models": len(s1),
+        "train_cpu_min": f"{seconds / 60:.0f}",
+        "train_wall_min": f"{seconds / processes / 60:.0f}",
+        "train_img_s": f"{images / seconds:.0f}",
+        "train_processes": processes,
+    }
+
+
+def head_counts(s1_v1: Mapping | None, s1_v2: Mapping) -> dict:
+    """Training images of the largest class in v1 and v2 (what the larger split costs it)."""
+
+    def largest(s1: Mapping | None) -> str:
+        return "n/a" if not s1 else f"{max(max(r['train_counts']) for r in s1.values()):,}"
+
+    return {"head_count_v1": largest(s1_v1), "head_count_v2": largest(s1_v2)}
+
+
+#: The issue's goal for v2: mean |ours - blog| over Table 1's cells, in points.
+MAD_GOAL = 4.0
+
+
+def goal_facts(cells: pd.DataFrame, goal: float = MAD_GOAL, n_largest: int = 3) -> dict:
+    """Whether v2 meets the goal, and the cells that are furthest from the blog's."""
+    mad = mean_abs_difference(cells, "v2 - blog")
+    far = cells.reindex(cells["v2 - blog"].abs().sort_values(ascending=False).index).head(n_largest)
+    text = "; ".join(
+        f"IF {r['imbalance_factor']:g} {r['method']} {r['metric']} ({r['v2 - blog']:+.1f})"
+        for _, r in far.iterrows()
+    )
+    return {"mad_goal": f"{goal:g}", "mad_goal_met": "meets" if mad <= goal else "misses", "far_cells": text}
