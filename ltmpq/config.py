@@ -261,6 +261,11 @@ class MPQConfig:
     random_tolerance: float = 0.25
     hessian_samples: int = 32
     seed: int = 0
+    # None: the traces use the whole validation split; n: the first n / classes images of each
+    # class (a balanced subset; the traces cost grows with the images, the sweep's noise does not)
+    hessian_images: int | None = None
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("hessian_images",)
 
     def __post_init__(self) -> None:
         if not self.choices:
@@ -292,6 +297,7 @@ class MPQConfig:
             )
         check_number(self, "random_draws", int, 0)
         check_number(self, "hessian_samples", int, 2)
+        check_number(self, "hessian_images", int, 1, optional=True)
         check_number(self, "random_tolerance", float, 0, lo_open=True)
         check_number(self, "seed", int, 0)
 
@@ -362,6 +368,9 @@ class SensitivityRun:
     hessian_metrics: tuple[str, ...]
     hessian_heads: tuple[str, ...]
     seed: int
+    hessian_images: int | None = None
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("hessian_images",)
 
 
 @dataclass(frozen=True)

@@ -235,6 +235,26 @@ def hutchinson_traces(
             for i, n in enumerate(names)}  # fmt: skip
 
 
+def balanced_subset(labels, n: int | None) -> np.ndarray:
+    """Indices of the first ``n / classes`` images of each class, in split order (all images
+    when ``n`` is None): the validation images chapter 4's Hessian traces use
+    (``MPQConfig.hessian_images``). ``n`` must be a multiple of the class count that every class
+    can fill."""
+    labels = np.asarray(labels)
+    if n is None:
+        return np.arange(len(labels))
+    classes = np.unique(labels)
+    per, rest = divmod(n, len(classes))
+    by_class = [np.flatnonzero(labels == c) for c in classes]
+    smallest = min(len(b) for b in by_class)
+    if rest or per < 1 or per > smallest:
+        raise ValueError(
+            f"hessian_images must be a multiple of the {len(classes)} classes, at most "
+            f"{len(classes) * smallest} (this split's), got {n}"
+        )
+    return np.sort(np.concatenate([b[:per] for b in by_class]))
+
+
 def model_traces(
     model: VGG16,
     head: nn.Module,

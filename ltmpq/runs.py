@@ -298,10 +298,14 @@ def _measure_sensitivity(
     hessians: dict[str, dict] = {}
     wanted = [m for m in HESSIAN_METRICS if m in mcfg.budget_metrics]
     tail_only = [1.0 if c in groups["tail"] else 0.0 for c in range(n_classes)]
+    xh, yh = xv, yv_tensor  # the very tensors when all images are used (same memory layout, same sums)
+    if mcfg.hessian_images is not None:
+        keep = torch.from_numpy(mp.balanced_subset(yv, mcfg.hessian_images))
+        xh, yh = xv[keep].contiguous(memory_format=torch.channels_last), yv_tensor[keep]
     for h in mcfg.budget_heads if wanted else ():
         for m in wanted:
             hessians.setdefault(h, {})[m] = mp.model_traces(
-                model, heads[h], xv, yv_tensor, qcfg, samples=mcfg.hessian_samples,
+                model, heads[h], xh, yh, qcfg, samples=mcfg.hessian_samples,
                 class_weights=tail_only if m == "hessian_tail" else None,
                 seed=int(np.random.SeedSequence([mcfg.seed, seed]).generate_state(1)[0]),
             )  # fmt: skip
@@ -354,7 +358,7 @@ def mixed_precision(
     # the expensive, allocation-independent part is cached: a rerun (or a resumed run) reuses it
     key = config_hash(SensitivityRun(cfg, dcfg, qcfg, mcfg.choices, tuple(names), mcfg.hessian_samples,
                                      tuple(m for m in HESSIAN_METRICS if m in mcfg.budget_metrics),
-                                     tuple(mcfg.budget_heads), mcfg.seed))  # fmt: skip
+                                     tuple(mcfg.budget_heads), mcfg.seed, mcfg.hessian_images))  # fmt: skip
     cache = artifacts.run_dir(cfg) / f"mpq-sensitivity-{key}-{feats['weights_sha256'][:12]}.json"
     try:
         measured = json.loads(cache.read_text())

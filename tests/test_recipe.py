@@ -296,3 +296,59 @@ def test_committed_cpu_v2_model_set_shares_one_set_of_weights(monkeypatch):
         r = json.loads(p.read_text())
         if r["stage1_hash"] in by_hash:
             assert r["weights_sha256"] == by_hash[r["stage1_hash"]], p.name
+
+
+# ------------------------------------------------------------------ chapter 4's Hessian subset
+
+
+def test_balanced_subset_takes_the_first_images_of_each_class():
+    from ltmpq.mpq import balanced_subset
+
+    labels = np.array([2, 0, 1, 0, 2, 1, 1, 0, 2])
+    assert balanced_subset(labels, None).tolist() == list(range(9))
+    assert balanced_subset(labels, 3).tolist() == [0, 1, 2]  # first 2, first 0, first 1
+    assert balanced_subset(labels, 6).tolist() == [0, 1, 2, 3, 4, 5]
+    for bad in (4, 12, 0):
+        with pytest.raises(ValueError, match=f"multiple of the 3 classes, at most 9 .*got {bad}"):
+            balanced_subset(labels, bad)
+
+
+def test_hessian_images_is_checked_and_leaves_v1_mpq_hashes_alone():
+    from ltmpq.config import MPQConfig, MPQRun
+
+    cpu = get_profile("cpu")
+    run = MPQRun(cpu.stage1_config(0.01, 0), cpu.decouple, cpu.quant, cpu.mpq)
+    assert config_hash(run) == "aecb5b2d951e"  # results/cpu/mpq/if0.01-seed0-aecb5b2d951e.json
+    other = MPQRun(run.stage1, run.decouple, run.quant, replace(cpu.mpq, hessian_images=1000))
+    assert config_hash(other) != config_hash(run)
+    for bad in (0, -10, 2.5, "all"):
+        with pytest.raises(ValueError, match="hessian_images"):
+            MPQConfig(hessian_images=bad)
+
+
+def test_hessian_traces_see_the_balanced_subset_only(monkeypatch):
+    from ltmpq import mpq as mp
+    from ltmpq import runs
+    from ltmpq.config import MPQConfig, QuantConfig
+
+    seen = []
+    monkeypatch.setattr(
+        mp,
+        "single_layer_sweep",
+        lambda model, heads, x, *a, **k: ({h: torch.zeros(len(x), 3) for h in heads}, {}),
+    )
+    monkeypatch.setattr(
+        mp, "model_traces", lambda model, head, x, y, *a, **k: seen.append((x.clone(), y.clone())) or {}
+    )
+    yv = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2])
+    xv = torch.arange(9.0).view(9, 1, 1, 1).expand(9, 3, 2, 2).contiguous(memory_format=torch.channels_last)
+    groups = {"head": [0], "tail": [1, 2]}
+    for n, want in ((None, list(range(9))), (6, [0, 1, 2, 3, 4, 5])):
+        seen.clear()
+        mcfg = MPQConfig(budget_metrics=("hessian",), budget_heads=("crt",), hessian_images=n)
+        runs._measure_sensitivity(
+            None, {"crt": None}, xv, yv, torch.from_numpy(yv), groups, 3, QuantConfig(), mcfg, 0, False
+        )
+        ((x, y),) = seen
+        assert x[:, 0, 0, 0].tolist() == [float(i) for i in want] and y.tolist() == yv[want].tolist()
+        assert x.is_contiguous(memory_format=torch.channels_last)
