@@ -109,12 +109,13 @@ def claim3_bits(quant_bits: Sequence[int]) -> list[str]:
     return list(dict.fromkeys(b for b in ("6", "4", str(min(quant_bits))) if int(b) in quant_bits))
 
 
-def claim3(drops: pd.DataFrame, quant_bits: Sequence[int]) -> list[Part]:
+def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "default") -> list[Part]:
     """Lower bit-widths hurt the tail much more: Δ = tail drop - head drop > :data:`~ltmpq.verdicts.MUCH_MORE`
     at each of :func:`claim3_bits`, for the baseline and cRT, at the strongest imbalance, with the
-    default quantizer. ``drops``: :func:`ltmpq.frames.drop_frame` of chapter 3's sweeps."""
+    quantizer ``variant`` (chapter 3: the default; chapter 5: each hypothesis).
+    ``drops``: :func:`ltmpq.frames.drop_frame` of the sweeps."""
     d = delta_per_seed(drops)
-    d = d[(d["variant"] == "default") & (d["imbalance_factor"] == min(d["imbalance_factor"]))]
+    d = d[(d["variant"] == variant) & (d["imbalance_factor"] == min(d["imbalance_factor"]))]
     parts = []
     for i, b in enumerate(claim3_bits(quant_bits)):
         for j, m in enumerate(BLOG_MODELS):
@@ -184,6 +185,85 @@ def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
             "#sec-table2",
         ),
     ]
+
+
+def study_parts(
+    acc: pd.DataFrame, drops: pd.DataFrame, quant_bits: Sequence[int], rank_gap: pd.Series,
+    mpq: pd.DataFrame, k: int,
+) -> list[Part]:  # fmt: skip
+    """Every part of the four claims (chapter 4's verdict table): ``acc`` is
+    :func:`ltmpq.frames.metrics_frame` of chapters 1-2, ``drops`` chapter 3's
+    :func:`ltmpq.frames.drop_frame`, ``rank_gap`` and ``mpq`` chapter 4's at one imbalance factor."""
+    return [*claim1(acc), *claim2(acc), *claim3(drops, quant_bits), *claim4(rank_gap, mpq, k)]
+
+
+def profile_parts(
+    profile: str, imbalance_factor: float, k: int, n_splits: int, compute: bool = False
+) -> list[Part]:
+    """:func:`study_parts` of a profile's stored results, chapter 4's at ``imbalance_factor``
+    (chapter 4 computes them for another model set, e.g. the predecessor's, to show what changed)."""
+    from . import frames, load
+    from .analysis.ch4_mitigation import HEAD, rank_agreement
+    from .params import ChapterParams
+
+    params = ChapterParams(profile, compute)
+    prof = params.prof
+    acc = frames.metrics_frame(load.stage1_results(params), load.decoupled_results(params))
+    qres = load.quantized_results(params, ["default"])["default"]
+    drops = frames.drop_frame(frames.quant_frame({"default": qres}))
+    mres = load.mpq_results(ChapterParams(profile, compute, (imbalance_factor,)))
+    gap = rank_agreement(mres, HEAD, prof.mpq.rule_bits[1], n_splits)["per_seed"].set_index("seed")["gap"]
+    return study_parts(acc, drops, prof.quant_bits, gap, frames.mpq_frame(mres), k)
+
+
+def claim4_by_imbalance(mres: dict, k: int, bits: int, n_splits: int) -> pd.DataFrame:
+    """Claim 4's verdict table at each imbalance factor chapter 4 ran (``mres``: its stored runs
+    of every factor), with an ``IF`` column, strongest imbalance first."""
+    from .analysis.ch4_mitigation import HEAD, by_imbalance, rank_agreement
+    from .frames import mpq_frame
+
+    tables = []
+    for f, group in by_imbalance(mres).items():
+        gap = rank_agreement(group, HEAD, bits, n_splits)["per_seed"].set_index("seed")["gap"]
+        tables.append(verdict_table(claim4(gap, mpq_frame(group), k)).assign(IF=f))
+    return pd.concat(tables, ignore_index=True)
+
+
+def by_imbalance_facts(table: pd.DataFrame) -> dict[str, str]:
+    """``claim4_by_if``: claim 4's combined verdict at each imbalance factor of
+    :func:`claim4_by_imbalance`, naming the parts that are not supported, in one sentence."""
+    items = []
+    for f, g in table.groupby("IF", sort=True):
+        by_verdict = {
+            v: [p for p, w in zip(g["part"], g["verdict"], strict=True) if w == v]
+            for v in (verdicts.NOT_SUPPORTED, verdicts.INCONCLUSIVE)
+        }
+        detail = "; ".join(f"{v}: {', '.join(ps)}" for v, ps in by_verdict.items() if ps)
+        items.append(f"IF {f:g} {verdicts.combine(g['verdict'])}" + (f" ({detail})" if detail else ""))
+    return {"claim4_by_if": "; ".join(items)}
+
+
+def verdict_changes(now: pd.DataFrame, before: pd.DataFrame) -> pd.DataFrame:
+    """Each part's verdict and estimate in two model sets (e.g. v1 -> v2), by part; a part one of
+    them lacks shows "–". ``changed``: the verdict differs (and both have one)."""
+    cols = ["part", "statement", "estimate [95% CI]", "verdict"]
+    m = before[cols].merge(now[cols], on=["part", "statement"], how="outer", suffixes=(" before", " now"))
+    m = m.fillna("–")
+    m["changed"] = (
+        (m["verdict before"] != m["verdict now"]) & (m["verdict before"] != "–") & (m["verdict now"] != "–")
+    )
+    order = {p: i for i, p in enumerate(now["part"])}
+    return m.sort_values("part", key=lambda s: s.map(order).fillna(len(order))).reset_index(drop=True)
+
+
+def change_sentence(changes: pd.DataFrame, before: str, now: str) -> str:
+    """The verdicts that changed between two model sets, as a sentence for the prose."""
+    moved = changes[changes["changed"]]
+    if moved.empty:
+        return f"No part's verdict changed from {before} to {now}."
+    items = "; ".join(f"{r['part']} {r['verdict before']} → {r['verdict now']}" for _, r in moved.iterrows())
+    n = len(moved)
+    return f"{n} part{'s' if n > 1 else ''} changed verdict from {before} to {now}: {items}."
 
 
 def estimate_text(ev: dict) -> str:

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .config import PROFILES, QUANT_ABLATIONS, get_profile
+from .config import PROFILES, QUANT_ABLATIONS, QUANT_HYPOTHESES, get_profile
 
 
 def imbalance_factor_arg(text: str) -> float:
@@ -59,16 +59,17 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", dest="seeds", type=seed_arg, nargs="+", action="extend",
                        help="seeds (default: the profile's)")  # fmt: skip
-    run.add_argument("--stage", choices=["stage1", "decoupled", "quantized", "mpq", "all"], default="all")
+    run.add_argument("--stage", choices=[*CLI_STAGES, "all"], default="all")
     names = ", ".join(map(repr, QUANT_ABLATIONS))
     run.add_argument(
         "--variant",
         dest="variants",
         nargs="+",
         action="extend",
-        choices=list(QUANT_ABLATIONS),
+        choices=[*QUANT_ABLATIONS, *QUANT_HYPOTHESES],
         metavar="NAME",
-        help=f"chapter 3's quantizer variants (default: all): {names}",
+        help=f"chapter 3's quantizer variants (default: all of them): {names}; or chapter 5's "
+        f"hypotheses: {', '.join(map(repr, QUANT_HYPOTHESES))}",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--retrain", action="store_true",
@@ -97,9 +98,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: ``ltmpq.runs.STAGES``, spelled out so that ``--help`` does not import torch (a test checks it).
+CLI_STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain")
+
+
 def _status(args) -> int:
     from . import results
-    from .config import DecoupledRun, MPQRun, QuantizedRun
+    from .config import DecoupledRun, ExplainRun, MPQRun, QuantizedRun
     from .data import cached_digest
     from .runs import STAGE_VERSIONS, quant_variants_for
 
@@ -119,11 +124,18 @@ def _status(args) -> int:
                  for q, keep in variants.values()]  # fmt: skip
         if cfg.imbalance_factor in prof.mpq_ifs:
             runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
+        if cfg.imbalance_factor in prof.explain_ifs:
+            hyps = quant_variants_for(prof.name, list(QUANT_HYPOTHESES)).values()
+            runs += [
+                ("hypotheses", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep)) for q, keep in hyps
+            ]
+            runs.append(("explain", ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)))
         states = {}
-        for kind, run in runs:
+        for label, run in runs:
+            kind = "quantized" if label == "hypotheses" else label  # chapter 5's are chapter 3's kind
             state = results.status(results.result_path(prof.name, kind, run), run, digest, STAGE_VERSIONS)
             missing += not state.startswith("ok")
-            states.setdefault(kind, []).append(state)
+            states.setdefault(label, []).append(state)
         for kind, found in states.items():
             ok = sum(st.startswith("ok") for st in found)
             shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"

@@ -176,6 +176,11 @@ class DecoupleConfig:
 GRANULARITIES = ("channel", "tensor")
 CLIPPINGS = ("minmax", "mse")
 CALIBRATIONS = ("lt", "balanced", "tail")
+WEIGHT_SCHEMES = ("symmetric", "affine")
+ACT_SCHEMES = ("unsigned", "affine")
+ACT_CLIPPINGS = ("mse", "minmax", "percentile", "histogram")
+#: ``act_bits`` / ``logit_bits`` value: the bits of the weights they follow, at each swept bit-width.
+MATCH = "match"
 
 
 @dataclass(frozen=True)
@@ -189,27 +194,71 @@ class QuantConfig:
     Activations (``act_bits``; None: float): unsigned per-tensor, the clipping chosen by squared
     error on ``calibration_size`` training images drawn ``lt`` (as the long-tailed training
     set), ``balanced`` (equal per class) or ``tail`` (equal per tail class).
+
+    Chapter 5's hypotheses (:data:`QUANT_HYPOTHESES`; each default is the quantizer above):
+    ``weight_scheme="affine"``: asymmetric weights (an integer zero point per scale).
+    ``act_bits="match"``: each activation at the bits of the layer it feeds (W8A8 ... W4A4 in a
+    uniform sweep; float activations for the float model). ``act_scheme="affine"``: asymmetric
+    activations, which also quantizes the network input (after a ReLU the minimum is 0: there it
+    is the unsigned grid). ``act_clipping``: the activation range from squared error (``mse``),
+    the extremes (``minmax``), the ``act_percentile``-th percentile (``percentile``) or torch's
+    ``HistogramObserver`` (``histogram``). ``first_last_bits``: L1 and L16 (weights and inputs)
+    at these bits whatever the swept bit-width. ``logit_bits``: the classifier's output
+    quantized (affine per tensor, calibrated on the calibration images' logits) before the
+    argmax, at these bits or at the classifier's (``"match"``).
     """
 
     granularity: str = "channel"
     clipping: str = "minmax"
     fold_bn: bool = True
-    act_bits: int | None = None
+    act_bits: int | str | None = None  # an int, MATCH or None (float activations)
     calibration: str = "lt"
     calibration_size: int = 250
     calibration_seed: int = 0
+    weight_scheme: str = "symmetric"
+    act_scheme: str = "unsigned"
+    act_clipping: str = "mse"
+    act_percentile: float = 99.99
+    first_last_bits: int | None = None
+    logit_bits: int | str | None = None  # an int, MATCH or None (float logits)
+
+    # added for chapter 5: at their defaults they leave the hash of every earlier run as it was
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = (
+        "weight_scheme", "act_scheme", "act_clipping", "act_percentile", "first_last_bits", "logit_bits",
+    )  # fmt: skip
 
     def __post_init__(self) -> None:
         for name, allowed in (("granularity", GRANULARITIES), ("clipping", CLIPPINGS),
-                              ("calibration", CALIBRATIONS)):  # fmt: skip
-            if getattr(self, name) not in allowed:
+                              ("calibration", CALIBRATIONS), ("weight_scheme", WEIGHT_SCHEMES),
+                              ("act_scheme", ACT_SCHEMES), ("act_clipping", ACT_CLIPPINGS)):  # fmt: skip
+            if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not isinstance(self.fold_bn, bool | np.bool_):
             raise ValueError(f"fold_bn must be True or False, got {self.fold_bn!r}")
         object.__setattr__(self, "fold_bn", bool(self.fold_bn))
-        check_number(self, "act_bits", int, 2, 16, optional=True)  # None: float activations
+        for name in ("act_bits", "logit_bits"):
+            if isinstance(getattr(self, name), str) and getattr(self, name) == MATCH:
+                continue
+            try:
+                check_number(self, name, int, 2, 16, optional=True)
+            except ValueError:
+                raise ValueError(
+                    f"{name} must be an int in [2, 16], {MATCH!r} or None, got {getattr(self, name)!r}"
+                ) from None
+        check_number(self, "first_last_bits", int, 2, 16, optional=True)
+        check_number(self, "act_percentile", float, 50, 100, lo_open=True)
         check_number(self, "calibration_size", int, 1)
         check_number(self, "calibration_seed", int, 0)
+        # settings that would change nothing are errors: two configs, one quantizer, two hashes
+        if self.act_bits is None and self.act_scheme != "unsigned":
+            raise ValueError(f"act_scheme={self.act_scheme!r} needs act_bits (an int or {MATCH!r}), got None")
+        if self.act_bits is None and self.logit_bits is None and self.act_clipping != "mse":
+            raise ValueError(f"act_clipping={self.act_clipping!r} needs act_bits or logit_bits, got None")
+        if self.act_clipping != "percentile" and self.act_percentile != 99.99:
+            raise ValueError(
+                f"act_percentile={self.act_percentile!r} needs act_clipping='percentile', "
+                f"got {self.act_clipping!r}"
+            )
 
 
 #: Chapter 3's ablations: each changes one thing of the profile's default quantizer.
@@ -222,6 +271,45 @@ QUANT_ABLATIONS: dict[str, dict[str, Any]] = {
     "+ 8-bit act., LT calib.": {"act_bits": 8, "calibration": "lt"},
     "+ 8-bit act., balanced calib.": {"act_bits": 8, "calibration": "balanced"},
     "+ 8-bit act., tail calib.": {"act_bits": 8, "calibration": "tail"},
+}
+
+#: Chapter 5's quantizer hypotheses: what quantizer would lose the blog's 0.5 head / 6.5 tail
+#: points at 6 bits? Each changes the profile's default quantizer (a QuantConfig's overrides);
+#: "W=A" is activations at the weights' bits (W8A8 ... W4A4), calibrated on LT training images.
+QUANT_HYPOTHESES: dict[str, dict[str, Any]] = {
+    "W=A, LT calib.": {"act_bits": MATCH, "calibration": "lt"},
+    "W=A affine, min-max": {"act_bits": MATCH, "act_scheme": "affine", "act_clipping": "minmax"},
+    "W=A affine, histogram": {"act_bits": MATCH, "act_scheme": "affine", "act_clipping": "histogram"},
+    "W=A affine, 99.99th pct.": {"act_bits": MATCH, "act_scheme": "affine", "act_clipping": "percentile",
+                                 "act_percentile": 99.99},
+    "affine per-tensor weights": {"weight_scheme": "affine", "granularity": "tensor"},
+    "per-tensor weights, BN folded": {"granularity": "tensor", "fold_bn": True},
+    "W=A, first/last at 8 bits": {"act_bits": MATCH, "first_last_bits": 8},
+    "logits at 8 bits": {"logit_bits": 8},
+    "W=A + logits at same bits": {"act_bits": MATCH, "logit_bits": MATCH},
+    "naive: per-tensor affine W=A + logits": {"weight_scheme": "affine", "granularity": "tensor",
+                                              "act_bits": MATCH, "act_scheme": "affine",
+                                              "act_clipping": "minmax", "logit_bits": MATCH},
+}  # fmt: skip
+#: One line per hypothesis, for the chapter to print.
+QUANT_HYPOTHESIS_DESCRIPTIONS: dict[str, str] = {
+    "W=A, LT calib.": "activations at the weights' bits, unsigned per tensor after every ReLU, "
+    "MSE clipping, calibrated on LT training images",
+    "W=A affine, min-max": "activations at the weights' bits, asymmetric per tensor (the input image "
+    "too), range from the calibration extremes",
+    "W=A affine, histogram": "as min-max, the range from torch.ao's HistogramObserver (its default "
+    "post-training calibration)",
+    "W=A affine, 99.99th pct.": "as min-max, the range from the 0.01st and 99.99th percentiles",
+    "affine per-tensor weights": "asymmetric weights (a zero point) with one scale per layer, BN folded",
+    "per-tensor weights, BN folded": "symmetric weights with one scale per layer after BN folding "
+    "(chapter 3's 'per-tensor' run)",
+    "W=A, first/last at 8 bits": "activations at the weights' bits; L1 and L16 (weights and inputs) "
+    "at 8 bits whatever the swept bits",
+    "logits at 8 bits": "weight-only quantization; the logits quantized to 8 bits (asymmetric, MSE "
+    "clipping) before the argmax",
+    "W=A + logits at same bits": "activations and logits at the weights' bits",
+    "naive: per-tensor affine W=A + logits": "everything per tensor and asymmetric with min-max "
+    "ranges: weights, activations and logits at the same bits",
 }
 
 
@@ -374,6 +462,58 @@ class SensitivityRun:
 
 
 @dataclass(frozen=True)
+class ExplainConfig:
+    """Chapter 5's per-run measurements on the published weights: the default quantizer's W8A8
+    model through a real integer runtime (``engine``, torch.ao's quantized CPU kernels) against
+    its simulation on the test set, and per-class curvature (Hessian trace, gradient norm and the
+    HAWQ term at ``bits``) of ``heads`` on ``val_images`` balanced validation images and on up to
+    ``train_per_class`` training images of each class (baseline only), ``samples`` probes each."""
+
+    engine: str = "x86"
+    reduce_range: bool = False
+    heads: tuple[str, ...] = ("baseline", "crt")
+    val_images: int = 1000
+    train_per_class: int = 100
+    samples: int = 32
+    bits: tuple[int, ...] = (4, 3)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.engine not in ("x86", "fbgemm"):  # the engines ltmpq.integer builds for
+            raise ValueError(f"engine must be one of x86, fbgemm, got {self.engine!r}")
+        if not isinstance(self.reduce_range, bool | np.bool_):
+            raise ValueError(f"reduce_range must be True or False, got {self.reduce_range!r}")
+        unknown = [h for h in self.heads if h not in METHODS]
+        if unknown or not self.heads:
+            raise ValueError(f"heads must be a non-empty list of {list(METHODS)}, got {list(self.heads)!r}")
+        if "ncm" in self.heads:
+            raise ValueError(
+                "heads: NCM is not a linear classifier on the features; the integer runtime needs one"
+            )
+        for b in self.bits:
+            if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 16:
+                raise ValueError(f"bits must be ints in [2, 16], got {self.bits!r}")
+        check_number(self, "val_images", int, 10)
+        check_number(self, "train_per_class", int, 1)
+        check_number(self, "samples", int, 2)
+        check_number(self, "seed", int, 0)
+
+
+@dataclass(frozen=True)
+class ExplainRun:
+    """Chapter 5: the integer-runtime check and per-class curvature of one stage-1 run."""
+
+    stage1: Stage1Config
+    decouple: DecoupleConfig
+    quant: QuantConfig
+    explain: ExplainConfig
+
+    @property
+    def tag(self) -> str:
+        return self.stage1.tag
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named set of runs: which imbalance factors and seeds, and the run settings."""
 
@@ -387,14 +527,24 @@ class Profile:
     mpq: MPQConfig = MPQConfig()
     mpq_ifs: tuple[float, ...] = (0.01,)  # chapter 4 studies the most imbalanced setting
     description: str = ""
+    # the profile whose model set this one replaced: the book shows what changed from it
+    predecessor: str | None = None
+    explain: ExplainConfig = ExplainConfig()
+    explain_ifs: tuple[float, ...] = ()  # chapter 5's per-run measurements (none: not run)
 
     def quant_configs(self, names=None) -> dict[str, QuantConfig]:
-        """Chapter 3's quantizer variants by name (:data:`QUANT_ABLATIONS`), from the default."""
+        """Quantizer variants by name, from the profile's default: chapter 3's ablations
+        (:data:`QUANT_ABLATIONS`, all of them when ``names`` is None) or chapter 5's hypotheses
+        (:data:`QUANT_HYPOTHESES`)."""
         names = list(QUANT_ABLATIONS) if names is None else list(names)
-        unknown = [n for n in names if n not in QUANT_ABLATIONS]
+        known = QUANT_ABLATIONS | QUANT_HYPOTHESES
+        unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown quantizer variants {unknown}; choose from {list(QUANT_ABLATIONS)}")
-        return {n: replace(self.quant, **QUANT_ABLATIONS[n]) for n in names}
+            raise ValueError(
+                f"unknown quantizer variants {unknown}; choose from chapter 3's {list(QUANT_ABLATIONS)} "
+                f"or chapter 5's {list(QUANT_HYPOTHESES)}"
+            )
+        return {n: replace(self.quant, **known[n]) for n in names}
 
     def stage1_config(self, imbalance_factor: float, seed: int) -> Stage1Config:
         return Stage1Config(imbalance_factor=imbalance_factor, seed=seed, **self.stage1)
@@ -416,24 +566,36 @@ PROFILES: dict[str, Profile] = {
         quant=QuantConfig(calibration_size=20),
         quant_bits=(8, 6, 4),
         mpq=MPQConfig(rule_ks=(8,), budgets=(4.0, 5.0), random_draws=1, hessian_samples=4),
+        mpq_ifs=(0.1, 0.01),
+        explain=ExplainConfig(val_images=50, train_per_class=5, samples=4, bits=(6, 4)),
+        explain_ifs=(0.01,),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(
         "cpu",
         imbalance_factors=(0.1, 0.02, 0.01),
         seeds=(0, 1, 2, 3, 4),
-        stage1=dict(width=0.25, epochs=30),
-        description="the published book: real CIFAR-10-LT, VGG16 at width 0.25, fits 2 CPU cores",
-    ),
-    "cpu-v2": Profile(
-        "cpu-v2",
-        imbalance_factors=(0.1, 0.02, 0.01),
-        seeds=(0, 1, 2, 3, 4),
         # chosen on the validation split (ltmpq.recipe, appendix "The v2 model set")
         stage1=dict(width=0.25, val_per_class=300, epochs=60, schedule="onecycle", precision="bf16"),
         decouple=DecoupleConfig(weight_decay=5e-3),
-        description="the v2 model set (recipe chosen on validation); the book moves to it once "
-        "chapters 3-4 are recomputed from its weights",
+        # Hessian traces on 100 images per class: a third of the cost of the whole split; the
+        # sweep (the noisy part, appendix) still uses all 3,000 validation images
+        mpq=MPQConfig(hessian_images=1000),
+        mpq_ifs=(0.1, 0.02, 0.01),
+        explain_ifs=(0.01,),
+        description="the published book (v2 model set): real CIFAR-10-LT, VGG16 at width 0.25, "
+        "recipe chosen on validation, fits 2 CPU cores",
+        predecessor="cpu-v1",
+    ),
+    # The first published model set, kept so that the book can show what changed (appendix
+    # "The v2 model set", chapter 4's verdicts v1 -> v2); its results live in results/cpu-v1/.
+    "cpu-v1": Profile(
+        "cpu-v1",
+        imbalance_factors=(0.1, 0.02, 0.01),
+        seeds=(0, 1, 2, 3, 4),
+        stage1=dict(width=0.25, epochs=30),
+        description="the v1 model set (30 epochs, cosine, fp32; chapter 4 at IF 0.01 only), "
+        "kept for the v1 -> v2 comparisons",
     ),
     "paper": Profile(
         "paper",

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .config import Stage1Config, get_profile
+from .config import QUANT_ABLATIONS, QUANT_HYPOTHESES, Stage1Config, get_profile
 
 #: What local worker processes start with: one thread for OpenMP, MKL and OpenBLAS, and *not*
 #: Dask's default MALLOC_TRIM_THRESHOLD_=65536, which makes glibc return memory after every
@@ -91,6 +91,7 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants
     from .runs import STAGES, plan, quant_variants_for
 
     variant_names = list(quant_variants_for(profile, variants))  # unknown names fail here
+    configs = get_profile(profile).quant_configs([*QUANT_ABLATIONS, *QUANT_HYPOTHESES])
     tasks: list[Task] = []
     for cfg, stages_here in plan(profile, imbalance_factors, seeds, stages or STAGES):
         before: tuple[str, ...] = ()
@@ -98,10 +99,23 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants
             if stage == "quantized":
                 tasks += [Task(stage, cfg, v, before) for v in variant_names]
                 continue
+            if stage == "hypotheses":  # chapter 5's quantizers: chapter 3's sweep, other configs
+                # one task per distinct quantizer: a hypothesis equal to a variant already listed
+                # (e.g. chapter 3's per-tensor run) shares its result
+                done = {configs[t.variant] for t in tasks if t.cfg == cfg and t.stage == "quantized"}
+                for h in QUANT_HYPOTHESES:
+                    if configs[h] not in done and (variants is None or h in variants):
+                        done.add(configs[h])
+                        tasks.append(Task("quantized", cfg, h, before))
+                continue
             task = Task(stage, cfg, None, before)  # chapter 4 needs stage 2, not chapter 3's sweeps
             tasks.append(task)
             if stage in ("stage1", "decoupled"):
                 before = (task.key,)
+    if not tasks:  # e.g. --stage hypotheses --variant default: none of the names is a hypothesis
+        raise ValueError(
+            f"nothing to do: no task for stages {list(stages or STAGES)} and variants {variants}"
+        )
     return tasks
 
 
@@ -127,6 +141,8 @@ def run_task(task: Task, profile: str, retrain: bool = False, threads: int | Non
         runs.mixed_precision(
             task.cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True, progress=False
         )
+    elif task.stage == "explain":
+        runs.explain(task.cfg, prof.decouple, prof.quant, prof.explain, profile, compute=True, progress=False)
     else:
         raise ValueError(f"unknown stage {task.stage!r}")
     return time.perf_counter() - t0

@@ -60,6 +60,22 @@ def mpq_results(params: ChapterParams) -> dict:
     }
 
 
+def explain_results(params: ChapterParams) -> dict:
+    """``{config: stored chapter-5 result}`` (integer runtime, curvature) at the profile's
+    ``explain_ifs``."""
+    prof = params.prof
+    cfgs = [c for c in params.configs() if c.imbalance_factor in prof.explain_ifs]
+    if not cfgs:
+        raise ValueError(
+            f"chapter 5 runs at imbalance factors {list(prof.explain_ifs)}; "
+            f"the parameters ask for {list(params.ifs)}"
+        )
+    return {
+        c: runs.explain(c, prof.decouple, prof.quant, prof.explain, params.profile, compute=params.compute)
+        for c in cfgs
+    }
+
+
 def data_sources(*stored: dict) -> list[dict]:
     """Distinct data sources recorded in the provenance of stored results."""
     seen = {}

@@ -11,7 +11,7 @@ budget on two one-thread processes, at the throughput the candidate itself measu
 candidates (:func:`choose_stage2`) are then fitted on the chosen model; the better cRT wins.
 The chosen config's run is one of the model set's, reused as it is.
 
-Run it with ``make recipe-search PROFILE=cpu-v2`` (two one-thread processes), then
+Run it with ``make recipe-search PROFILE=cpu`` (two one-thread processes), then
 ``python -m ltmpq.recipe stage2``.
 """
 
@@ -45,7 +45,7 @@ class Search:
 
 
 SEARCHES: dict[str, Search] = {
-    "cpu-v2": Search(
+    "cpu": Search(
         base=Stage1Config(imbalance_factor=0.01, seed=0, width=0.25, val_per_class=300),
         recipes={
             "v1: cosine, 30 ep, fp32": {},
@@ -72,18 +72,6 @@ SEARCHES: dict[str, Search] = {
         budget_s=math.inf,
     ),
 }
-#: The book's profile -> the profile whose model set the appendix shows, and its predecessor.
-V2_OF = {"cpu": "cpu-v2", "cpu-v2": "cpu-v2", "smoke": "smoke"}
-PREDECESSOR = {"cpu-v2": "cpu"}
-
-
-def v2_profile(book_profile: str) -> str:
-    """The profile whose model set the appendix shows for the book's ``book_profile``."""
-    if book_profile not in V2_OF:
-        raise ValueError(
-            f"the appendix has no v2 model set for profile {book_profile!r}; it has for {sorted(V2_OF)}"
-        )
-    return V2_OF[book_profile]
 
 
 def search_for(profile: str) -> Search:
@@ -225,7 +213,7 @@ def choose_stage2(rows: list[dict], method: str = "crt") -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ltmpq.recipe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    parser.add_argument("--profile", default="cpu-v2", choices=sorted(SEARCHES))
+    parser.add_argument("--profile", default="cpu", choices=sorted(SEARCHES))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("names", help="print the stage-1 candidates, one per line")
     sub.add_parser("stage2", help="fit the stage-2 candidates on the chosen recipe's model")

@@ -59,6 +59,7 @@ REQUIRED = {
     "recipe": ("name", "train_counts", "history", "val", "provenance"),
     "mpq": ("allocations", "sweep", "hessians", "val_labels", "test_labels", "train_counts", "layer_params",
             "seconds", "provenance"),
+    "explain": ("integer", "curvature", "train_counts", "seconds", "provenance"),
 }  # fmt: skip
 EVALUATION = ("metrics", "per_class")
 

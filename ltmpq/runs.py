@@ -23,6 +23,8 @@ from .config import (
     HESSIAN_METRICS,
     DecoupleConfig,
     DecoupledRun,
+    ExplainConfig,
+    ExplainRun,
     MPQConfig,
     MPQRun,
     QuantConfig,
@@ -38,12 +40,16 @@ from .io import write_json
 from .metrics import evaluate
 from .quantization import (
     FLOAT,
-    bit_map,
+    activation_bits,
     calibration_indices,
     check_bits,
+    logit_bits,
     model_size,
+    needs_calibration,
     quantize_head,
+    quantize_logits,
     quantize_model,
+    sweep_map,
 )
 from .results import encode_predictions
 from .training import predict, to_input
@@ -51,7 +57,7 @@ from .training import predict, to_input
 #: The version of each stage's numbers. Bump a stage's when a change of code would make its stored
 #: results come out differently (then `ltmpq status` calls them outdated); a golden test on
 #: synthetic data (tests/test_stage_versions.py) fails when the numbers change without a bump.
-STAGE_VERSIONS = {"stage1": 1, "decoupled": 1, "quantized": 1, "mpq": 1}
+STAGE_VERSIONS = {"stage1": 1, "decoupled": 1, "quantized": 1, "mpq": 1, "explain": 1}
 
 
 def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
@@ -208,7 +214,10 @@ def quantized(
     """Every classifier of one run at float and at each uniform weight bit-width in ``bits``.
 
     The quantized backbone's features are computed once per bit-width and shared by the five
-    classifiers (they differ only in L16, quantized at the same bits).
+    classifiers (they differ only in L16, quantized at the same bits). Each bit-width's map is
+    :func:`~ltmpq.quantization.sweep_map` (L1 and L16 at ``qcfg.first_last_bits`` when set), its
+    activations follow it with ``act_bits="match"``, and with ``qcfg.logit_bits`` every method's
+    logits are quantized, calibrated on the calibration images' logits through that method.
     """
     if isinstance(bits, str) or not bits:
         raise ValueError(
@@ -229,30 +238,31 @@ def quantized(
     model, sha = artifacts.stage1_weights(cfg, data, progress=progress)
     feats = artifacts.features(cfg, data, progress=progress, model=(model, sha))
     heads = artifacts.classifiers(cfg, dcfg, progress=progress)
-    calib, calib_counts = None, None
-    if qcfg.act_bits is not None:
-        idx = calibration_indices(
-            data.train_y[splits.train], qcfg.calibration, qcfg.calibration_size,
-            seed=int(np.random.SeedSequence([qcfg.calibration_seed, cfg.seed]).generate_state(1)[0]),
-            tail_classes=blog_head_tail(len(counts))["tail"],
-        )  # fmt: skip
-        calib = to_input(torch.from_numpy(data.train_x[splits.train][idx]))
-        calib_counts = np.bincount(data.train_y[splits.train][idx], minlength=len(counts)).tolist()
+    calib, calib_raw, calib_counts = None, None, None
+    if needs_calibration(qcfg):  # activation or logit ranges
+        calib_raw, calib_counts = _calibration(cfg, qcfg, data, splits, counts)
+        calib = to_input(calib_raw)
     inputs = {"val": data.train_x[splits.val], "test": data.test_x[splits.test]}
     entries = {}
     for b in tqdm((FLOAT, *bits), desc=f"{run.tag} bits", disable=not progress, leave=False):
         t1 = time.perf_counter()
-        bmap = bit_map(b, list(model.layers))
+        bmap = sweep_map(b, qcfg, list(model.layers))
         qmodel = quantize_model(model, bmap, qcfg, calib)
-        entry: dict = {"bit_map": bmap, "size": model_size(model, bmap, qcfg.granularity), "methods": {}}
+        size = model_size(model, bmap, qcfg.granularity, qcfg.weight_scheme)
+        entry: dict = {"bit_map": bmap, "size": size, "methods": {}}
+        qheads = {m: head if bmap["L16"] == FLOAT else quantize_head(head, bmap["L16"], qcfg)
+                  for m, head in heads.items()}  # fmt: skip
+        lbits = logit_bits(qcfg, bmap)
+        if lbits is not None:  # each method's logit range, from its logits of the calibration images
+            calib_feats, _ = predict(qmodel, calib_raw)
+            qheads = {m: quantize_logits(h, calib_feats, lbits, qcfg) for m, h in qheads.items()}
         for split, xs in inputs.items():
-            if b == FLOAT and qcfg.act_bits is None:
+            if b == FLOAT and not activation_bits(qcfg, bmap):
                 f = feats[f"{split}_features"]  # the float model itself: chapter 2's features
             else:
                 f, _ = predict(qmodel, torch.from_numpy(xs))
             labels = feats[f"{split}_labels"]
-            for method, head in heads.items():
-                qhead = head if b == FLOAT else quantize_head(head, bmap["L16"], qcfg)
+            for method, qhead in qheads.items():
                 with torch.no_grad():
                     pred = qhead(f).argmax(1).numpy()
                 ev = evaluate(labels.numpy(), pred, counts)
@@ -269,6 +279,94 @@ def quantized(
                "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
     source = dec["provenance"]["data_source"]
     return results.save(path, run, payload, source, time.perf_counter() - t0)
+
+
+def _calibration(
+    cfg: Stage1Config, qcfg: QuantConfig, data, splits, counts
+) -> tuple[torch.Tensor, list[int]]:
+    """The calibration images (raw, uint8) of a run's quantizer, drawn from its long-tailed
+    training split as ``qcfg.calibration`` says, and their class counts."""
+    idx = calibration_indices(
+        data.train_y[splits.train], qcfg.calibration, qcfg.calibration_size,
+        seed=int(np.random.SeedSequence([qcfg.calibration_seed, cfg.seed]).generate_state(1)[0]),
+        tail_classes=blog_head_tail(len(counts))["tail"],
+    )  # fmt: skip
+    raw = torch.from_numpy(data.train_x[splits.train][idx])
+    return raw, np.bincount(data.train_y[splits.train][idx], minlength=len(counts)).tolist()
+
+
+def explain(
+    cfg: Stage1Config,
+    dcfg: DecoupleConfig,
+    qcfg: QuantConfig,
+    ecfg: ExplainConfig,
+    profile: str,
+    *,
+    compute: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Chapter 5 for one run, from its published weights: ``qcfg`` with 8-bit activations (W8A8)
+    run by torch.ao's integer CPU kernels against its simulation on the test set, per head; and
+    per-class curvature (:func:`ltmpq.fairness.class_curvature`) on balanced validation images
+    (every head of ``ecfg``) and on training images (baseline)."""
+    from dataclasses import replace
+
+    from . import fairness, integer
+
+    run = ExplainRun(cfg, dcfg, qcfg, ecfg)
+    path, stored = _stored_or_required(profile, "explain", run, cfg, "explain", compute)
+    if stored is not None:
+        return stored
+    t0 = time.perf_counter()
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)
+    counts = stage1(cfg, profile)["train_counts"]
+    data = artifacts.dataset()
+    splits = artifacts.splits_for(cfg, data)
+    model, sha = artifacts.stage1_weights(cfg, data, progress=progress)
+    heads = artifacts.classifiers(cfg, dcfg, progress=progress)
+    w8a8 = replace(qcfg, act_bits=8)
+    calib_raw, calib_counts = _calibration(cfg, w8a8, data, splits, counts)
+    calib = to_input(calib_raw)
+    xt = to_input(torch.from_numpy(data.test_x[splits.test]))
+    yt = data.test_y[splits.test]
+    seconds: dict[str, float] = {}
+    t1 = time.perf_counter()
+    runtime = {}
+    for h in tqdm(ecfg.heads, desc=f"{cfg.tag} integer", disable=not progress, leave=False):
+        kw = {"head": heads[h], "reduce_range": ecfg.reduce_range, "engine": ecfg.engine}
+        runtime[h] = integer.compare_models(model, w8a8, calib, xt, yt, **kw)
+        # the same, the simulation fed the integer model's rounded input: what is left is the kernels'
+        runtime[h]["agreement_rounded_input"] = integer.compare_models(
+            model, w8a8, calib, xt, yt, round_sim_input=True, **kw
+        )["agreement"]
+    seconds["integer"] = round(time.perf_counter() - t1, 2)
+    t1 = time.perf_counter()
+    n = len(counts)
+    yv_all = data.train_y[splits.val]
+    vi = mp.balanced_subset(yv_all, ecfg.val_images)
+    xv, yv = to_input(torch.from_numpy(data.train_x[splits.val][vi])), torch.from_numpy(yv_all[vi]).long()
+    ytr_all = data.train_y[splits.train]
+    ti = np.sort(np.concatenate([np.flatnonzero(ytr_all == c)[: ecfg.train_per_class] for c in range(n)]))
+    xtr, ytr = (
+        to_input(torch.from_numpy(data.train_x[splits.train][ti])),
+        torch.from_numpy(ytr_all[ti]).long(),
+    )
+    kw = {"num_classes": n, "samples": ecfg.samples, "seed": ecfg.seed, "bits": ecfg.bits}
+    curvature = {"val": {}, "train": {}}
+    for h in tqdm(ecfg.heads, desc=f"{cfg.tag} curvature", disable=not progress, leave=False):
+        curvature["val"][h] = fairness.class_curvature(model, heads[h], xv, yv, qcfg, **kw).to_dict("list")
+    curvature["train"]["baseline"] = fairness.class_curvature(
+        model, heads["baseline"], xtr, ytr, qcfg, **kw
+    ).to_dict("list")
+    seconds["curvature"] = round(time.perf_counter() - t1, 2)
+    payload = {"kind": "explain", "stage_version": STAGE_VERSIONS["explain"],
+               "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
+               "stage1_hash": config_hash(cfg), "quant": asdict(w8a8), "explain": asdict(ecfg),
+               "weights_sha256": sha, "classifiers_sha256": dec.get("classifiers_sha256"),
+               "train_counts": counts, "calibration_counts": calib_counts,
+               "integer": runtime, "curvature": curvature, "seconds": seconds,
+               "torch_quantized_engine": ecfg.engine, "vnni": integer.vnni_available()}  # fmt: skip
+    return results.save(path, run, payload, dec["provenance"]["data_source"], time.perf_counter() - t0)
 
 
 def _evaluation(labels: np.ndarray, pred: np.ndarray, counts, keep_predictions: bool) -> dict:
@@ -427,7 +525,7 @@ def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConf
 
 
 #: The stages of a profile, in dependency order (each makes what it builds on first).
-STAGES = ("stage1", "decoupled", "quantized", "mpq")
+STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain")
 
 
 def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> list[tuple[Stage1Config, tuple]]:
@@ -441,13 +539,19 @@ def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> lis
     cfgs = sorted(prof.stage1_configs(imbalance_factors, seeds), key=lambda c: (c.seed, -c.imbalance_factor))
     todo = []
     for c in cfgs:
-        here = tuple(s for s in STAGES if s in stages and (s != "mpq" or c.imbalance_factor in prof.mpq_ifs))
+        # stages that run at some imbalance factors only; "hypotheses" are chapter 5's quantizers
+        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.explain_ifs, "explain": prof.explain_ifs}
+        here = tuple(
+            s for s in STAGES if s in stages and c.imbalance_factor in ifs.get(s, (c.imbalance_factor,))
+        )
         if here:
             todo.append((c, here))
     if not todo:
         asked = sorted({c.imbalance_factor for c in cfgs}, reverse=True)
-        raise ValueError(f"nothing to do: stage mpq runs at imbalance factors {list(prof.mpq_ifs)} only "
-                         f"(profile {profile!r}), and the request is for {asked}")  # fmt: skip
+        where = "; ".join(
+            f"stage {s} runs at imbalance factors {list(ifs[s])} only" for s in stages if s in ifs
+        )
+        raise ValueError(f"nothing to do: {where} (profile {profile!r}), and the request is for {asked}")
     return todo
 
 

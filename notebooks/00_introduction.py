@@ -28,6 +28,9 @@
 #    choices decide it?
 # 4. **Mitigation** — does a tail-aware sensitivity metric in MPQ move accuracy back to the
 #    tail at the same bit budget? And, closing the study: which of the blog's claims hold?
+# 5. **The 6-bit question** — what quantizer would lose the blog's tail points at 6 bits? Does
+#    our simulated quantization match a real integer runtime? Does curvature explain which
+#    classes lose?
 #
 # Unlike the blog, every number here is a mean over several seeds (each seed draws its own
 # long-tailed subset and initialises its own network) with a 95% confidence interval, every
@@ -135,7 +138,8 @@ plt.show()
 # The blog trains VGG16 {cite:p}`simonyan2015vgg` for CIFAR: 13 convolutions with BatchNorm and
 # 3 fully connected layers, 16 weight layers named L1-L16. We keep the architecture and the
 # names and add a *width multiplier*. The results in this book come from one of these profiles
-# (`cpu-v2` is the stronger model set of the appendix, which the chapters move to next):
+# (`cpu-v1` is the first published model set, kept for the comparisons of the appendix and of
+# chapter 4's verdicts):
 
 # %% tags=["hide-input"]
 ch0.profiles_table()
@@ -143,7 +147,8 @@ ch0.profiles_table()
 # %% [markdown]
 # This rendering shows the **{glue:text}`profile_name`** profile: VGG16 at width
 # {glue:text}`profile_width` trained for {glue:text}`profile_epochs` epochs, with
-# {glue:text}`profile_seeds` seeds per imbalance factor. The blog's own scale (width 1, about 200
+# {glue:text}`profile_seeds` seeds per imbalance factor; {doc}`the appendix <90_v2_model_set>`
+# shows how its recipe was chosen. The blog's own scale (width 1, about 200
 # epochs) is the `paper` profile, a GPU job; a narrower, shorter-trained network is less accurate
 # in absolute terms, which is why each chapter compares *gaps* and *changes* with the blog's
 # rather than raw accuracies.

@@ -56,12 +56,11 @@ tables.glue_all(
 # ## Setup
 #
 # VGG16 at width {glue:text}`profile_width` is trained from scratch for {glue:text}`epochs` epochs
-# (SGD with Nesterov momentum {glue:text}`momentum`, batch {glue:text}`batch`, peak learning rate
-# {glue:text}`lr` after {glue:text}`warmup` of linear warm-up, then cosine decay; weight decay
-# {glue:text}`wd` on weights only; random crop with 4-pixel padding and horizontal flips) once per
-# seed ({glue:text}`n_seeds` seeds per imbalance factor). All numbers are percent on the
-# balanced test set, computed on {glue:text}`data_note`; "±" is the half-width of a 95%
-# Student-t interval over seeds.
+# (SGD with Nesterov momentum {glue:text}`momentum`, batch {glue:text}`batch`, {glue:text}`schedule`;
+# weight decay {glue:text}`wd` on weights only; random crop with 4-pixel padding and horizontal
+# flips; {glue:text}`precision`) once per seed ({glue:text}`n_seeds` seeds per imbalance factor).
+# All numbers are percent on the balanced test set, computed on {glue:text}`data_note`; "±" is
+# the half-width of a 95% Student-t interval over seeds.
 
 # %% [markdown]
 # ## Overall, head and tail (the blog's Fig. 5)

@@ -58,7 +58,9 @@ norms = ch2.classifier_norms(dec)
 tables.glue_all(
     {
         "data_note": load.data_note(s1),
-        **ch2.setup_facts(dcfg, next(iter(s1)).val_per_class),
+        **ch2.setup_facts(
+            dcfg, next(iter(s1)).val_per_class, s1[min(s1, key=lambda c: c.imbalance_factor)]["train_counts"]
+        ),
         **ch2.gap_facts(frame, summary),
         **claims.part_facts(claims.claim2(frame)),
         **ch2.norm_facts(norms, choices),
@@ -80,10 +82,12 @@ tables.glue_all(
 # Where this differs from Kang et al.: their cRT sees augmented images through the frozen
 # backbone, ours sees fixed features of un-augmented images; they train stage 2 for a fixed
 # number of epochs, we keep the best epoch on validation; LWS scales here share the optimizer's
-# weight decay, which pulls them slightly towards zero. The validation split costs the tail
-# training data ({glue:text}`val_per_class` images per class are held out, more than the
-# rarest class keeps for training), and stage 2 uses one fixed seed, so the intervals reflect
-# stage-1 and data-draw variation only.
+# weight decay ({glue:text}`dec_wd`, chosen on validation), which pulls them slightly towards
+# zero. The validation split ({glue:text}`val_per_class` images per class) is held out of every
+# class before the long-tailed draw, so it costs every class the same share: at the strongest
+# imbalance the largest class keeps {glue:text}`n_largest` training images and the rarest
+# {glue:text}`n_rarest`. Stage 2 uses one fixed seed, so the intervals reflect stage-1 and
+# data-draw variation only.
 #
 # ## The blog's Table 1 beside ours
 

@@ -365,11 +365,10 @@ tables.table(cost)
 
 # %% [markdown]
 # The {glue:text}`n_sweeps` sweeps behind this chapter took {glue:text}`wall_min` minutes of
-# compute from cached stage-1 models ({glue:text}`wall_default_min` for the default quantizer
-# alone; torch threads per process: {glue:text}`threads`), evaluating the validation split and
-# the test set at each bit-width. Reproduce them with
-# `make runs PROFILE=cpu RUN_ARGS='--stage quantized'` (which trains first whatever chapter 1's
-# models are missing).
+# compute from the committed stage-1 weights ({glue:text}`wall_default_min` for the default
+# quantizer alone; torch threads per process: {glue:text}`threads`), evaluating the validation
+# split and the test set at each bit-width. Reproduce them, two runs at a time and without
+# training, with `make runs PROFILE=cpu RUN_ARGS='--stage quantized --jobs 2'`.
 #
 # ## What this chapter showed
 #

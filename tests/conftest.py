@@ -220,6 +220,13 @@ def minimal_result(kind: str) -> dict:
             "layer_params": {},
             "seconds": {},
         },
+        "explain": {
+            "kind": "explain",
+            "integer": {},
+            "curvature": {},
+            "train_counts": [5] * 10,
+            "seconds": {},
+        },
     }[kind]
 
 

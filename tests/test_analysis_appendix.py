@@ -64,7 +64,7 @@ def search_table(names=tuple(SEARCH)) -> pd.DataFrame:
 
 
 def cpu_v2_images_per_epoch() -> int:
-    """cpu-v2's model set, one epoch: 4700 per class after the 300 held out, exp profile at IFs
+    """The cpu model set, one epoch: 4700 per class after the 300 held out, exp profile at IFs
     0.1 / 0.02 / 0.01, five seeds."""
     return 5 * sum(sum(int(4700 * f ** (i / 9)) for i in range(10)) for f in (0.1, 0.02, 0.01))
 
@@ -78,7 +78,7 @@ def test_search_frame_points_throughput_and_projected_minutes():
         OC40: {"val": {"metrics": {"overall": 0.7, "head": 0.85, "tail": 0.55, "balanced": 0.705}},
                "train_images_per_second": 250.0},
     }  # fmt: skip
-    f = app.search_frame("cpu-v2", stored)
+    f = app.search_frame("cpu", stored)
     assert f.index.name == "recipe"
     assert list(f.index) == [V1, OC40]
     assert list(f.columns) == [
@@ -199,7 +199,7 @@ def test_search_facts_without_v1_row_has_no_speedup_or_bf16_lever():
 
 
 def test_search_facts_smoke_search_has_no_levers_and_an_infinite_budget():
-    """The smoke search's candidates carry none of cpu-v2's names: every lever is 'n/a'."""
+    """The smoke search's candidates carry none of the cpu search's names: every lever is 'n/a'."""
     t = pd.DataFrame(
         [
             {"recipe": "cosine (smoke)", "val balanced": 20.0, "val tail": 10.0, "img/s": 50.0,
@@ -411,6 +411,27 @@ def test_reliability_table_of_split_reliability():
     assert list(t.columns) == ["spread", "noise", "true", "r at 0/class", "r at 1/class"]
     assert t.loc[("baseline", 4)].tolist() == pytest.approx([100 * math.sqrt(1 / 8), 25, 25, 0.5, 0.75])
     assert t.loc[("baseline", 6), "r at 1/class"] == pytest.approx(12 / 14)
+
+
+def test_measured_reliability_reads_the_splits_own_size():
+    """The check on the model set trained with the split: means over seeds and heads at the split's
+    own size; the noisy bit-width's true spread and noise."""
+    frame = pd.DataFrame(
+        [
+            {"seed": 0, "head": "crt", "bits": 3, "true": 2.0, "noise": 0.4, 3000: 0.80},
+            {"seed": 1, "head": "crt", "bits": 3, "true": 2.0, "noise": 0.4, 3000: 0.90},
+            {"seed": 0, "head": "crt", "bits": 4, "true": 0.10, "noise": 0.30, 3000: 0.20},
+            {"seed": 1, "head": "baseline", "bits": 4, "true": 0.30, "noise": 0.50, 3000: 0.40},
+        ]
+    )  # fmt: skip
+    assert app.measured_reliability(frame, 3000, 3, 4) == {
+        "val_measured": 300,
+        "rel_measured_clear": "0.85",
+        "rel_measured_noisy": "0.30",
+        "true_measured_noisy": "0.20",
+        "noise_measured_noisy": "0.40",
+    }
+    assert app.measured_reliability(frame, 3000, 4, 3)["rel_measured_clear"] == "0.30"
 
 
 def test_split_facts_by_hand():
@@ -650,3 +671,27 @@ def test_goal_facts_by_hand():
                  "far_cells": "IF 0.01 dec (cRT) tail (-9.0); IF 0.02 base head (+4.0)"}  # fmt: skip
     assert app.goal_facts(cells, goal=4.7)["mad_goal_met"] == "meets"  # mean |d| = 14/3 = 4.67
     assert app.goal_facts(cells, goal=4.6)["mad_goal_met"] == "misses"
+
+
+def test_rebuild_cost_splits_chapter_4_and_counts_a_shared_result_once():
+    """Training from train_seconds, chapter 4 from its measured seconds, the rest from wall time;
+    wall on two processes is half the process time; a result two parts share counts once."""
+    s1 = {0: {"kind": "stage1", "config_hash": "a", "train_seconds": 600.0},
+          1: {"kind": "stage1", "config_hash": "b", "train_seconds": 1200.0}}  # fmt: skip
+    q = {0: {"kind": "quantized", "config_hash": "q", "provenance": {"wall_seconds": 120.0}}}
+    shared = {0: q[0], 1: {"kind": "quantized", "config_hash": "h", "provenance": {"wall_seconds": 60.0}}}
+    m = {0: {"kind": "mpq", "config_hash": "m", "allocations": [],
+             "seconds": {"sweep": 60.0, "hessian": 240.0, "evaluation": 300.0, "prepare": 1.0}}}  # fmt: skip
+    t, f = app.rebuild_cost({"training": s1, "ch3": q, "ch4": m, "ch5": shared})
+    assert list(t.index) == ["training", "ch3", "ch4: single-layer sweep", "ch4: Hessian traces",
+                             "ch4: allocations", "ch5"]  # fmt: skip
+    assert t.loc["training", "process-min"] == 30 and t.loc["training", "wall-min on 2"] == 15
+    assert t.loc["ch5", "runs"] == 1 and t.loc["ch5", "process-min"] == 1  # q counted in ch3 only
+    assert t.loc["ch4: Hessian traces", "wall-min on 2"] == 2
+    # cold: (1800 + 120 + 600 + 60) / 2 s = 21.5 min; from weights: (120 + 600 + 60) / 2 s = 6.5 min
+    assert f["rebuild_cold_h"] == "0.4" and f["rebuild_weights_min"] == "6"  # 6.5 rounds to even
+    assert f["rebuild_cold_met"] == "within" and f["rebuild_weights_met"] == "within"
+    assert f["rebuild_largest"] == "training"
+    slow = {0: {"kind": "stage1", "config_hash": "a", "train_seconds": 400 * 60.0}}
+    g = app.rebuild_cost({"training": slow, "ch3": {0: {**q[0], "provenance": {"wall_seconds": 6000.0}}}})[1]
+    assert g["rebuild_cold_met"] == "over" and g["rebuild_weights_met"] == "over"

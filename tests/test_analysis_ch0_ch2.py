@@ -297,6 +297,8 @@ def test_profiles_table_lists_every_profile():
     assert cpu["seeds"] == len(PROFILES["cpu"].seeds)
     assert cpu["VGG16 width"] == PROFILES["cpu"].stage1_config(1.0, 0).width
     assert cpu["epochs"] == PROFILES["cpu"].stage1_config(1.0, 0).epochs
+    assert (cpu["schedule"], cpu["precision"], cpu["validation per class"]) == ("onecycle", "bf16", 300)
+    assert t.loc["cpu-v1", "schedule"] == "cosine" and t.loc["cpu-v1", "epochs"] == 30
     assert cpu["what for"] == PROFILES["cpu"].description
 
 
@@ -315,8 +317,20 @@ def test_recipe_facts(warmup, text):
     """recipe_facts: the recipe's numbers as the setup paragraph prints them, 'epoch(s)' agreeing."""
     cfg = Stage1Config(imbalance_factor=0.1, warmup_epochs=warmup, lr=0.05, batch_size=128, width=0.5)
     facts = ch1.recipe_facts(cfg, 3)
-    assert facts == {"n_seeds": 3, "profile_width": "0.5", "epochs": 30, "lr": "0.05", "momentum": "0.9",
-                     "batch": 128, "warmup": text, "wd": "0.0005"}  # fmt: skip
+    schedule = f"peak learning rate 0.05 after {text} of linear warm-up, then cosine decay"
+    assert facts == {"n_seeds": 3, "profile_width": "0.5", "epochs": 30, "momentum": "0.9", "batch": 128,
+                     "schedule": schedule, "precision": "float32", "wd": "0.0005"}  # fmt: skip
+
+
+def test_recipe_facts_of_the_one_cycle_schedule_in_bf16():
+    """OneCycleLR's defaults in words: from lr / 25 up to lr, down to lr / 25 / 1e4; bf16 named."""
+    cfg = Stage1Config(imbalance_factor=0.1, schedule="onecycle", precision="bf16", lr=0.05)
+    facts = ch1.recipe_facts(cfg, 5)
+    assert facts["schedule"] == (
+        "torch's one-cycle schedule: the learning rate rises from 0.002 to 0.05 over the first 30% "
+        "of the steps and anneals to 2e-07 while the momentum cycles between 0.85 and 0.9"
+    )
+    assert facts["precision"] == "bfloat16 autocast"
 
 
 def test_gap_frame_is_head_minus_tail_per_test_run(frame):
@@ -634,7 +648,9 @@ def test_seed_spread_min_max_std_range(stored):
 def test_setup_facts(grid, text):
     """setup_facts: stage-2 epochs, the hold-out per class and the tau grid as 'min, 2nd, ..., max'."""
     facts = ch2.setup_facts(DecoupleConfig(epochs=5, tau_grid=grid), 50)
-    assert facts == {"dec_epochs": 5, "val_per_class": 50, "tau_grid": text}
+    assert facts == {"dec_epochs": 5, "dec_wd": "0.0005", "val_per_class": 50, "tau_grid": text}
+    with_counts = ch2.setup_facts(DecoupleConfig(weight_decay=5e-3, tau_grid=grid), 300, [4700, 2810, 47])
+    assert (with_counts["dec_wd"], with_counts["n_largest"], with_counts["n_rarest"]) == ("0.005", 4700, 47)
 
 
 def test_table1_layout(summary):

@@ -196,8 +196,8 @@ def _retrain_case(ours_by_seed: dict, before_by_seed: dict) -> tuple[dict, dict,
     return mres, s1, dec
 
 
-def test_retrain_check_agreement_and_accuracy_difference():
-    """Agreement (%) with the stored predictions and our minus their overall accuracy, per seed and head."""
+def test_reference_check_agreement_and_accuracy_difference():
+    """Agreement (%) with the stored predictions and our minus their overall accuracy, per run and head."""
     ours = {
         0: {"baseline": _broken(), "crt": _broken([0])},
         1: {"baseline": _broken([5], change=2), "crt": _broken([0, 1, 2, 3])},
@@ -207,8 +207,8 @@ def test_retrain_check_agreement_and_accuracy_difference():
         1: {"baseline": _broken([5], change=3), "crt": _broken()},  # both wrong on image 5: 97.5%, 0
     }
     mres, s1, dec = _retrain_case(ours, before)
-    check = ch4.retrain_check(mres, s1, dec, ["baseline", "crt"])
-    assert list(check.columns) == ["seed", "head", "agree", "diff"]
+    check = ch4.reference_check(mres, s1, dec, ["baseline", "crt"])
+    assert list(check.columns) == ["imbalance_factor", "seed", "head", "agree", "diff"]
     assert check[["seed", "head"]].values.tolist() == [
         [0, "baseline"],
         [0, "crt"],
@@ -217,20 +217,21 @@ def test_retrain_check_agreement_and_accuracy_difference():
     ]
     np.testing.assert_allclose(check["agree"], [95.0, 100.0, 97.5, 90.0])
     np.testing.assert_allclose(check["diff"], [5.0, 0.0, 0.0, -10.0], atol=1e-12)
-    text = ch4.retrain_sentence(check, mres)
-    assert text.startswith("Retrained on AMD EPYC, Intel Xeon, they are not bitwise chapter 1's models")
-    assert "agree with the stored ones on 90-100% of test images" in text
-    assert "differ from the stored ones by -10.0 to +5.0 points" in text
+    text = ch4.reference_sentence(check)
+    assert text.startswith("Their float baseline (CE) and cRT predictions here agree with chapters 1-2's")
+    assert "on only 90.0-100.0% of test images" in text
+    assert "(overall accuracy -10.0 to +5.0 points)" in text and "do not hold" in text
 
 
-def test_retrain_sentence_when_every_prediction_is_reproduced():
-    """Identical stored predictions give the 'identical' sentence, without naming a CPU."""
+def test_reference_sentence_when_every_prediction_is_reproduced():
+    """Identical stored predictions give the 'equal' sentence, counting the runs."""
     same = {s: {"baseline": _broken([s]), "crt": _broken([s + 1])} for s in (0, 1)}
     mres, s1, dec = _retrain_case(same, same)
-    check = ch4.retrain_check(mres, s1, dec, ["baseline", "crt"])
+    check = ch4.reference_check(mres, s1, dec, ["baseline", "crt"])
     assert (check["agree"] == 100).all() and (check["diff"] == 0).all()
-    assert ch4.retrain_sentence(check, mres) == (
-        "Here they were identical to chapter 1's models: every stored test prediction is reproduced."
+    assert ch4.reference_sentence(check) == (
+        "Their float baseline (CE) and cRT predictions here equal chapters 1-2's stored ones on every "
+        "test image of all 2 runs."
     )
 
 
@@ -1008,3 +1009,100 @@ def test_verdict_html_links_and_p_values():
         '<a href="#sec-table2">here</a>',
     ]
     assert [c[0] for c in cells] == ["1a", "2b", "3a", "4a", "4d"]
+
+
+# --------------------------------------------------------------------------- every imbalance factor, v1 -> v2
+
+
+def _two_if_mres() -> dict:
+    """The rule runs of ``_rule_mres`` at IF 0.01 with the RANK_SEEDS sweeps (gaps 2/3, 0, 2/3),
+    and the same allocations at IF 0.1 with seed 1's sweep in every seed (gap 0 everywhere)."""
+    from dataclasses import replace
+
+    mres = {}
+    for cfg, r in _rule_mres().items():
+        mres[cfg] = r | {"sweep": _rank_run(RANK_SEEDS[cfg.seed])["sweep"]}
+    for cfg, r in _rule_mres().items():
+        mres[replace(cfg, imbalance_factor=0.1)] = r | {"sweep": _rank_run(RANK_SEEDS[1])["sweep"]}
+    return mres
+
+
+def test_by_imbalance_groups_runs_strongest_imbalance_first():
+    mres = _two_if_mres()
+    groups = ch4.by_imbalance(mres)
+    assert list(groups) == [0.01, 0.1]
+    assert all(c.imbalance_factor == f for f, g in groups.items() for c in g)
+    assert [len(g) for g in groups.values()] == [3, 3]
+
+
+def test_claim4_by_imbalance_judges_each_factor_on_its_own_runs():
+    """4a differs between the factors (their sweeps differ); 4b-4d share the rule allocations."""
+    t = claims.claim4_by_imbalance(_two_if_mres(), k=2, bits=4, n_splits=3)
+    assert t["IF"].tolist() == [0.01] * 4 + [0.1] * 4
+    assert t["part"].tolist() == ["4a", "4b", "4c", "4d"] * 2
+    one = t[t["IF"] == 0.01].drop(columns="IF").reset_index(drop=True)
+    gap = pd.Series(
+        [2 / 3, 0, 2 / 3], index=[0, 1, 2]
+    )  # test_rank_agreement_per_seed_splits_and_across_seeds
+    by_hand = claims.verdict_table(claims.claim4(gap, frames.mpq_frame(_rule_mres()), 2))
+    pd.testing.assert_frame_equal(one, by_hand)
+    a = t[t["part"] == "4a"].set_index("IF")
+    assert a.loc[0.01, "verdict"] == INCONCLUSIVE  # 4/9 ± 1.0
+    assert (
+        a.loc[0.1, "verdict"] == NOT_SUPPORTED and a.loc[0.1, "estimate [95% CI]"] == "+0.00 [+0.00, +0.00]"
+    )
+    rest = t[t["part"] != "4a"]
+    assert (rest.groupby("part")["estimate [95% CI]"].nunique() == 1).all()
+    assert claims.by_imbalance_facts(t) == {
+        "claim4_by_if": "IF 0.01 not supported (not supported: 4d; inconclusive: 4a, 4c); "
+        "IF 0.1 not supported (not supported: 4a, 4d; inconclusive: 4c)"
+    }
+
+
+def test_by_imbalance_facts_of_a_supported_factor_names_no_parts():
+    t = pd.DataFrame({"IF": [0.1, 0.1], "part": ["4a", "4b"], "verdict": [SUPPORTED, SUPPORTED]})
+    assert claims.by_imbalance_facts(t) == {"claim4_by_if": "IF 0.1 supported"}
+
+
+def _verdicts(rows) -> pd.DataFrame:
+    return pd.DataFrame(
+        [{"part": p, "statement": f"s{p}", "estimate [95% CI]": e, "verdict": v} for p, e, v in rows]
+    )
+
+
+def test_verdict_changes_and_their_sentence():
+    """Parts are matched by part and statement; a part one set lacks shows '–' and is no change."""
+    now = _verdicts([("1a", "+3", SUPPORTED), ("3a", "+0.1", NOT_SUPPORTED), ("4a", "+0.2", INCONCLUSIVE)])
+    before = _verdicts([("1a", "+2", SUPPORTED), ("3a", "+1.5", SUPPORTED), ("3b", "+1", SUPPORTED)])
+    c = claims.verdict_changes(now, before)
+    assert c["part"].tolist() == ["1a", "3a", "4a", "3b"]  # now's order, then what only before had
+    assert c["changed"].tolist() == [False, True, False, False]
+    assert c.set_index("part").loc["4a", "verdict before"] == "–"
+    assert c.set_index("part").loc["3a", "estimate [95% CI] before"] == "+1.5"
+    assert claims.change_sentence(c, "cpu-v1", "cpu") == (
+        "1 part changed verdict from cpu-v1 to cpu: 3a supported → not supported."
+    )
+    same = claims.verdict_changes(now, now)
+    assert not same["changed"].any()
+    assert claims.change_sentence(same, "a", "b") == "No part's verdict changed from a to b."
+    two = claims.verdict_changes(now, _verdicts([("1a", "-1", NOT_SUPPORTED), ("3a", "+1", SUPPORTED)]))
+    assert claims.change_sentence(two, "v1", "v2").startswith("2 parts changed verdict from v1 to v2: 1a")
+
+
+def test_dominance_by_imbalance_per_factor():
+    """Each factor's dominance() of its own budget sweep: the same runs give the same row."""
+    from dataclasses import replace
+
+    mres, base = {}, _budget_mres()
+    for cfg, r in base.items():
+        mres[cfg] = r
+        mres[replace(cfg, imbalance_factor=0.1)] = r
+    t = ch4.dominance_by_imbalance(mres)
+    assert t.index.tolist() == [0.01, 0.1]
+    table, wins = ch4.dominance(ch4.budget_frame(frames.mpq_frame(base)))
+    assert wins  # the fixture has a budget where tail-driven dominates: the column is not empty
+    for f in (0.01, 0.1):
+        assert t.loc[f, "tail-driven dominates at budgets"] == (", ".join(f"{b:g}" for b in wins) or "none")
+        assert t.loc[f, "seeds"] == len(base)
+        for b, v in table["tail: Δtail"].items():
+            assert t.loc[f, f"Δtail at {b:g} bits"] == v

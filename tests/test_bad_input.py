@@ -141,8 +141,9 @@ def test_chapter_3_and_4_parameters_are_checked_too():
 def test_an_unknown_chapter_parameter_is_refused_before_anything_runs(tmp_path):
     """Probe: -p sedes '[0]' was only a warning and the chapter ran with its defaults."""
     nb = ROOT / "notebooks" / "04_mitigation.py"
-    with pytest.raises(ValueError, match=r"unknown parameter 'sedes' for 04_mitigation; its parameters "
-                       r"are: profile, compute, seeds, rule_k, n_splits, n_boot"):  # fmt: skip
+    expected = (r"unknown parameter 'sedes' for 04_mitigation; its parameters are: profile, compute, "
+                r"imbalance_factor, seeds, rule_k, n_splits, n_boot")  # fmt: skip
+    with pytest.raises(ValueError, match=expected):
         execute_chapter(nb, tmp_path / "out.ipynb", {"profile": "smoke", "sedes": [0]})
     assert not (tmp_path / "out.ipynb").exists()
 
@@ -245,10 +246,12 @@ def _run(argv, capsys):
 
 def test_a_stage_that_has_nothing_to_do_says_so_and_fails(capsys):
     """Probes: run --stage mpq --if 0.1 and run_profile(stages=("stage2",)) finished "done in 0 s"."""
-    rc, _, err = _run(["run", "--profile", "smoke", "--stage", "mpq", "--if", "0.1"], capsys)
+    rc, _, err = _run(["run", "--profile", "smoke", "--stage", "explain", "--if", "0.1"], capsys)
     assert rc == 2
-    assert err == ("error: nothing to do: stage mpq runs at imbalance factors [0.01] only (profile 'smoke'), "
-                   "and the request is for [0.1]\n")  # fmt: skip
+    assert err == ("error: nothing to do: stage explain runs at imbalance factors [0.01] only "
+                   "(profile 'smoke'), and the request is for [0.1]\n")  # fmt: skip
+    rc, _, err = _run(["run", "--profile", "cpu-v1", "--stage", "mpq", "--if", "0.1"], capsys)
+    assert rc == 2 and err.startswith("error: nothing to do: stage mpq runs at imbalance factors [0.01] only")
     with pytest.raises(ValueError, match=r"unknown stages \['stage2'\]; choose from \['stage1', 'decoupled'"):
         runs.run_profile("smoke", stages=("stage2",))
 

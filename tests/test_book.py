@@ -16,7 +16,7 @@ import papermill
 import pytest
 
 from ltmpq import results
-from ltmpq.config import DecoupledRun, MPQRun, QuantizedRun, get_profile
+from ltmpq.config import QUANT_HYPOTHESES, DecoupledRun, ExplainRun, MPQRun, QuantizedRun, get_profile
 from ltmpq.paths import ROOT
 from ltmpq.results import decode_predictions
 from ltmpq.runs import quant_variants_for
@@ -157,6 +157,16 @@ def test_published_profile_results_are_committed(name, monkeypatch):
             mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
             path = results.result_path(name, "mpq", mrun)
             assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
+        if cfg.imbalance_factor in prof.explain_ifs:  # chapter 5
+            for variant, (qcfg, keep) in quant_variants_for(name, list(QUANT_HYPOTHESES)).items():
+                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
+                path = results.result_path(name, "quantized", qrun)
+                assert results.load(path, qrun) is not None, (
+                    f"missing {path} ({variant}): make runs PROFILE={name}"
+                )
+            erun = ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)
+            path = results.result_path(name, "explain", erun)
+            assert results.load(path, erun) is not None, f"missing {path}: make runs PROFILE={name}"
 
 
 def test_chapter_4_runs_with_a_single_seed(smoke_book, tmp_path, monkeypatch):

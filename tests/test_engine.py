@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ltmpq import engine, results
-from ltmpq.config import DecoupledRun, get_profile
+from ltmpq.config import QUANT_HYPOTHESES, DecoupledRun, get_profile
 
 SMOKE = get_profile("smoke")
 
@@ -20,7 +20,12 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     n_variants = len(SMOKE.quant_configs())
     per_run = 2 + n_variants  # stage 1, stage 2, chapter 3's variants
     mpq_runs = sum(f in SMOKE.mpq_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
-    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs
+    # chapter 5 at its IFs: each distinct hypothesis quantizer (one equals chapter 3's per-tensor
+    # run and shares its task) and the explain stage
+    ch5_runs = sum(f in SMOKE.explain_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    distinct = set(SMOKE.quant_configs([*QUANT_HYPOTHESES]).values()) - set(SMOKE.quant_configs().values())
+    assert len(distinct) == len(QUANT_HYPOTHESES) - 1
+    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5_runs * (len(distinct) + 1)
     seen = set()
     for t in tasks:  # dependency order: every dependency comes earlier
         assert set(t.deps) <= seen, t.key
@@ -30,7 +35,9 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     assert by_key[f"decoupled-{cfg.tag}"].deps == (f"stage1-{cfg.tag}",)
     assert by_key[f"quantized-{cfg.tag}-per-tensor"].deps == (f"decoupled-{cfg.tag}",)
     assert by_key[f"mpq-{cfg.tag}"].deps == (f"decoupled-{cfg.tag}",)  # not chapter 3's sweeps
-    assert f"mpq-{SMOKE.stage1_config(0.1, 0).tag}" not in by_key  # chapter 4 runs at IF 0.01 only
+    assert f"mpq-{SMOKE.stage1_config(0.1, 0).tag}" in by_key  # smoke runs chapter 4 at both IFs
+    v1 = {t.key for t in engine.grid("cpu-v1")}  # the v1 model set ran chapter 4 at IF 0.01 only
+    assert "mpq-if0.01-seed0" in v1 and "mpq-if0.1-seed0" not in v1
 
 
 def test_a_task_names_its_config():

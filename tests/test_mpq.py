@@ -31,10 +31,10 @@ N_IMAGES = 64
 # ------------------------------------------------------------------ fixtures
 
 
-def random_vgg(seed: int = 0) -> VGG16:
+def random_vgg(seed: int = 0, num_classes: int = 10) -> VGG16:
     """A width-1/16 VGG16 in eval mode whose BatchNorms are far from the identity (folding matters)."""
     torch.manual_seed(seed)
-    model = VGG16(width=1 / 16)
+    model = VGG16(num_classes=num_classes, width=1 / 16)
     gen = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for m in model.modules():

@@ -21,8 +21,8 @@ from ltmpq.uncertainty import ranking_reliability
 
 
 def test_new_fields_at_their_default_leave_v1_hashes_as_committed():
-    # the committed cpu v1 results are named by these hashes (results/cpu/stage1, decoupled)
-    cpu = get_profile("cpu")
+    # the committed v1 results are named by these hashes (results/cpu-v1/stage1, decoupled)
+    cpu = get_profile("cpu-v1")
     s1 = cpu.stage1_config(0.01, 0)
     assert config_hash(s1) == "a0f9e7edca4d"
     assert config_hash(DecoupledRun(s1, cpu.decouple)) == "688883cca2d5"
@@ -155,13 +155,13 @@ def test_fit_all_trains_crt_and_lws_on_the_augmented_views_only():
 
 
 def test_candidates_differ_from_the_base_only_in_their_levers():
-    s = recipe.search_for("cpu-v2")
+    s = recipe.search_for("cpu")
     names = list(s.recipes)
-    assert len({config_hash(recipe.config("cpu-v2", n)) for n in names}) == len(names)
-    assert recipe.config("cpu-v2", names[0]) == s.base  # the v1 recipe, on the v2 split
+    assert len({config_hash(recipe.config("cpu", n)) for n in names}) == len(names)
+    assert recipe.config("cpu", names[0]) == s.base  # the v1 recipe, on the v2 split
     assert s.base.val_per_class == 300 and s.base.imbalance_factor == 0.01
     with pytest.raises(ValueError, match="unknown recipe 'nope'"):
-        recipe.config("cpu-v2", "nope")
+        recipe.config("cpu", "nope")
     with pytest.raises(ValueError, match="profile 'paper' has no recipe search; these do"):
         recipe.search_for("paper")
 
@@ -169,9 +169,9 @@ def test_candidates_differ_from_the_base_only_in_their_levers():
 def test_model_set_images_by_hand():
     # n_max 4700 after holding out 300 per class: int(4700 * IF**(i/9)) summed over classes
     by_hand = sum(sum(int(4700 * f ** (i / 9)) for i in range(10)) for f in (0.1, 0.02, 0.01))
-    cfg = recipe.config("cpu-v2", "one-cycle, 40 ep, bf16")
-    assert recipe.model_set_images("cpu-v2", cfg) == by_hand * 5 * 40
-    assert recipe.projected_seconds("cpu-v2", cfg, 1000.0) == pytest.approx(by_hand * 5 * 40 / 2000)
+    cfg = recipe.config("cpu", "one-cycle, 40 ep, bf16")
+    assert recipe.model_set_images("cpu", cfg) == by_hand * 5 * 40
+    assert recipe.projected_seconds("cpu", cfg, 1000.0) == pytest.approx(by_hand * 5 * 40 / 2000)
 
 
 def _row(name, balanced, minutes):
@@ -190,10 +190,10 @@ def test_choose_best_within_budget_ties_to_the_cheaper():
 def test_table_converts_to_points_and_projects_the_model_set():
     name = "one-cycle, 30 ep, bf16"
     metrics = {"overall": 0.6, "head": 0.8, "tail": 0.45, "balanced": 0.61}
-    row = recipe.table("cpu-v2", {name: {"val": {"metrics": metrics}, "train_images_per_second": 1500.0}})[0]
+    row = recipe.table("cpu", {name: {"val": {"metrics": metrics}, "train_images_per_second": 1500.0}})[0]
     assert (row["val overall"], row["val head"], row["val tail"]) == pytest.approx((60, 80, 45))
     assert row["epochs"] == 30
-    images = recipe.model_set_images("cpu-v2", recipe.config("cpu-v2", name))
+    images = recipe.model_set_images("cpu", recipe.config("cpu", name))
     assert row["model set (min)"] == pytest.approx(images / 3000 / 60)
 
 
@@ -212,15 +212,15 @@ def test_stage2_choice_is_the_best_crt_first_on_ties():
         recipe.choose_stage2(rows, method="ncm")
 
 
-def test_committed_cpu_v2_search_chose_the_profiles_recipe(monkeypatch):
-    """The cpu-v2 profile trains what its committed search chose (one model set, not two)."""
+def test_committed_cpu_search_chose_the_profiles_recipe(monkeypatch):
+    """The cpu profile trains what its committed search chose (one model set, not two)."""
     monkeypatch.delenv("LTMPQ_RESULTS", raising=False)
-    s = recipe.search_for("cpu-v2")
-    chosen = recipe.chosen_config("cpu-v2")  # from the committed results; fails if one is missing
-    assert chosen == get_profile("cpu-v2").stage1_config(s.base.imbalance_factor, s.base.seed)
-    stored = {n: recipe.stage2_run("cpu-v2", n, compute=False) for n in s.stage2}
+    s = recipe.search_for("cpu")
+    chosen = recipe.chosen_config("cpu")  # from the committed results; fails if one is missing
+    assert chosen == get_profile("cpu").stage1_config(s.base.imbalance_factor, s.base.seed)
+    stored = {n: recipe.stage2_run("cpu", n, compute=False) for n in s.stage2}
     winner = recipe.choose_stage2(recipe.stage2_table(stored))
-    assert replace(get_profile("cpu-v2").decouple) == replace(DecoupleConfig(), **s.stage2[winner])
+    assert replace(get_profile("cpu").decouple) == replace(DecoupleConfig(), **s.stage2[winner])
 
 
 # ------------------------------------------------------------------ validation-size noise
@@ -267,35 +267,51 @@ def test_ranking_reliability_limits():
         ranking_reliability(f, same, [0])
 
 
-def test_committed_cpu_v2_model_set_shares_one_set_of_weights(monkeypatch):
-    """Every downstream cpu-v2 result names the weights digest of its stage-1 result, and the
-    committed weights are those digests (one model set, published)."""
+def test_committed_cpu_model_set_shares_one_set_of_weights(monkeypatch):
+    """Every downstream cpu result names the weights digest of its stage-1 result, the committed
+    weights are those digests (one model set, published), and chapter 4's float reference is
+    chapter 1's model: its stored float predictions equal chapters 1-2's on every test image."""
     from ltmpq import results, weights
     from ltmpq.paths import results_dir
 
     monkeypatch.delenv("LTMPQ_RESULTS", raising=False)
-    prof = get_profile("cpu-v2")
+    prof = get_profile("cpu")
     by_hash = {}
     for cfg in prof.stage1_configs():
-        s1 = results.load(results.result_path("cpu-v2", "stage1", cfg), cfg)
-        assert s1 is not None, f"missing cpu-v2 stage-1 result {cfg.tag}: make runs PROFILE=cpu-v2"
-        path = results_dir() / "cpu-v2" / s1["weights"]
-        weights.load(path, s1["weights_sha256"], "make runs PROFILE=cpu-v2")  # raises on a mismatch
+        s1 = results.load(results.result_path("cpu", "stage1", cfg), cfg)
+        assert s1 is not None, f"missing cpu stage-1 result {cfg.tag}: make runs PROFILE=cpu"
+        path = results_dir() / "cpu" / s1["weights"]
+        weights.load(path, s1["weights_sha256"], "make runs PROFILE=cpu")  # raises on a mismatch
         by_hash[config_hash(cfg)] = s1["weights_sha256"]
-        dec = results.load(results.result_path("cpu-v2", "decoupled", DecoupledRun(cfg, prof.decouple)),
+        dec = results.load(results.result_path("cpu", "decoupled", DecoupledRun(cfg, prof.decouple)),
                            DecoupledRun(cfg, prof.decouple))  # fmt: skip
         assert dec is not None and dec["weights_sha256"] == s1["weights_sha256"], cfg.tag
     downstream = [
-        p
-        for kind in ("decoupled", "quantized", "mpq")
-        for p in (results_dir() / "cpu-v2" / kind).glob("*.json")
+        p for kind in ("decoupled", "quantized", "mpq") for p in (results_dir() / "cpu" / kind).glob("*.json")
     ]
     assert downstream
 
     for p in downstream:
         r = json.loads(p.read_text())
-        if r["stage1_hash"] in by_hash:
-            assert r["weights_sha256"] == by_hash[r["stage1_hash"]], p.name
+        assert r["stage1_hash"] in by_hash, f"{p.name} comes from no stage-1 run of the profile"
+        assert r["weights_sha256"] == by_hash[r["stage1_hash"]], p.name
+
+    from ltmpq.analysis.ch4_mitigation import reference_check
+    from ltmpq.config import MPQRun
+
+    mpq_cfgs = [c for c in prof.stage1_configs() if c.imbalance_factor in prof.mpq_ifs]
+    assert {c.imbalance_factor for c in mpq_cfgs} == set(prof.imbalance_factors)  # chapter 4 at every IF
+    load = {}
+    for kind, run_of in (("stage1", lambda c: c), ("decoupled", lambda c: DecoupledRun(c, prof.decouple)),
+                         ("mpq", lambda c: MPQRun(c, prof.decouple, prof.quant, prof.mpq))):  # fmt: skip
+        load[kind] = {
+            c: results.load(results.result_path("cpu", kind, run_of(c)), run_of(c)) for c in mpq_cfgs
+        }
+        missing = [c.tag for c, r in load[kind].items() if r is None]
+        assert not missing, f"missing cpu {kind} results {missing}: make runs PROFILE=cpu"
+    check = reference_check(load["mpq"], load["stage1"], load["decoupled"], prof.mpq.rule_heads)
+    assert len(check) == len(mpq_cfgs) * len(prof.mpq.rule_heads)
+    assert (check["agree"] == 100).all(), check[check["agree"] < 100]
 
 
 # ------------------------------------------------------------------ chapter 4's Hessian subset
@@ -316,9 +332,9 @@ def test_balanced_subset_takes_the_first_images_of_each_class():
 def test_hessian_images_is_checked_and_leaves_v1_mpq_hashes_alone():
     from ltmpq.config import MPQConfig, MPQRun
 
-    cpu = get_profile("cpu")
+    cpu = get_profile("cpu-v1")
     run = MPQRun(cpu.stage1_config(0.01, 0), cpu.decouple, cpu.quant, cpu.mpq)
-    assert config_hash(run) == "aecb5b2d951e"  # results/cpu/mpq/if0.01-seed0-aecb5b2d951e.json
+    assert config_hash(run) == "aecb5b2d951e"  # results/cpu-v1/mpq/if0.01-seed0-aecb5b2d951e.json
     other = MPQRun(run.stage1, run.decouple, run.quant, replace(cpu.mpq, hessian_images=1000))
     assert config_hash(other) != config_hash(run)
     for bad in (0, -10, 2.5, "all"):

@@ -15,7 +15,16 @@ from scipy import stats as sps
 from ltmpq import blog, frames, load, params, results, tables
 from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.cli import main
-from ltmpq.config import PROFILES, DecoupledRun, MPQRun, QuantizedRun, Stage1Config, get_profile
+from ltmpq.config import (
+    PROFILES,
+    QUANT_HYPOTHESES,
+    DecoupledRun,
+    ExplainRun,
+    MPQRun,
+    QuantizedRun,
+    Stage1Config,
+    get_profile,
+)
 from ltmpq.data import DataSource
 from ltmpq.runs import quant_variants_for
 from ltmpq.uncertainty import binomial_half_width, mean_ci
@@ -406,7 +415,8 @@ def test_runs_record_the_stage_version_of_their_numbers(tiny_cfg, patched_data):
 
     out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     assert out["stage_version"] == runs.STAGE_VERSIONS["stage1"]
-    assert set(runs.STAGE_VERSIONS) == set(runs.STAGES)
+    # "hypotheses" is chapter 3's sweep with chapter 5's quantizers: the quantized stage's version
+    assert set(runs.STAGE_VERSIONS) == set(runs.STAGES) - {"hypotheses"}
 
 
 # ------------------------------------------------------------------ CLI
@@ -442,9 +452,17 @@ def test_cli_status_returns_0_when_all_present(capsys, monkeypatch):
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
     assert "mpq: missing" in capsys.readouterr().out
     _save(MPQRun(cfg, prof.decouple, prof.quant, prof.mpq), "smoke", "mpq")
+    # chapter 5's (IF 0.01 is one of its explain_ifs): the hypotheses' sweeps and the explain run
+    assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
+    assert "hypotheses: 1/10 ok" in capsys.readouterr().out  # one is chapter 3's per-tensor run
+    for qcfg, keep in quant_variants_for("smoke", list(QUANT_HYPOTHESES)).values():
+        _save(QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep), "smoke", "quantized")
+    assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
+    assert "explain: missing" in capsys.readouterr().out
+    _save(ExplainRun(cfg, prof.decouple, prof.quant, prof.explain), "smoke", "explain")
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "missing" not in out and out.count(": ok") == 4
+    assert "missing" not in out and out.count(": ok") == 6
     # the other seed has nothing yet
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0", "1"]) == 1
     assert "missing" in capsys.readouterr().out

@@ -145,6 +145,20 @@ def split_facts(frame: pd.DataFrame, current: int, chosen: int, bits_clear: int,
     }
 
 
+def measured_reliability(frame: pd.DataFrame, size: int, bits_clear: int, bits_noisy: int) -> dict:
+    """The check of the split-size decision on the model set trained with it: the mean
+    reliability at ``size`` images (the split's own) at both bit-widths of :func:`split_facts`,
+    and the true spread and noise (points) at ``bits_noisy``."""
+    noisy = frame[frame["bits"] == bits_noisy]
+    return {
+        "val_measured": size // 10,
+        "rel_measured_clear": f"{frame.loc[frame['bits'] == bits_clear, size].mean():.2f}",
+        "rel_measured_noisy": f"{noisy[size].mean():.2f}",
+        "true_measured_noisy": f"{noisy['true'].mean():.2f}",
+        "noise_measured_noisy": f"{noisy['noise'].mean():.2f}",
+    }
+
+
 # --------------------------------------------------------------------------- Table 1, v1 and v2
 
 
@@ -206,6 +220,58 @@ def training_cost(s1: Mapping, processes: int = 2) -> dict:
         "train_img_s": f"{images / seconds:.0f}",
         "train_processes": processes,
     }
+
+
+#: The aims for rebuilding the published profile on two cores (minutes): cold, and from weights.
+REBUILD_AIMS = {"cold": 180, "from weights": 45}
+
+
+def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.DataFrame, dict]:
+    """Where a rebuild of the profile's results goes, from the seconds each stored result records.
+
+    ``parts``: part name -> ``{config: stored result}`` (e.g. "training" -> stage-1 results,
+    "chapter 4" -> mpq results). Training counts its ``train_seconds``, chapter 4 its measured
+    ``seconds`` split into sweep / Hessian traces / allocations, every other part its wall time.
+    Wall time on ``processes`` one-thread processes is the summed process time divided by them
+    (the grid keeps both busy; the last, lone task of a stage makes it a lower bound). A result
+    that two parts share is counted once."""
+    rows, seen = [], set()
+    for name, stored in parts.items():
+        # a result two parts share (a hypothesis equal to a chapter-3 variant) counts in the first
+        rs = [r for r in stored.values() if (r.get("kind"), r.get("config_hash")) not in seen]
+        seen |= {(r.get("kind"), r.get("config_hash")) for r in rs}
+        if name == "training":
+            rows.append({"part": name, "runs": len(rs), "seconds": sum(r["train_seconds"] for r in rs)})
+        elif rs and "allocations" in rs[0]:  # chapter 4: its own breakdown
+            split = {"sweep": "single-layer sweep", "hessian": "Hessian traces", "evaluation": "allocations"}
+            for key, label in split.items():
+                rows.append(
+                    {
+                        "part": f"{name}: {label}",
+                        "runs": len(rs),
+                        "seconds": sum(r["seconds"][key] for r in rs),
+                    }
+                )
+        else:
+            rows.append(
+                {"part": name, "runs": len(rs), "seconds": sum(r["provenance"]["wall_seconds"] for r in rs)}
+            )
+    t = pd.DataFrame(rows)
+    t["process-min"] = t["seconds"] / 60
+    t[f"wall-min on {processes}"] = t["process-min"] / processes
+    wall = t[f"wall-min on {processes}"]
+    cold = float(wall.sum())
+    weights = float(wall[t["part"] != "training"].sum())
+    facts = {
+        "rebuild_cold_h": f"{cold / 60:.1f}",
+        "rebuild_weights_min": f"{weights:.0f}",
+        "rebuild_cold_aim_h": f"{REBUILD_AIMS['cold'] / 60:g}",
+        "rebuild_weights_aim_min": f"{REBUILD_AIMS['from weights']:g}",
+        "rebuild_cold_met": "within" if cold <= REBUILD_AIMS["cold"] else "over",
+        "rebuild_weights_met": "within" if weights <= REBUILD_AIMS["from weights"] else "over",
+        "rebuild_largest": t.loc[t["seconds"].idxmax(), "part"],
+    }
+    return t.drop(columns="seconds").set_index("part"), facts
 
 
 def head_counts(s1_v1: Mapping | None, s1_v2: Mapping) -> dict:

@@ -87,6 +87,9 @@ def profiles_table() -> pd.DataFrame:
                 "seeds": len(p.seeds),
                 "VGG16 width": cfg.width,
                 "epochs": cfg.epochs,
+                "schedule": cfg.schedule,
+                "precision": cfg.precision,
+                "validation per class": cfg.val_per_class,
                 "what for": p.description,
             }
         )

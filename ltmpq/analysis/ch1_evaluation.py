@@ -34,16 +34,25 @@ REPORTED = (
 
 
 def recipe_facts(cfg: Stage1Config, n_seeds: int) -> dict:
-    """The stage-1 training recipe as the setup paragraph states it."""
-    warmup = f"{cfg.warmup_epochs} epoch{'s' if cfg.warmup_epochs != 1 else ''}"
+    """The stage-1 training recipe as the setup paragraph states it (its schedule in words)."""
+    if cfg.schedule == "onecycle":  # torch's OneCycleLR defaults: 30% up, cosine down, /25, /1e4
+        schedule = (
+            f"torch's one-cycle schedule: the learning rate rises from {cfg.lr / 25:g} to "
+            f"{cfg.lr:g} over the first 30% of the steps and anneals to {cfg.lr / 25e4:.2g} while "
+            f"the momentum cycles between 0.85 and {cfg.momentum:g}"
+        )
+    else:
+        warmup = f"{cfg.warmup_epochs} epoch{'s' if cfg.warmup_epochs != 1 else ''}"
+        schedule = f"peak learning rate {cfg.lr:g} after {warmup} of linear warm-up, then cosine decay"
+    precision = {"bf16": "bfloat16 autocast", "fp32": "float32"}.get(cfg.precision, cfg.precision)
     return {
         "n_seeds": n_seeds,
         "profile_width": f"{cfg.width:g}",
         "epochs": cfg.epochs,
-        "lr": f"{cfg.lr:g}",
         "momentum": f"{cfg.momentum:g}",
         "batch": cfg.batch_size,
-        "warmup": warmup,
+        "schedule": schedule,
+        "precision": precision,
         "wd": f"{cfg.weight_decay:g}",
     }
 

@@ -6,6 +6,8 @@ validation split chose, and the stage-1 classifier's norms and biases that tau-n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pandas as pd
 
 from .. import blog, verdicts
@@ -19,14 +21,19 @@ from .ch1_evaluation import gap_per_seed, gap_summary, table1_vs_blog
 TABLE1_MODELS = {"baseline": "base", "crt": "dec (cRT)"}
 
 
-def setup_facts(dcfg: DecoupleConfig, val_per_class: int) -> dict:
-    """How stage 2 is run: epochs, the hold-out and the tau grid."""
+def setup_facts(dcfg: DecoupleConfig, val_per_class: int, train_counts: Sequence[int] | None = None) -> dict:
+    """How stage 2 is run: epochs, weight decay, the hold-out and the tau grid; with
+    ``train_counts`` (of the strongest imbalance) also the largest and smallest class's count."""
     grid = dcfg.tau_grid
-    return {
+    facts = {
         "dec_epochs": dcfg.epochs,
+        "dec_wd": f"{dcfg.weight_decay:g}",
         "val_per_class": val_per_class,
         "tau_grid": f"{min(grid):g}, {grid[1]:g}, ..., {max(grid):g}" if len(grid) > 1 else f"{grid[0]:g}",
     }
+    if train_counts is not None:
+        facts |= {"n_largest": int(max(train_counts)), "n_rarest": int(min(train_counts))}
+    return facts
 
 
 def table1(summary: pd.DataFrame) -> pd.DataFrame:
