@@ -124,11 +124,12 @@ def _status(args) -> int:
                  for q, keep in variants.values()]  # fmt: skip
         if cfg.imbalance_factor in prof.mpq_ifs:
             runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
-        if cfg.imbalance_factor in prof.explain_ifs:
+        if cfg.imbalance_factor in prof.hypothesis_ifs:
             hyps = quant_variants_for(prof.name, list(QUANT_HYPOTHESES)).values()
             runs += [
                 ("hypotheses", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep)) for q, keep in hyps
             ]
+        if cfg.imbalance_factor in prof.explain_ifs:
             runs.append(("explain", ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)))
         states = {}
         for label, run in runs:

@@ -531,6 +531,7 @@ class Profile:
     predecessor: str | None = None
     explain: ExplainConfig = ExplainConfig()
     explain_ifs: tuple[float, ...] = ()  # chapter 5's per-run measurements (none: not run)
+    hypothesis_ifs: tuple[float, ...] = ()  # chapter 5's quantizer hypotheses (none: not run)
 
     def quant_configs(self, names=None) -> dict[str, QuantConfig]:
         """Quantizer variants by name, from the profile's default: chapter 3's ablations
@@ -569,6 +570,7 @@ PROFILES: dict[str, Profile] = {
         mpq_ifs=(0.1, 0.01),
         explain=ExplainConfig(val_images=50, train_per_class=5, samples=4, bits=(6, 4)),
         explain_ifs=(0.01,),
+        hypothesis_ifs=(0.01,),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(
@@ -583,6 +585,7 @@ PROFILES: dict[str, Profile] = {
         mpq=MPQConfig(hessian_images=1000),
         mpq_ifs=(0.1, 0.02, 0.01),
         explain_ifs=(0.01,),
+        hypothesis_ifs=(0.1, 0.01),
         description="the published book (v2 model set): real CIFAR-10-LT, VGG16 at width 0.25, "
         "recipe chosen on validation, fits 2 CPU cores",
         predecessor="cpu-v1",

@@ -540,7 +540,7 @@ def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> lis
     todo = []
     for c in cfgs:
         # stages that run at some imbalance factors only; "hypotheses" are chapter 5's quantizers
-        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.explain_ifs, "explain": prof.explain_ifs}
+        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.hypothesis_ifs, "explain": prof.explain_ifs}
         here = tuple(
             s for s in STAGES if s in stages and c.imbalance_factor in ifs.get(s, (c.imbalance_factor,))
         )

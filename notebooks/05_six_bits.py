@@ -128,6 +128,17 @@ plt.show()
 # into ties, and an argmax resolves a tie to the first class, the most frequent one (torch's
 # and most integer runtimes' convention).
 #
+# ### At other imbalance factors
+#
+# The same quantizers on the models of every imbalance factor they ran at: Δ = tail drop − head
+# drop of the baseline (points, mean ± 95% CI over seeds; positive: the tail pays more).
+
+# %% tags=["hide-input"]
+at_ifs = ChapterParams(profile, compute, params.prof.hypothesis_ifs, seeds)
+drops_ifs = frames.drop_frame(frames.quant_frame(load.quantized_results(at_ifs, names)))
+tables.table(ch5.delta_by_imbalance(drops_ifs).loc[names], scroll=True)
+
+# %% [markdown]
 # ### Claim 3 under each quantizer
 #
 # Claim 3 ("lower bit-widths hurt the tail much more than the head") judged by chapter 4's rule

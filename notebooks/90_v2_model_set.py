@@ -190,11 +190,12 @@ qres_all = load.quantized_results(pparams)
 parts = {"training": s1, "stage 2": load.decoupled_results(pparams),
          "chapter 3 sweeps": {(v, c): r for v, by in qres_all.items() for c, r in by.items()},
          "chapter 4": load.mpq_results(pparams)}  # fmt: skip
-if pparams.prof.explain_ifs:
+if pparams.prof.hypothesis_ifs:
     hyps = load.quantized_results(
-        ChapterParams(v2, compute, pparams.prof.explain_ifs), list(QUANT_HYPOTHESES)
+        ChapterParams(v2, compute, pparams.prof.hypothesis_ifs), list(QUANT_HYPOTHESES)
     )
     parts["chapter 5 quantizers"] = {(v, c): r for v, by in hyps.items() for c, r in by.items()}
+if pparams.prof.explain_ifs:
     parts["chapter 5 integer runtime, curvature"] = load.explain_results(pparams)
 cost_table, cost_facts = app.rebuild_cost(parts)
 tables.glue_all(cost_facts)

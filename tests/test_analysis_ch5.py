@@ -589,3 +589,21 @@ def test_mechanism_facts_texts_and_nan():
 def test_partial_rho_given_a_count_that_ranks_the_drop_perfectly_is_nan():
     f = ch5.mechanism_facts(ch5.mechanism_table(_mech_frame(), MECH_BITS, n_boot=50))
     assert f["mech_partial_lo"] == "n/a"
+
+
+def test_delta_by_imbalance_is_tail_minus_head_drop_per_variant_and_if(drops):
+    """Columns (IF, bits) strongest imbalance first and more bits first; baseline's Δ = T − H with
+    the delta half-width at IF 0.01, and 10 − 10 = 0 in every seed at IF 0.1."""
+    t = ch5.delta_by_imbalance(drops)
+    assert list(t.columns) == [
+        ("IF 0.01", "6 bits"),
+        ("IF 0.01", "4 bits"),
+        ("IF 0.1", "6 bits"),
+        ("IF 0.1", "4 bits"),
+    ]
+    assert sorted(t.index) == sorted(VARIANTS)  # the chapter orders the rows itself
+    assert t.loc["default", ("IF 0.01", "6 bits")] == pm(1.0 - 2.5, DELTA_CI)  # -1.5
+    assert t.loc["W=A", ("IF 0.01", "4 bits")] == pm(12.0 - 2.0, DELTA_CI)  # +10.0
+    assert t.loc["logits", ("IF 0.1", "6 bits")] == pm(0.0, 0.0)
+    crt = ch5.delta_by_imbalance(drops, bits=("6",), method="crt")
+    assert crt.loc["W=A", ("IF 0.01", "6 bits")] == pm(6.6 - 2.7, DELTA_CI)

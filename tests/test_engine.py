@@ -22,10 +22,12 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     mpq_runs = sum(f in SMOKE.mpq_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
     # chapter 5 at its IFs: each distinct hypothesis quantizer (one equals chapter 3's per-tensor
     # run and shares its task) and the explain stage
-    ch5_runs = sum(f in SMOKE.explain_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    hyp_runs = sum(f in SMOKE.hypothesis_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    explain_runs = sum(f in SMOKE.explain_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
     distinct = set(SMOKE.quant_configs([*QUANT_HYPOTHESES]).values()) - set(SMOKE.quant_configs().values())
     assert len(distinct) == len(QUANT_HYPOTHESES) - 1
-    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5_runs * (len(distinct) + 1)
+    ch5 = hyp_runs * len(distinct) + explain_runs
+    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5
     seen = set()
     for t in tasks:  # dependency order: every dependency comes earlier
         assert set(t.deps) <= seen, t.key

@@ -86,11 +86,11 @@ def _by_cfg(tasks):
     return out
 
 
-def test_hypotheses_stage_is_one_sweep_per_distinct_quantizer_at_the_explain_ifs():
+def test_hypotheses_stage_is_one_sweep_per_distinct_quantizer_at_the_hypothesis_ifs():
     hyp = SMOKE.quant_configs(list(QUANT_HYPOTHESES))
     tasks = engine.grid("smoke", stages=["hypotheses"])
     assert {t.stage for t in tasks} == {"quantized"}  # chapter 3's sweep with other quantizers
-    assert {t.cfg.imbalance_factor for t in tasks} == set(SMOKE.explain_ifs) == {0.01}
+    assert {t.cfg.imbalance_factor for t in tasks} == set(SMOKE.hypothesis_ifs) == {0.01}
     by_cfg = _by_cfg(tasks)
     assert sorted(c.seed for c in by_cfg) == list(SMOKE.seeds)
     for ts in by_cfg.values():
@@ -116,7 +116,7 @@ def test_hypotheses_beside_chapter_3_skip_the_quantizers_its_variants_already_ru
         names = [t.variant for t in ts]
         configs = [(abl | hyp)[n] for n in names]
         assert len(set(configs)) == len(configs), cfg.tag  # no quantizer swept twice for a run
-        if cfg.imbalance_factor in SMOKE.explain_ifs:
+        if cfg.imbalance_factor in SMOKE.hypothesis_ifs:
             assert names == [*QUANT_ABLATIONS, *(h for h in QUANT_HYPOTHESES if h not in shared)]
         else:  # IF 0.1: chapter 3's variants only
             assert names == list(QUANT_ABLATIONS)

@@ -19,7 +19,7 @@ from ..decoupling import METHOD_LABELS
 from ..quantization import FLOAT
 from ..tables import pm
 from ..uncertainty import mean_ci
-from .ch3_quantization import BLOG_MODELS, blog_drop
+from .ch3_quantization import BLOG_MODELS, blog_drop, delta_per_seed
 
 #: The blog's 6-bit pattern for the baseline, in accuracy points lost from float: the tail loses
 #: at least ``TAIL_HIT`` while the head loses at most ``HEAD_SPARED`` (blog: 6.5 and 0.5).
@@ -154,6 +154,22 @@ def hypothesis_facts(table: pd.DataFrame) -> dict:
         "tail_hit": f"{TAIL_HIT:g}",
         "head_spared": f"{HEAD_SPARED:g}",
     }
+
+
+def delta_by_imbalance(
+    drops: pd.DataFrame, bits: Sequence[str] = ("6", "4"), method: str = "baseline"
+) -> pd.DataFrame:
+    """Per variant (rows; the chapter orders them) and (IF, bits) (columns, strongest imbalance first):
+    Δ = tail drop − head drop of ``method``, mean ± 95% CI over seeds (points; chapter 3's Δ)."""
+    d = delta_per_seed(drops)
+    d = d[(d["method"] == method) & d["bits"].isin(bits)]
+    rows: dict = {}
+    for (v, f, b), g in d.groupby(["variant", "imbalance_factor", "bits"], sort=False):
+        m, h, _ = mean_ci(g["delta"].to_numpy(dtype=float))
+        rows.setdefault(v, {})[(f"IF {f:g}", f"{b} bits")] = pm(m, h)
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    order = sorted(out.columns, key=lambda c: (float(c[0].split()[1]), -int(c[1].split()[0])))
+    return out[order]
 
 
 def claim3_by_variant(
