@@ -111,17 +111,23 @@ def affine_qparams(
     return scale, zero
 
 
-def weight_scale(
-    w: torch.Tensor, bits: int, granularity: str = "channel", clipping: str = "minmax"
-) -> torch.Tensor:
-    """The quantization step: one per output channel (dim 0) or a scalar for the whole tensor."""
+def _grid_rows(w: torch.Tensor, bits, granularity: str) -> tuple[int, torch.Tensor]:
+    """Checked ``bits`` and ``w`` as the rows that each get one grid: one per output channel
+    (dim 0) or a single row for the whole tensor."""
     bits = check_bits(bits)
     if bits == FLOAT:
         raise ValueError("a float layer has no scale")
     if granularity not in ("channel", "tensor"):
         raise ValueError(f"granularity must be 'channel' or 'tensor', got {granularity!r}")
     w = w.detach().float()
-    flat = w.reshape(len(w), -1) if granularity == "channel" else w.reshape(1, -1)
+    return bits, w.reshape(len(w), -1) if granularity == "channel" else w.reshape(1, -1)
+
+
+def weight_scale(
+    w: torch.Tensor, bits: int, granularity: str = "channel", clipping: str = "minmax"
+) -> torch.Tensor:
+    """The quantization step: one per output channel (dim 0) or a scalar for the whole tensor."""
+    bits, flat = _grid_rows(w, bits, granularity)
     peak = flat.abs().amax(1)
     # an all-zero channel gets any positive scale: it quantizes to zero either way
     peak = torch.where(peak > 0, peak, torch.ones_like(peak))
@@ -147,13 +153,7 @@ def affine_weight_qparams(
     output channel (dim 0) or scalars for the whole tensor. ``minmax``: the grid spans
     ``[min(w, 0), max(w, 0)]``; ``mse``: ``alpha`` times that range, ``alpha`` from
     :data:`MSE_GRID` minimising the squared error (the zero point barely moves with ``alpha``)."""
-    bits = check_bits(bits)
-    if bits == FLOAT:
-        raise ValueError("a float layer has no scale")
-    if granularity not in ("channel", "tensor"):
-        raise ValueError(f"granularity must be 'channel' or 'tensor', got {granularity!r}")
-    w = w.detach().float()
-    flat = w.reshape(len(w), -1) if granularity == "channel" else w.reshape(1, -1)
+    bits, flat = _grid_rows(w, bits, granularity)
     lo, hi = flat.amin(1), flat.amax(1)
     qmin, qmax = _qrange(bits)
     if clipping == "minmax":

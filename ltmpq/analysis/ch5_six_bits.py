@@ -98,10 +98,12 @@ def hypothesis_table(table: pd.DataFrame, descriptions: Mapping[str, str]) -> pd
     cells and whether the baseline shows its 6-bit pattern; the blog's own row first."""
     dist, pat = blog_distance(table), blog_pattern(table)
     order = ["default"] + [v for v in dist.sort_values().index if v != "default"]
-    cols = [(METHOD_LABELS[m], f"{b} bits") for m in BLOG_MODELS for b in dict.fromkeys(table["bits"])]
+    present = set(table["bits"])  # most bits first, as the blog's figures read
+    bits = [b for b in SHOWN_BITS if b in present] + sorted(present - set(SHOWN_BITS), key=int, reverse=True)
+    cols = [(METHOD_LABELS[m], f"{b} bits") for m in BLOG_MODELS for b in bits]
     blog_row = {"what": "the blog's Figs. 7/8 (one run)"}
     for m in BLOG_MODELS:
-        for b in dict.fromkeys(table["bits"]):
+        for b in bits:
             blog_row[(METHOD_LABELS[m], f"{b} bits")] = (
                 f"{blog_drop(m, 'head', int(b)):.1f} / {blog_drop(m, 'tail', int(b)):.1f}"
                 if b in BLOG_BITS
@@ -114,7 +116,7 @@ def hypothesis_table(table: pd.DataFrame, descriptions: Mapping[str, str]) -> pd
         default = "chapter 3's default quantizer (weights only)" if v == "default" else v
         row = {"what": descriptions.get(v, default)}
         for m in BLOG_MODELS:
-            for b in dict.fromkeys(table["bits"]):
+            for b in bits:
                 hit = table[(table["variant"] == v) & (table["method"] == m) & (table["bits"] == b)]
                 row[(METHOD_LABELS[m], f"{b} bits")] = (
                     f"{pm(hit['head_drop'].iloc[0], hit['head_ci'].iloc[0])} / "
