@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 #: ``ltmpq.runs.STAGES``, spelled out so that ``--help`` does not import torch (a test checks it).
-CLI_STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain")
+CLI_STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder")
 
 
 def _status(args) -> int:
@@ -142,6 +142,19 @@ def _status(args) -> int:
             shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"
             cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
         print(f"{cfg.tag:>16}  " + "  ".join(cells))
+    ladder = [c for c in prof.stage1_configs(args.imbalance_factors, args.seeds) if prof.on_ladder(c)]
+    for cfg in ladder:  # chapter 5's scale ladder: the wider rungs' own models and sweeps
+        for rung, rcfg in list(prof.ladder_rungs(cfg).items())[1:]:
+            runs = [("stage1", rcfg), ("decoupled", DecoupledRun(rcfg, prof.decouple))]
+            runs += [("quantized", QuantizedRun(rcfg, prof.decouple, q, prof.quant_bits, keep))
+                     for q, keep in quant_variants_for(prof.name, prof.ladder_variants).values()]  # fmt: skip
+            states = [results.status(results.result_path(prof.name, k, r), r, digest, STAGE_VERSIONS)
+                      for k, r in runs]  # fmt: skip
+            missing += sum(not st.startswith("ok") for st in states)
+            cells = [f"{k}: {st}" for (k, _), st in zip(runs[:2], states, strict=False)]
+            ok = sum(st.startswith("ok") for st in states[2:])
+            cells.append(f"quantized: {ok}/{len(states) - 2} ok ({len(states) - 2} variants)")
+            print(f"{rcfg.tag:>16}  ({rung})  " + "  ".join(cells))
     return 1 if missing else 0
 
 

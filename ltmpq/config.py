@@ -101,8 +101,10 @@ class Stage1Config:
     warmup_epochs: int = 1
     precision: str = "fp32"
     schedule: str = "cosine"  # see SCHEDULES; onecycle ignores warmup_epochs
+    hidden: int | None = None  # width of L14/L15; None: 512 x width (4096: the classic VGG16)
+    dropout: float = 0.0  # after L14's and L15's ReLU (0.5 in the classic VGG16)
 
-    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("schedule",)
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "hidden", "dropout")
 
     def __post_init__(self) -> None:
         check_number(self, "imbalance_factor", float, 0, 1, lo_open=True)  # n_min / n_max, e.g. 0.01
@@ -113,6 +115,8 @@ class Stage1Config:
         for name in ("n_max", "test_per_class"):
             check_number(self, name, int, 1, optional=True)
         check_number(self, "width", float, 0, 4, lo_open=True)
+        check_number(self, "hidden", int, 1, optional=True)
+        check_number(self, "dropout", float, 0, 1, hi_open=True)
         check_number(self, "lr", float, 0, lo_open=True)
         check_number(self, "momentum", float, 0, 1, hi_open=True)
         check_number(self, "weight_decay", float, 0)
@@ -128,8 +132,13 @@ class Stage1Config:
 
     @property
     def tag(self) -> str:
-        """Human-readable part of the result file name."""
-        return f"if{self.imbalance_factor:g}-seed{self.seed}"
+        """Human-readable part of the result file name. Chapter 5's scale ladder says how its
+        models differ: the width (but for the book's 0.25 and the smoke models' 1/16, whose names
+        predate the ladder) and the classifier's shape."""
+        shape = "" if self.width in (0.25, 1 / 16) else f"-w{self.width:g}"
+        shape += "" if self.hidden is None else f"-fc{self.hidden}"
+        shape += "" if self.dropout == 0 else f"-drop{self.dropout:g}"
+        return f"if{self.imbalance_factor:g}-seed{self.seed}{shape}"
 
 
 @dataclass(frozen=True)
@@ -532,6 +541,27 @@ class Profile:
     explain: ExplainConfig = ExplainConfig()
     explain_ifs: tuple[float, ...] = ()  # chapter 5's per-run measurements (none: not run)
     hypothesis_ifs: tuple[float, ...] = ()  # chapter 5's quantizer hypotheses (none: not run)
+    # chapter 5's scale ladder: named stage-1 overrides on top of ``stage1`` (each rung a model
+    # set of its own at ``ladder_ifs`` x ``ladder_seeds``), quantized with ``ladder_variants``;
+    # the profile's own models are the ladder's first rung
+    ladder: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ladder_ifs: tuple[float, ...] = ()
+    ladder_seeds: tuple[int, ...] = ()
+    ladder_variants: tuple[str, ...] = ("default",)
+
+    def __post_init__(self) -> None:
+        self.quant_configs(self.ladder_variants)  # unknown names fail here
+        allowed = {f.name for f in fields(Stage1Config)} - {"imbalance_factor", "seed"}
+        for rung, overrides in self.ladder.items():
+            unknown = sorted(set(overrides) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"ladder rung {rung!r}: unknown stage-1 fields {unknown}; allowed: {sorted(allowed)}"
+                )
+            cfg = self.stage1_config(0.01, 0)
+            replace(cfg, **overrides)  # bad values fail here
+            if not overrides or all(getattr(cfg, k) == v for k, v in overrides.items()):
+                raise ValueError(f"ladder rung {rung!r} must change the profile's model, got {overrides!r}")
 
     def quant_configs(self, names=None) -> dict[str, QuantConfig]:
         """Quantizer variants by name, from the profile's default: chapter 3's ablations
@@ -549,6 +579,25 @@ class Profile:
 
     def stage1_config(self, imbalance_factor: float, seed: int) -> Stage1Config:
         return Stage1Config(imbalance_factor=imbalance_factor, seed=seed, **self.stage1)
+
+    def rung_config(self, base: Stage1Config, rung: str) -> Stage1Config:
+        """The scale ladder's model ``rung`` (a name in ``ladder``) at ``base``'s IF and seed."""
+        if rung not in self.ladder:
+            raise ValueError(f"unknown ladder rung {rung!r}; profile {self.name!r} has {list(self.ladder)}")
+        return replace(base, **self.ladder[rung])
+
+    def ladder_rungs(self, base: Stage1Config) -> dict[str, Stage1Config]:
+        """Every rung of the scale ladder at ``base``'s IF and seed, the profile's own model first."""
+        return {self.ladder_base: base, **{r: self.rung_config(base, r) for r in self.ladder}}
+
+    @property
+    def ladder_base(self) -> str:
+        """The name of the ladder's first rung: the profile's own models."""
+        return f"width {self.stage1.get('width', Stage1Config.width):g}"
+
+    def on_ladder(self, cfg: Stage1Config) -> bool:
+        """Whether a run of the profile's own models is the first rung of the scale ladder."""
+        return cfg.imbalance_factor in self.ladder_ifs and cfg.seed in self.ladder_seeds
 
     def stage1_configs(self, imbalance_factors=None, seeds=None) -> list[Stage1Config]:
         ifs = self.imbalance_factors if imbalance_factors is None else tuple(imbalance_factors)
@@ -571,6 +620,10 @@ PROFILES: dict[str, Profile] = {
         explain=ExplainConfig(val_images=50, train_per_class=5, samples=4, bits=(6, 4)),
         explain_ifs=(0.01,),
         hypothesis_ifs=(0.01,),
+        ladder={"width 0.125": {"width": 0.125}, "classic classifier": {"hidden": 128, "dropout": 0.5}},
+        ladder_ifs=(0.01,),
+        ladder_seeds=(0, 1),
+        ladder_variants=("default", "naive: per-tensor affine W=A + logits"),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(
@@ -585,7 +638,19 @@ PROFILES: dict[str, Profile] = {
         mpq=MPQConfig(hessian_images=1000),
         mpq_ifs=(0.1, 0.02, 0.01),
         explain_ifs=(0.01,),
-        hypothesis_ifs=(0.1, 0.01),
+        hypothesis_ifs=(0.1, 0.02, 0.01),
+        # width 0.5 costs ~4x width 0.25 per image; the classic VGG16 classifier (two 4096-wide
+        # layers with dropout) at the book's width; both with the default quantizer and the
+        # hypothesis closest to the blog's 6-bit cells (chapter 5 checks that it still is)
+        # (width 1.0, the blog's, is a GPU job: ~16x width 0.25 per image)
+        ladder={
+            "width 0.5": {"width": 0.5},
+            "width 1.0": {"width": 1.0},
+            "classic classifier": {"hidden": 4096, "dropout": 0.5},
+        },  # fmt: skip
+        ladder_ifs=(0.01,),
+        ladder_seeds=(0, 1, 2),
+        ladder_variants=("default", "naive: per-tensor affine W=A + logits"),
         description="the published book (v2 model set): real CIFAR-10-LT, VGG16 at width 0.25, "
         "recipe chosen on validation, fits 2 CPU cores",
         predecessor="cpu-v1",

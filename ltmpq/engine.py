@@ -108,6 +108,9 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants
                         done.add(configs[h])
                         tasks.append(Task("quantized", cfg, h, before))
                 continue
+            if stage == "ladder":  # chapter 5's scale ladder: this run's model and the wider ones
+                tasks += _ladder_tasks(profile, cfg, tasks, before)
+                continue
             task = Task(stage, cfg, None, before)  # chapter 4 needs stage 2, not chapter 3's sweeps
             tasks.append(task)
             if stage in ("stage1", "decoupled"):
@@ -116,6 +119,20 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants
         raise ValueError(
             f"nothing to do: no task for stages {list(stages or STAGES)} and variants {variants}"
         )
+    return tasks
+
+
+def _ladder_tasks(profile: str, cfg: Stage1Config, listed: list[Task], before: tuple[str, ...]) -> list[Task]:
+    """The scale ladder at one (IF, seed): the profile's model quantized with the ladder's variants
+    (where not listed already), then each rung's model trained, decoupled and quantized alike."""
+    prof = get_profile(profile)
+    keys = {t.key for t in listed}
+    tasks = [t for v in prof.ladder_variants if (t := Task("quantized", cfg, v, before)).key not in keys]
+    for rung in prof.ladder:
+        rcfg = prof.rung_config(cfg, rung)
+        train = Task("stage1", rcfg, None, ())
+        stage2 = Task("decoupled", rcfg, None, (train.key,))
+        tasks += [train, stage2, *(Task("quantized", rcfg, v, (stage2.key,)) for v in prof.ladder_variants)]
     return tasks
 
 

@@ -388,7 +388,8 @@ def _build(
     if not reduce_range and vnni_available() is False:
         warnings.warn(
             "this CPU has no VNNI: fbgemm sums pairs of uint8 x int8 products in int16, which can "
-            "saturate with 8-bit activations; integer_model(..., reduce_range=True) cannot",
+            "saturate with 8-bit activations; integer_model(..., reduce_range=True) (7-bit activations) "
+            "cannot saturate",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -1,14 +1,14 @@
 """Load the stored results a chapter shows: every run of its parameters, from ``results/``.
 
 Without ``compute`` a missing result fails with the command that produces it (the book never
-trains); with it, the run is made and stored (:mod:`ltmpq.runs`). Used by chapters 0-4.
+trains); with it, the run is made and stored (:mod:`ltmpq.runs`). Used by chapters 0-5.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import runs
+from . import results, runs
 from .params import ChapterParams
 
 
@@ -74,6 +74,57 @@ def explain_results(params: ChapterParams) -> dict:
         c: runs.explain(c, prof.decouple, prof.quant, prof.explain, params.profile, compute=params.compute)
         for c in cfgs
     }
+
+
+def ladder_results(
+    params: ChapterParams, *, allow_missing: bool = False
+) -> tuple[dict[str, dict], dict[str, dict], dict[str, str]]:
+    """Chapter 5's scale ladder at the chapter's IFs and seeds that it ran at: ``({rung: {variant:
+    {config: stored sweep}}}, {rung: {config: stored stage-1 result}}, {rung: what is missing})``,
+    the profile's own models first (rung :attr:`~ltmpq.config.Profile.ladder_base`), then each rung
+    of ``Profile.ladder`` (configs are the rung's own).
+
+    A missing result fails with the command that makes it, as everywhere; ``allow_missing`` instead
+    leaves out a wider rung that is not complete and says so in the third dict (the first rung is
+    always required): the book can state which rungs a machine could not afford."""
+    prof = params.prof
+    base = [c for c in params.configs() if prof.on_ladder(c)]
+    if not prof.ladder or not base:
+        raise ValueError(
+            f"the scale ladder of profile {params.profile!r} runs at imbalance factors "
+            f"{list(prof.ladder_ifs)} and seeds {list(prof.ladder_seeds)}; the parameters ask for "
+            f"{list(params.ifs)} and {list(params.seed_list)}"
+        )
+    variants = runs.quant_variants_for(params.profile, prof.ladder_variants)
+    command = f"make runs PROFILE={params.profile} RUN_ARGS='--stage ladder --jobs 2'"
+    quant, stage1, missing = {}, {}, {}
+    for rung in prof.ladder_rungs(base[0]):
+        cfgs = [prof.ladder_rungs(c)[rung] for c in base]
+        try:
+            s1 = {c: runs.stage1(c, params.profile, compute=params.compute) for c in cfgs}
+            q = {
+                name: {
+                    c: runs.quantized(
+                        c,
+                        prof.decouple,
+                        qc,
+                        prof.quant_bits,
+                        params.profile,
+                        keep_predictions=keep,
+                        compute=params.compute,
+                    )  # fmt: skip
+                    for c in cfgs
+                }
+                for name, (qc, keep) in variants.items()
+            }
+        except results.MissingResultError:
+            if not allow_missing or rung == prof.ladder_base:
+                raise
+            done = sum(results.result_path(params.profile, "stage1", c).is_file() for c in cfgs)
+            missing[rung] = f"{done} of {len(cfgs)} models trained; make the rest with {command}"
+            continue
+        stage1[rung], quant[rung] = s1, q
+    return quant, stage1, missing
 
 
 def data_sources(*stored: dict) -> list[dict]:

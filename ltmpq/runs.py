@@ -429,15 +429,20 @@ def mixed_precision(
     accuracy metric and any validation resample can be recomputed), the Hessian traces, and
     per allocation its bit map, size, metrics and test predictions.
     """
+    # what chapter 4's per-layer allocation implements: symmetric weights, nothing else quantized
+    weight_only = {"act_bits": None, "logit_bits": None, "first_last_bits": None,
+                   "weight_scheme": "symmetric"}  # fmt: skip
+    unsupported = {k: getattr(qcfg, k) for k, v in weight_only.items() if getattr(qcfg, k) != v}
+    if unsupported:
+        raise ValueError(
+            f"chapter 4's mixed precision quantizes weights only, symmetrically; this QuantConfig sets "
+            f"{unsupported}: use {weight_only}"
+        )
     run = MPQRun(cfg, dcfg, qcfg, mcfg)
     path, stored = _stored_or_required(profile, "mpq", run, cfg, "mpq", compute)
     if stored is not None:
         return stored
     t0 = time.perf_counter()
-    if qcfg.act_bits is not None:
-        raise ValueError(
-            "chapter 4's mixed precision quantizes weights only: use a QuantConfig with act_bits=None"
-        )
     dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
     counts = stage1(cfg, profile)["train_counts"]
     groups = class_groups(counts)
@@ -525,7 +530,7 @@ def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConf
 
 
 #: The stages of a profile, in dependency order (each makes what it builds on first).
-STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain")
+STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder")
 
 
 def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> list[tuple[Stage1Config, tuple]]:
@@ -540,9 +545,15 @@ def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> lis
     todo = []
     for c in cfgs:
         # stages that run at some imbalance factors only; "hypotheses" are chapter 5's quantizers
-        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.hypothesis_ifs, "explain": prof.explain_ifs}
+        # "ladder" is chapter 5's scale ladder: its models are made from the run's config
+        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.hypothesis_ifs, "explain": prof.explain_ifs,
+               "ladder": prof.ladder_ifs if prof.ladder else ()}  # fmt: skip
         here = tuple(
-            s for s in STAGES if s in stages and c.imbalance_factor in ifs.get(s, (c.imbalance_factor,))
+            s
+            for s in STAGES
+            if s in stages
+            and c.imbalance_factor in ifs.get(s, (c.imbalance_factor,))
+            and (s != "ladder" or c.seed in prof.ladder_seeds)
         )
         if here:
             todo.append((c, here))
@@ -550,7 +561,7 @@ def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> lis
         asked = sorted({c.imbalance_factor for c in cfgs}, reverse=True)
         where = "; ".join(
             f"stage {s} runs at imbalance factors {list(ifs[s])} only" for s in stages if s in ifs
-        )
+        ) + ("; the ladder at seeds " + str(list(prof.ladder_seeds)) if "ladder" in stages else "")
         raise ValueError(f"nothing to do: {where} (profile {profile!r}), and the request is for {asked}")
     return todo
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,7 +163,16 @@ def fp32_precision(mode: str) -> Iterator[None]:
 def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
     """The stage-1 model, initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
-    return VGG16(num_classes=num_classes, width=cfg.width).to(memory_format=torch.channels_last)
+    model = VGG16(num_classes=num_classes, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
+    return model.to(memory_format=torch.channels_last)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX-512 BF16 or AMX); without it torch emulates bf16
+    autocast, several times slower than fp32 (measured on an AVX2 CPU; the v2 recipe is bf16)."""
+    from .results import cpu_flags
+
+    return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
 
 
 def _resumable(state, cfg: Stage1Config) -> bool:
@@ -212,6 +222,15 @@ def train_stage1(
         isinstance(checkpoint_every_s, int | float) and checkpoint_every_s >= 0
     ):
         raise ValueError(f"checkpoint_every_s must be a number of seconds >= 0, got {checkpoint_every_s!r}")
+    if cfg.precision == "bf16" and device.type == "cpu" and not native_bf16():
+        warnings.warn(
+            f"{cfg.tag}: bf16 autocast on a CPU without AVX-512 BF16 or AMX (this one: "
+            f"{torch.backends.cpu.get_cpu_capability()}) is emulated and runs several times slower "
+            "than fp32 (`make bench` measures it); the recipe's bf16 models are best trained on such "
+            "a CPU or a GPU",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     model = build_model(cfg, num_classes).to(device)
     decay, no_decay = [], []
     for p in model.parameters():

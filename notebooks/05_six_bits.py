@@ -140,7 +140,8 @@ plt.show()
 
 # %% tags=["hide-input"]
 at_ifs = ChapterParams(profile, compute, params.prof.hypothesis_ifs, seeds)
-drops_ifs = frames.drop_frame(frames.quant_frame(load.quantized_results(at_ifs, names)))
+qres_ifs = load.quantized_results(at_ifs, names)
+drops_ifs = frames.drop_frame(frames.quant_frame(qres_ifs))
 tables.table(ch5.delta_by_imbalance(drops_ifs).loc[names], scroll=True)
 
 # %% [markdown]
@@ -249,27 +250,94 @@ plt.show()
 #
 # ## Scale
 #
-# Does the head/tail asymmetry grow with the network's width, or with the classic VGG16
-# classifier (two 4096-wide fully connected layers with dropout, which the blog's "16 weight
-# layers" may mean)? That needs a width ladder (0.25, 0.5 and, on a GPU, 1.0) trained with the
-# v2 recipe; width 0.5 costs about four times width 0.25 per image. It is not in this version
-# of the chapter.
+# Does the head/tail asymmetry grow with the network, or with the classic VGG16 classifier (two
+# 4096-wide fully connected layers with dropout 0.5, which the blog's "16 weight layers" may
+# mean, and whose per-tensor scales cover a 4096 × 4096 matrix)? The scale ladder trains more
+# models at IF = {glue:text}`ladder_if` with the v2 recipe, seeds {glue:text}`ladder_seeds`, and
+# quantizes them with the default quantizer and with {glue:text}`ladder_hypothesis`
+# ({glue:text}`ladder_check`). The first rung is the book's own models.
+
+# %% tags=["hide-input"]
+ladder_q, ladder_s1, ladder_missing = load.ladder_results(
+    ChapterParams(profile, compute, params.prof.ladder_ifs, seeds), allow_missing=True
+)
+rung_cfgs = params.prof.ladder_rungs(next(iter(ladder_s1[params.prof.ladder_base])))
+ladder = ch5.ladder_deltas(ch5.ladder_drops(ladder_q))
+trend = ch5.ladder_trend(ladder, params.prof.ladder_base)
+hyp = [v for v in params.prof.ladder_variants if v != "default"]
+tables.glue_all(
+    {
+        "ladder_if": ", ".join(f"{f:g}" for f in params.prof.ladder_ifs),
+        "ladder_seeds": ", ".join(map(str, params.prof.ladder_seeds)),
+        "ladder_hypothesis": ", ".join(hyp) or "no hypothesis",
+        "ladder_check": ch5.ladder_variant_check(
+            ch5.hypothesis_facts(table)["closest"], params.prof.ladder_variants
+        ),
+        "ladder_summary": ch5.ladder_summary(trend, ladder_missing, params.prof.ladder_base),
+        **ch5.ladder_facts(trend, params.prof.ladder_variants),
+    }
+)
+tables.table(ch5.ladder_models(ladder_s1, rung_cfgs, ladder_missing), scroll=True, precision=1)
+
+# %% [markdown]
+# Per rung: its shape, forward multiply-accumulates per image (the cost of a training step up to
+# a constant) and their ratio to the first rung's, the first rung's recorded training time scaled
+# by that ratio (what a rung should cost on the machine the book's models trained on), and, for a
+# computed rung, its float test accuracy and recorded training time. {glue:text}`ladder_summary`
+#
+# Head / tail drop from float and Δ = tail − head (points, mean ± 95% CI over seeds) at 6 and 4
+# bits, per quantizer, model and rung:
+
+# %% tags=["hide-input"]
+tables.table(ch5.ladder_table(ladder), scroll=True)
+
+# %% tags=["hide-input"]
+if not trend.empty:
+    g = sns.catplot(
+        data=ladder.assign(model=ladder["method"].map({"baseline": "baseline", "crt": "cRT"})),
+        x="rung", y="delta", hue="variant", col="bits", row="model", kind="point",
+        errorbar=("ci", 95), dodge=0.3, height=2.8, aspect=1.4, col_order=["6", "4"],
+    )  # fmt: skip
+    g.set_axis_labels("", "Δ = tail − head drop (points)")
+    g.set_titles("{row_name}, {col_name} bits")
+    for ax in g.axes.flat:
+        ax.axhline(0, color="black", lw=0.6)
+    plt.show()
+
+# %% [markdown]
+# For the baseline, against the first rung (Welch 95% interval of the difference in Δ over
+# seeds): under the default quantizer {glue:text}`ladder_trend_0`; under
+# {glue:text}`ladder_hypothesis` {glue:text}`ladder_trend_1`. Of {glue:text}`ladder_cells`
+# comparisons, {glue:text}`ladder_detected` show a change the seeds can detect.
 #
 # ## What it cost
 
 # %% tags=["hide-input"]
-hyp_seconds = sum(r["provenance"]["wall_seconds"] for n in QUANT_HYPOTHESES for r in qres[n].values())
+hyp_seconds = sum(r["provenance"]["wall_seconds"] for n in QUANT_HYPOTHESES for r in qres_ifs[n].values())
+ladder_runs = [*(r for rung, s1 in ladder_s1.items() if rung != params.prof.ladder_base for r in s1.values())]
+ladder_runs += [
+    r
+    for rung, q in ladder_q.items()
+    if rung != params.prof.ladder_base
+    for by in q.values()
+    for r in by.values()
+]
 cost = {
     "hyp_min": f"{hyp_seconds / 60:.0f}",
+    "hyp_ifs": ", ".join(f"{f:g}" for f in params.prof.hypothesis_ifs),
     "explain_min": f"{sum(r['provenance']['wall_seconds'] for r in eres.values()) / 60:.0f}",
+    "ladder_min": f"{sum(r['provenance']['wall_seconds'] for r in ladder_runs) / 60:.0f}",
 }
 tables.glue_all(cost)
 
 # %% [markdown]
-# The hypotheses' sweeps took {glue:text}`hyp_min` minutes of one-thread compute (a sweep shared
-# with chapter 3, such as per-tensor weights, counted again), the integer runtime and the
-# curvature {glue:text}`explain_min` minutes, all from the committed weights. Reproduce them with
-# `make runs PROFILE=cpu RUN_ARGS='--stage hypotheses --jobs 2'` and `RUN_ARGS='--stage explain
+# As recorded by the results (one-thread wall seconds, on the machines that made them: their
+# provenance names the CPU), the hypotheses' sweeps at IF {glue:text}`hyp_ifs` took
+# {glue:text}`hyp_min` minutes (a sweep shared with chapter 3, such as per-tensor weights,
+# counted again) and the integer runtime and the curvature {glue:text}`explain_min` minutes, all
+# from the committed weights; the computed rungs of the scale ladder, training included,
+# {glue:text}`ladder_min` minutes. Reproduce them with `make runs PROFILE=cpu RUN_ARGS='--stage
+# hypotheses --jobs 2'`, `RUN_ARGS='--stage explain --jobs 2'` and `RUN_ARGS='--stage ladder
 # --jobs 2'`.
 #
 # ## What this chapter showed
@@ -278,6 +346,7 @@ tables.glue_all(cost)
 # (tail −{glue:text}`tail_hit` or worse, head −{glue:text}`head_spared` or better) appears under:
 # {glue:text}`pattern_variants`. Claim 3 holds for both models under:
 # {glue:text}`claim3_conditions`. The simulated quantization agrees with a real integer runtime
-# on at least {glue:text}`int_agree_min`% of test images. Per-class curvature against the drop at
-# {glue:text}`mech_bits_lo` bits: ρ = {glue:text}`mech_trace_lo`, against
-# {glue:text}`mech_count_lo` for training-set size.
+# on at least {glue:text}`int_agree_min`% of test images. Per-class curvature against the drop
+# at {glue:text}`mech_bits_lo` bits: ρ = {glue:text}`mech_trace_lo`, against
+# {glue:text}`mech_count_lo` for training-set size. The scale ladder:
+# {glue:text}`ladder_summary`

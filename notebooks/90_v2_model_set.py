@@ -206,4 +206,5 @@ tables.table(cost_table, precision=0)
 # the aim of {glue:text}`rebuild_cold_aim_h`), and one from the committed weights, without
 # training, about {glue:text}`rebuild_weights_min` minutes ({glue:text}`rebuild_weights_met` the
 # aim of {glue:text}`rebuild_weights_aim_min`); the largest part is
-# {glue:text}`rebuild_largest`.
+# {glue:text}`rebuild_largest`. The seconds are those of the {glue:text}`rebuild_machines`
+# machines that made the results (last column): a part made on a slower CPU counts at its speed.

@@ -678,8 +678,10 @@ def test_rebuild_cost_splits_chapter_4_and_counts_a_shared_result_once():
     wall on two processes is half the process time; a result two parts share counts once."""
     s1 = {0: {"kind": "stage1", "config_hash": "a", "train_seconds": 600.0},
           1: {"kind": "stage1", "config_hash": "b", "train_seconds": 1200.0}}  # fmt: skip
-    q = {0: {"kind": "quantized", "config_hash": "q", "provenance": {"wall_seconds": 120.0}}}
-    shared = {0: q[0], 1: {"kind": "quantized", "config_hash": "h", "provenance": {"wall_seconds": 60.0}}}
+    amd = {"cpu_model": "AMD EPYC", "cpu_capability": "AVX2"}
+    q = {0: {"kind": "quantized", "config_hash": "q", "provenance": {"wall_seconds": 120.0, "device": amd}}}
+    xeon = {"wall_seconds": 60.0, "device": {"cpu_model": "Xeon", "cpu_capability": "AVX512"}}
+    shared = {0: q[0], 1: {"kind": "quantized", "config_hash": "h", "provenance": xeon}}
     m = {0: {"kind": "mpq", "config_hash": "m", "allocations": [],
              "seconds": {"sweep": 60.0, "hessian": 240.0, "evaluation": 300.0, "prepare": 1.0}}}  # fmt: skip
     t, f = app.rebuild_cost({"training": s1, "ch3": q, "ch4": m, "ch5": shared})
@@ -692,6 +694,11 @@ def test_rebuild_cost_splits_chapter_4_and_counts_a_shared_result_once():
     assert f["rebuild_cold_h"] == "0.4" and f["rebuild_weights_min"] == "6"  # 6.5 rounds to even
     assert f["rebuild_cold_met"] == "within" and f["rebuild_weights_met"] == "within"
     assert f["rebuild_largest"] == "training"
+    # which machines made each part's seconds (the shared result counts in ch3, as its seconds do)
+    assert (
+        t.loc["ch3", "machines"] == "AMD EPYC (AVX2) × 1" and t.loc["ch5", "machines"] == "Xeon (AVX512) × 1"
+    )
+    assert t.loc["training", "machines"] == "unrecorded CPU (?) × 2" and f["rebuild_machines"] == 3
     slow = {0: {"kind": "stage1", "config_hash": "a", "train_seconds": 400 * 60.0}}
     g = app.rebuild_cost({"training": slow, "ch3": {0: {**q[0], "provenance": {"wall_seconds": 6000.0}}}})[1]
     assert g["rebuild_cold_met"] == "over" and g["rebuild_weights_met"] == "over"

@@ -261,9 +261,10 @@ def test_repeated_if_and_seed_options_add_up(capsys):
     argv = ["status", "--profile", "smoke", "--if", "0.1", "--if", "0.01", "--seed", "0", "--seed", "1"]
     rc, out, _ = _run(argv, capsys)
     assert rc == 1  # nothing stored here
-    assert [line.split()[0] for line in out.splitlines()[1:]] == [
-        "if0.1-seed0", "if0.1-seed1", "if0.01-seed0", "if0.01-seed1",
-    ]  # fmt: skip
+    lines = [line.split()[0] for line in out.splitlines()[1:]]
+    assert lines[:4] == ["if0.1-seed0", "if0.1-seed1", "if0.01-seed0", "if0.01-seed1"]
+    # then the scale ladder's wider models of both seeds (it runs at IF 0.01)
+    assert lines[4:] == [f"if0.01-seed{s}-{r}" for s in (0, 1) for r in ("w0.125", "fc128-drop0.5")]
 
 
 @pytest.mark.parametrize(("option", "message"), [
@@ -341,3 +342,17 @@ def test_a_run_refuses_a_stored_result_of_other_data(tiny_cfg, patched_data, mon
     with pytest.raises(DataError, match=other):
         runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     assert runs.stage1(tiny_cfg, "smoke", compute=False)["provenance"]["data_source"]["sha256"] == "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"act_bits": 8}, "'act_bits': 8"), ({"logit_bits": 8}, "'logit_bits': 8"),
+     ({"first_last_bits": 8}, "'first_last_bits': 8"),
+     ({"weight_scheme": "affine"}, "'weight_scheme': 'affine'")],
+)  # fmt: skip
+def test_chapter_4_refuses_a_quantizer_it_does_not_implement(change, named, tiny_cfg):
+    # before looking for a stored result: a bad request is not a missing one
+    with pytest.raises(
+        ValueError, match=f"quantizes weights only, symmetrically; this QuantConfig sets {{{named}}}"
+    ):
+        runs.mixed_precision(tiny_cfg, DecoupleConfig(), QuantConfig(**change), MPQConfig(), "smoke")

@@ -168,6 +168,11 @@ def test_published_profile_results_are_committed(name, monkeypatch):
             erun = ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)
             path = results.result_path(name, "explain", erun)
             assert results.load(path, erun) is not None, f"missing {path}: make runs PROFILE={name}"
+        if prof.on_ladder(cfg):  # the scale ladder's first rung is the book's models, swept as it says
+            for variant, (qcfg, keep) in quant_variants_for(name, prof.ladder_variants).items():
+                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
+                path = results.result_path(name, "quantized", qrun)
+                assert results.load(path, qrun) is not None, f"missing {path} ({variant})"
 
 
 def test_chapter_4_runs_with_a_single_seed(smoke_book, tmp_path, monkeypatch):

@@ -27,6 +27,10 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     distinct = set(SMOKE.quant_configs([*QUANT_HYPOTHESES]).values()) - set(SMOKE.quant_configs().values())
     assert len(distinct) == len(QUANT_HYPOTHESES) - 1
     ch5 = hyp_runs * len(distinct) + explain_runs
+    # the scale ladder: each wider rung trained, decoupled and swept with the ladder's variants
+    # (the first rung's sweeps are chapter 3's default and a hypothesis, listed already)
+    ladder_runs = sum(SMOKE.on_ladder(c) for c in SMOKE.stage1_configs())
+    ch5 += ladder_runs * len(SMOKE.ladder) * (2 + len(SMOKE.ladder_variants))
     assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5
     seen = set()
     for t in tasks:  # dependency order: every dependency comes earlier

@@ -62,7 +62,7 @@ def test_good_explain_configs_are_accepted():
 
 def test_cli_spells_out_the_runs_stages():
     assert CLI_STAGES == runs.STAGES
-    assert runs.STAGES[-2:] == ("hypotheses", "explain")
+    assert runs.STAGES[-3:] == ("hypotheses", "explain", "ladder")
 
 
 def test_cli_help_lists_the_chapter_5_stages_without_importing_torch():
@@ -72,7 +72,7 @@ def test_cli_help_lists_the_chapter_5_stages_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,all}" in out.stdout
+    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,ladder,all}" in out.stdout
     assert out.stdout.strip().endswith("torch imported: False")
 
 

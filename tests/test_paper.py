@@ -20,7 +20,7 @@ import ltmpq.training as training
 from ltmpq import results
 from ltmpq.config import PROFILES, DecoupledRun, QuantizedRun, Stage1Config, get_profile
 from ltmpq.data import long_tail_counts
-from ltmpq.models import VGG16_CFG
+from ltmpq.models import VGG16, VGG16_CFG
 from ltmpq.tools import paper
 from ltmpq.training import fp32_precision, predict, resolve_device, throughput, train_stage1
 
@@ -253,9 +253,9 @@ def test_forward_macs_by_hand():
         macs += side * side * cin * int(v) * 9
         cin = int(v)
     macs += 512 * 512 + 512 * 512 + 512 * 10
-    assert paper.conv_macs(1.0) == macs == 313_725_952
+    assert VGG16(width=1.0).macs_per_image() == macs == 313_725_952
     assert paper.train_gflop_per_image(1.0) == pytest.approx(1.882, abs=1e-3)
-    assert paper.conv_macs(0.25) < macs / 10  # ~width**2
+    assert VGG16(width=0.25).macs_per_image() < macs / 10  # ~width**2
 
 
 def test_the_paper_run_fits_ten_minutes_at_the_planning_rates():

@@ -415,8 +415,9 @@ def test_runs_record_the_stage_version_of_their_numbers(tiny_cfg, patched_data):
 
     out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     assert out["stage_version"] == runs.STAGE_VERSIONS["stage1"]
-    # "hypotheses" is chapter 3's sweep with chapter 5's quantizers: the quantized stage's version
-    assert set(runs.STAGE_VERSIONS) == set(runs.STAGES) - {"hypotheses"}
+    # "hypotheses" is chapter 3's sweep with chapter 5's quantizers and "ladder" stages 1-3 of
+    # other models: their numbers carry the versions of the stages they run
+    assert set(runs.STAGE_VERSIONS) == set(runs.STAGES) - {"hypotheses", "ladder"}
 
 
 # ------------------------------------------------------------------ CLI
@@ -428,9 +429,12 @@ def test_cli_status_on_empty_results_reports_missing(capsys, isolated_dirs):
     header, *lines = out.strip().splitlines()
     assert header == "data here: not decoded yet (results not checked against it)"
     prof = get_profile("smoke")
-    assert len(lines) == len(prof.stage1_configs())
+    ladder = [c for c in prof.stage1_configs() if prof.on_ladder(c)]
+    assert len(lines) == len(prof.stage1_configs()) + len(ladder) * len(prof.ladder)
     for line in lines:
         assert "stage1: missing" in line and "decoupled: missing" in line
+    # the scale ladder's rungs: named, with their own models
+    assert sum("(width 0.125)" in line and "-w0.125 " in line for line in lines) == len(ladder)
     assert not isolated_dirs["results"].exists()  # status writes nothing
 
 
@@ -460,9 +464,18 @@ def test_cli_status_returns_0_when_all_present(capsys, monkeypatch):
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
     assert "explain: missing" in capsys.readouterr().out
     _save(ExplainRun(cfg, prof.decouple, prof.quant, prof.explain), "smoke", "explain")
+    # the scale ladder's wider models (the run is on the ladder) still missing
+    assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "explain: ok" in out and out.count("stage1: missing") == len(prof.ladder)
+    for rcfg in list(prof.ladder_rungs(cfg).values())[1:]:
+        _save(rcfg, "smoke", "stage1")
+        _save(DecoupledRun(rcfg, prof.decouple), "smoke", "decoupled")
+        for qcfg, keep in quant_variants_for("smoke", prof.ladder_variants).values():
+            _save(QuantizedRun(rcfg, prof.decouple, qcfg, prof.quant_bits, keep), "smoke", "quantized")
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "missing" not in out and out.count(": ok") == 6
+    assert "missing" not in out and out.count(": ok") == 6 + 2 * len(prof.ladder)
     # the other seed has nothing yet
     assert main(["status", "--profile", "smoke", "--if", "0.01", "--seed", "0", "1"]) == 1
     assert "missing" in capsys.readouterr().out

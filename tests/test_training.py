@@ -339,3 +339,28 @@ def test_a_cache_entry_that_fails_for_another_reason_is_not_swallowed(tiny_cfg, 
     monkeypatch.setattr(torch, "load", broken)
     with pytest.raises(KeyError, match="a bug"):
         artifacts.features(tiny_cfg, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "warns"), [([], True), (["avx2", "amx_bf16"], False), (["avx512_bf16"], False)]
+)
+def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(
+    flags, warns, tiny_cfg, tiny_train, tmp_path, monkeypatch
+):
+    import warnings
+
+    from ltmpq import results
+
+    monkeypatch.setattr(results, "cpu_flags", lambda: flags)
+    x, y = tiny_train
+    cfg = replace(tiny_cfg, epochs=1, precision="bf16")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_stage1(cfg, x, y, tmp_path, progress=False)
+    slow = [w for w in caught if "bf16 autocast on a CPU without AVX-512 BF16 or AMX" in str(w.message)]
+    assert len(slow) == warns
+    # fp32 never warns
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_stage1(replace(cfg, precision="fp32"), x, y, tmp_path / "fp32", progress=False)
+    assert not [w for w in caught if "bf16 autocast" in str(w.message)]

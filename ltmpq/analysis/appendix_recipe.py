@@ -226,6 +226,17 @@ def training_cost(s1: Mapping, processes: int = 2) -> dict:
 REBUILD_AIMS = {"cold": 180, "from weights": 45}
 
 
+def _machines(rs) -> str:
+    """The CPUs that made a part's results and how many each made, as recorded in their provenance
+    ("Intel(R) Xeon(R) Processor (AVX512) × 15"): recorded seconds are that machine's seconds."""
+    seen: dict[str, int] = {}
+    for r in rs:
+        dev = r.get("provenance", {}).get("device") or {}
+        name = f"{dev.get('cpu_model', 'unrecorded CPU')} ({dev.get('cpu_capability', '?')})"
+        seen[name] = seen.get(name, 0) + 1
+    return ", ".join(f"{k} × {n}" for k, n in seen.items())
+
+
 def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.DataFrame, dict]:
     """Where a rebuild of the profile's results goes, from the seconds each stored result records.
 
@@ -240,8 +251,10 @@ def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.D
         # a result two parts share (a hypothesis equal to a chapter-3 variant) counts in the first
         rs = [r for r in stored.values() if (r.get("kind"), r.get("config_hash")) not in seen]
         seen |= {(r.get("kind"), r.get("config_hash")) for r in rs}
+        machines = _machines(rs)
         if name == "training":
-            rows.append({"part": name, "runs": len(rs), "seconds": sum(r["train_seconds"] for r in rs)})
+            rows.append({"part": name, "runs": len(rs), "seconds": sum(r["train_seconds"] for r in rs),
+                         "machines": machines})  # fmt: skip
         elif rs and "allocations" in rs[0]:  # chapter 4: its own breakdown
             split = {"sweep": "single-layer sweep", "hessian": "Hessian traces", "evaluation": "allocations"}
             for key, label in split.items():
@@ -250,12 +263,14 @@ def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.D
                         "part": f"{name}: {label}",
                         "runs": len(rs),
                         "seconds": sum(r["seconds"][key] for r in rs),
+                        "machines": machines,
                     }
                 )
         else:
             rows.append(
-                {"part": name, "runs": len(rs), "seconds": sum(r["provenance"]["wall_seconds"] for r in rs)}
-            )
+                {"part": name, "runs": len(rs), "seconds": sum(r["provenance"]["wall_seconds"] for r in rs),
+                 "machines": machines}
+            )  # fmt: skip
     t = pd.DataFrame(rows)
     t["process-min"] = t["seconds"] / 60
     t[f"wall-min on {processes}"] = t["process-min"] / processes
@@ -270,6 +285,7 @@ def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.D
         "rebuild_cold_met": "within" if cold <= REBUILD_AIMS["cold"] else "over",
         "rebuild_weights_met": "within" if weights <= REBUILD_AIMS["from weights"] else "over",
         "rebuild_largest": t.loc[t["seconds"].idxmax(), "part"],
+        "rebuild_machines": len({m.rsplit(" × ", 1)[0] for ms in t["machines"] for m in ms.split(", ") if m}),
     }
     return t.drop(columns="seconds").set_index("part"), facts
 

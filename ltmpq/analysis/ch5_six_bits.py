@@ -375,3 +375,175 @@ def mechanism_facts(table: pd.DataFrame, head: str = "baseline", images: str = "
             f"mech_diff_{key}": cell("difference", "Hessian trace"),
         }
     return out
+
+
+# --------------------------------------------------------------------------- the scale ladder
+
+
+def ladder_drops(qres: Mapping[str, Mapping]) -> pd.DataFrame:
+    """:func:`ltmpq.frames.drop_frame` of every rung's sweeps, with a ``rung`` column (the ladder's
+    order kept). ``qres``: ``{rung: {variant: {config: stored sweep}}}``."""
+    from ..frames import drop_frame, quant_frame
+
+    if not qres:
+        raise ValueError("no rungs: the ladder's results are empty")
+    return pd.concat(
+        [drop_frame(quant_frame(by_variant)).assign(rung=rung) for rung, by_variant in qres.items()],
+        ignore_index=True,
+    )
+
+
+def ladder_deltas(drops: pd.DataFrame, bits: Sequence[str] = ("6", "4")) -> pd.DataFrame:
+    """Per (rung, variant, method, bits, seed): head and tail drop and Δ = tail − head (points)."""
+    keep = drops["method"].isin(BLOG_MODELS) & drops["bits"].isin(bits)
+    keep &= drops["metric"].isin(["head", "tail"])
+    d = drops[keep]
+    if d.empty:
+        raise ValueError(f"the ladder has no sweeps at bits {list(bits)}")
+    w = d.pivot_table(index=["rung", "variant", "method", "bits", "seed"], columns="metric", values="drop",
+                      sort=False).reset_index()  # fmt: skip
+    w = w.assign(delta=w["tail"] - w["head"])
+    # the ladder's, the variants' and the methods' own order; most bits first, as the blog reads
+    order = {k: {v: i for i, v in enumerate(dict.fromkeys(w[k]))} for k in ("rung", "variant", "method")}
+    key = w[["rung", "variant", "method"]].apply(lambda c: c.map(order[c.name]))
+    key["bits"] = -w["bits"].astype(int)
+    return w.loc[key.sort_values(["variant", "method", "bits", "rung"], kind="stable").index].reset_index(
+        drop=True
+    )
+
+
+def ladder_table(deltas: pd.DataFrame) -> pd.DataFrame:
+    """The chapter's ladder table: rows (quantizer, model, bits), columns per rung: head / tail
+    drop and Δ, each mean ± 95% CI over seeds."""
+    rows: dict = {}
+    for (r, v, m, b), g in deltas.groupby(["rung", "variant", "method", "bits"], sort=False):
+        cells = [pm(*mean_ci(g[k].to_numpy(dtype=float))[:2]) for k in ("head", "tail", "delta")]
+        row = rows.setdefault((v, METHOD_LABELS[m], f"{b} bits"), {})
+        row[(r, "head / tail")] = f"{cells[0]} / {cells[1]}"
+        row[(r, "Δ")] = cells[2]
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = out.index.set_names(["quantizer", "model", "bits"])
+    return out
+
+
+def ladder_trend(deltas: pd.DataFrame, base: str, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (variant, method, bits, rung other than ``base``): Δ of the rung minus Δ of ``base``
+    with a Welch 95% interval over seeds (scipy's ``ttest_ind``), and the word for it: ``grows``
+    or ``shrinks`` when the interval excludes 0, else ``no detectable change``."""
+    from scipy import stats
+
+    if base not in set(deltas["rung"]):
+        have = list(dict.fromkeys(deltas["rung"]))
+        raise ValueError(f"base rung {base!r} not in the ladder's rungs {have}")
+    rows = []
+    for (v, m, b), g in deltas.groupby(["variant", "method", "bits"], sort=False):
+        ref = g.loc[g["rung"] == base, "delta"].to_numpy(dtype=float)
+        for r in dict.fromkeys(g["rung"]):
+            if r == base:
+                continue
+            x = g.loc[g["rung"] == r, "delta"].to_numpy(dtype=float)
+            diff = float(x.mean() - ref.mean())
+            if min(len(x), len(ref)) < 2 or (np.var(x) == 0 and np.var(ref) == 0):
+                lo = hi = np.nan
+            else:
+                ci = stats.ttest_ind(x, ref, equal_var=False).confidence_interval(confidence)
+                lo, hi = float(ci.low), float(ci.high)
+            word = "grows" if lo > 0 else "shrinks" if hi < 0 else "no detectable change"
+            rows.append({"variant": v, "method": m, "bits": b, "rung": r, "base_delta": float(ref.mean()),
+                         "rung_delta": float(x.mean()), "difference": diff, "ci_low": lo, "ci_high": hi,
+                         "change": word})  # fmt: skip
+    cols = ["variant", "method", "bits", "rung", "base_delta", "rung_delta", "difference",
+            "ci_low", "ci_high", "change"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)  # no rung but the first: no rows, the same columns
+
+
+def ladder_facts(trend: pd.DataFrame, variants: Sequence[str], method: str = "baseline") -> dict:
+    """The prose's sentence per ladder variant (``ladder_trend_0``, ``ladder_trend_1``, ...): for
+    ``method``, at each bit-width and rung, Δ at the base and at the rung and the change."""
+    out = {}
+    for i, v in enumerate(variants):
+        t = trend[(trend["variant"] == v) & (trend["method"] == method)]
+        parts = [
+            f"at {r.bits} bits, {r.rung}: Δ {r.base_delta:+.1f} → {r.rung_delta:+.1f} ({r.change}; "
+            f"difference {r.difference:+.1f}"
+            + ("" if np.isnan(r.ci_low) else f" [{r.ci_low:+.1f}, {r.ci_high:+.1f}]")
+            + ")"
+            for r in t.itertuples(index=False)
+        ]
+        out[f"ladder_trend_{i}"] = "; ".join(parts) if parts else "n/a"
+    changes = trend.loc[trend["method"] == method, "change"]
+    n = int((changes != "no detectable change").sum())
+    out["ladder_detected"] = "none" if n == 0 else str(n)
+    out["ladder_cells"] = len(changes)
+    return out
+
+
+def ladder_models(
+    s1res: Mapping[str, Mapping], rungs: Mapping[str, object], missing: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Per rung (``rungs``: name -> one of its stage-1 configs, the first rung first): the model's
+    shape (width, fully connected width, dropout, parameters), its forward multiply-accumulates per
+    image and their ratio to the first rung's, the first rung's recorded training time scaled by
+    that ratio (what the rung should cost on the machine the first rung trained on), and for a
+    computed rung (in ``s1res``) its float test accuracy (overall / head / tail, mean ± CI over
+    seeds) and recorded training time; a rung in ``missing`` says what is missing instead."""
+    from ..models import VGG16
+
+    missing = missing or {}
+    first = next(iter(rungs))
+    if first not in s1res:
+        raise ValueError(f"the first rung {first!r} has no stage-1 results; it anchors the cost scale")
+    base_seconds = float(np.mean([r["train_seconds"] for r in s1res[first].values()]))
+    base_macs = None
+    rows = []
+    for rung, c0 in rungs.items():
+        model = VGG16(width=c0.width, hidden=c0.hidden, dropout=c0.dropout)
+        macs = model.macs_per_image()
+        base_macs = base_macs or macs
+        row = {
+            "rung": rung,
+            "width": f"{c0.width:g}",
+            "L14/L15 width": model.feature_dim,
+            "dropout": f"{c0.dropout:g}",
+            "parameters (M)": sum(p.numel() for p in model.parameters()) / 1e6,
+            "MMAC / image": macs / 1e6,
+            "× first rung": macs / base_macs,
+            "projected min / model": base_seconds * macs / base_macs / 60,
+        }
+        by_cfg = s1res.get(rung)
+        if by_cfg:
+            cfgs = list(by_cfg)
+            for k in ("overall", "head", "tail"):
+                row[f"float {k}"] = pm(*mean_ci([100 * by_cfg[c]["test"]["metrics"][k] for c in cfgs])[:2])
+            row["trained min / model"] = float(np.mean([by_cfg[c]["train_seconds"] for c in cfgs])) / 60
+            row["status"] = f"{len(cfgs)} seeds"
+        else:
+            row["status"] = missing.get(rung, "not computed")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("rung")
+
+
+def ladder_summary(trend: pd.DataFrame, missing: Mapping[str, str], base: str) -> str:
+    """One sentence on what the ladder can say: which rungs are missing, or that it has nothing
+    but the first rung to compare."""
+    if trend.empty:
+        gone = ", ".join(missing) if missing else "none beyond the first"
+        return (
+            f"Only the first rung ({base}) is computed here (missing: {gone}), so this version of the "
+            "chapter cannot say whether the asymmetry grows or shrinks with scale."
+        )
+    if missing:
+        return f"Computed rungs are compared with the first ({base}); not computed: {', '.join(missing)}."
+    return f"Every rung is computed; each is compared with the first ({base})."
+
+
+def ladder_variant_check(closest: str, variants: Sequence[str]) -> str:
+    """Whether the ladder ran the hypothesis that is closest to the blog (the profile fixes it
+    before the results exist; this says whether the results still agree)."""
+    hyps = [v for v in variants if v != "default"]
+    if closest in hyps:
+        return f"the ladder's hypothesis, {closest}, is the closest to the blog's cells in the table above"
+    return (
+        f"the ladder ran {', '.join(hyps) or 'no hypothesis'}, but the closest to the blog's cells above is "
+        f"now {closest}: set the profile's ladder_variants to include it and rerun --stage ladder"
+    )

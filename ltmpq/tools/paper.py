@@ -73,22 +73,6 @@ PLANNING_SOURCE = (
 # --------------------------------------------------------------------------- the plan and its cost
 
 
-def conv_macs(width: float = 1.0) -> int:
-    """Multiply-accumulates of one forward pass of :class:`ltmpq.models.VGG16` on a 32x32 image
-    (convolutions and linear layers): 313,725,952 at width 1.0."""
-    model = VGG16(width=width)
-    macs, side = 0, 32
-    for name, layer in model.layers.items():
-        if isinstance(layer, torch.nn.Linear):
-            macs += layer.in_features * layer.out_features
-            continue
-        conv = layer[0]
-        macs += side * side * conv.in_channels * conv.out_channels * conv.kernel_size[0] * conv.kernel_size[1]
-        if name in model.pool_after:
-            side //= 2
-    return macs
-
-
 def train_images_per_epoch(cfg: Stage1Config) -> int:
     """The long-tailed training subset's size on CIFAR-10 (:func:`ltmpq.data.make_splits`)."""
     n_max = cfg.n_max if cfg.n_max is not None else CIFAR10_PER_CLASS - cfg.val_per_class
@@ -264,7 +248,7 @@ def _print_plan(profile: str, cfgs: list[Stage1Config], est: Estimate, n_bits: i
 
 def train_gflop_per_image(width: float) -> float:
     """GFLOP of one training step per image: forward + backward = 3 x the forward's 2 x MACs."""
-    return 3 * 2 * conv_macs(width) / 1e9
+    return 3 * 2 * VGG16(width=width).macs_per_image() / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
