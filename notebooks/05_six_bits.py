@@ -307,8 +307,7 @@ if not trend.empty:
 # %% [markdown]
 # For the baseline, against the first rung (Welch 95% interval of the difference in Δ over
 # seeds): under the default quantizer {glue:text}`ladder_trend_0`; under
-# {glue:text}`ladder_hypothesis` {glue:text}`ladder_trend_1`. Of {glue:text}`ladder_cells`
-# comparisons, {glue:text}`ladder_detected` show a change the seeds can detect.
+# {glue:text}`ladder_hypothesis` {glue:text}`ladder_trend_1`. {glue:text}`ladder_comparison`
 #
 # ## What it cost
 

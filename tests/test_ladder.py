@@ -257,8 +257,9 @@ def test_ladder_facts_sentences(deltas):
     facts = ch5.ladder_facts(ch5.ladder_trend(deltas, "width 0.25"), ["default", "absent"])
     assert facts["ladder_trend_0"].startswith("at 6 bits, width 0.5: Δ +1.0 → +1.2 (no detectable change")
     assert "at 4 bits, width 0.5: Δ +3.0 → +9.0 (grows; difference +6.0 [" in facts["ladder_trend_0"]
-    assert facts["ladder_trend_1"] == "n/a"
+    assert facts["ladder_trend_1"] == "nothing to compare (no wider rung computed)"
     assert (facts["ladder_detected"], facts["ladder_cells"]) == ("1", 2)  # baseline: 4 bits grows
+    assert facts["ladder_comparison"] == "Of 2 comparisons, 1 show a change the seeds can detect."
 
 
 def test_ladder_trend_without_spread_has_no_interval():
@@ -310,11 +311,13 @@ def test_ladder_summary_says_what_can_be_compared(deltas):
     empty = ch5.ladder_trend(deltas[deltas["rung"] == "width 0.25"], "width 0.25")
     assert empty.empty and "change" in empty.columns
     facts = ch5.ladder_facts(empty, ["default", "naive"])  # what the book says with one rung computed
+    nothing = "nothing to compare (no wider rung computed)"
     assert facts == {
-        "ladder_trend_0": "n/a",
-        "ladder_trend_1": "n/a",
+        "ladder_trend_0": nothing,
+        "ladder_trend_1": nothing,
         "ladder_detected": "none",
         "ladder_cells": 0,
+        "ladder_comparison": "With no wider rung computed there is no comparison yet.",
     }
     s = ch5.ladder_summary(empty, {"width 0.5": "…"}, "width 0.25")
     assert "Only the first rung (width 0.25)" in s and "missing: width 0.5" in s and "cannot say" in s

@@ -470,11 +470,18 @@ def ladder_facts(trend: pd.DataFrame, variants: Sequence[str], method: str = "ba
             + ")"
             for r in t.itertuples(index=False)
         ]
-        out[f"ladder_trend_{i}"] = "; ".join(parts) if parts else "n/a"
+        out[f"ladder_trend_{i}"] = (
+            "; ".join(parts) if parts else "nothing to compare (no wider rung computed)"
+        )
     changes = trend.loc[trend["method"] == method, "change"]
     n = int((changes != "no detectable change").sum())
     out["ladder_detected"] = "none" if n == 0 else str(n)
     out["ladder_cells"] = len(changes)
+    out["ladder_comparison"] = (
+        f"Of {len(changes)} comparisons, {out['ladder_detected']} show a change the seeds can detect."
+        if len(changes)
+        else "With no wider rung computed there is no comparison yet."
+    )
     return out
 
 
