@@ -111,6 +111,13 @@ def _status(args) -> int:
     prof = get_profile(args.profile)
     missing = 0
     variants = quant_variants_for(prof.name)
+
+    def model_runs(cfg, variants) -> list:
+        """A model's stage-1 and stage-2 runs and its sweeps with ``variants``."""
+        runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
+        return runs + [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
+                       for q, keep in variants.values()]  # fmt: skip
+
     digest = cached_digest()  # results computed on another copy are not ok here
     print(
         f"data here: {digest[:12]}"
@@ -119,9 +126,7 @@ def _status(args) -> int:
     )
     for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
         cells = []
-        runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
-        runs += [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
-                 for q, keep in variants.values()]  # fmt: skip
+        runs = model_runs(cfg, variants)
         if cfg.imbalance_factor in prof.mpq_ifs:
             runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
         if cfg.imbalance_factor in prof.hypothesis_ifs:
@@ -145,9 +150,7 @@ def _status(args) -> int:
     ladder = [c for c in prof.stage1_configs(args.imbalance_factors, args.seeds) if prof.on_ladder(c)]
     for cfg in ladder:  # chapter 5's scale ladder: the wider rungs' own models and sweeps
         for rung, rcfg in list(prof.ladder_rungs(cfg).items())[1:]:
-            runs = [("stage1", rcfg), ("decoupled", DecoupledRun(rcfg, prof.decouple))]
-            runs += [("quantized", QuantizedRun(rcfg, prof.decouple, q, prof.quant_bits, keep))
-                     for q, keep in quant_variants_for(prof.name, prof.ladder_variants).values()]  # fmt: skip
+            runs = model_runs(rcfg, quant_variants_for(prof.name, prof.ladder_variants))
             states = [results.status(results.result_path(prof.name, k, r), r, digest, STAGE_VERSIONS)
                       for k, r in runs]  # fmt: skip
             missing += sum(not st.startswith("ok") for st in states)

@@ -147,32 +147,28 @@ def test_published_profile_results_are_committed(name, monkeypatch):
         assert results.load(path, cfg) is not None, f"missing {path}: make runs PROFILE={name}"
         run = DecoupledRun(cfg, prof.decouple)
         assert results.load(results.result_path(name, "decoupled", run), run) is not None
-        for variant, (qcfg, keep) in quant_variants_for(name).items():
-            qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
-            path = results.result_path(name, "quantized", qrun)
-            assert results.load(path, qrun) is not None, (
-                f"missing {path} ({variant}): make runs PROFILE={name}"
-            )
-        if cfg.imbalance_factor in prof.mpq_ifs:
-            mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
-            path = results.result_path(name, "mpq", mrun)
-            assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
-        if cfg.imbalance_factor in prof.hypothesis_ifs:  # chapter 5
-            for variant, (qcfg, keep) in quant_variants_for(name, list(QUANT_HYPOTHESES)).items():
+
+        def sweeps(variants=None, cfg=cfg):
+            for variant, (qcfg, keep) in quant_variants_for(name, variants).items():
                 qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
                 path = results.result_path(name, "quantized", qrun)
                 assert results.load(path, qrun) is not None, (
                     f"missing {path} ({variant}): make runs PROFILE={name}"
                 )
+
+        sweeps()  # chapter 3's variants
+        if cfg.imbalance_factor in prof.mpq_ifs:
+            mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
+            path = results.result_path(name, "mpq", mrun)
+            assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
+        if cfg.imbalance_factor in prof.hypothesis_ifs:  # chapter 5
+            sweeps(list(QUANT_HYPOTHESES))
         if cfg.imbalance_factor in prof.explain_ifs:
             erun = ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)
             path = results.result_path(name, "explain", erun)
             assert results.load(path, erun) is not None, f"missing {path}: make runs PROFILE={name}"
         if prof.on_ladder(cfg):  # the scale ladder's first rung is the book's models, swept as it says
-            for variant, (qcfg, keep) in quant_variants_for(name, prof.ladder_variants).items():
-                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
-                path = results.result_path(name, "quantized", qrun)
-                assert results.load(path, qrun) is not None, f"missing {path} ({variant})"
+            sweeps(prof.ladder_variants)
 
 
 def test_chapter_4_runs_with_a_single_seed(smoke_book, tmp_path, monkeypatch):
