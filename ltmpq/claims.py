@@ -18,7 +18,7 @@ from . import verdicts
 from .analysis.ch1_evaluation import gap_per_seed
 from .analysis.ch3_quantization import BLOG_MODELS, delta_per_seed
 from .analysis.ch4_mitigation import rule_metric
-from .decoupling import METHOD_LABELS
+from .vocab import METHOD_LABELS
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .vocab import METHODS, check_bits
+
 PRECISIONS = ("fp32", "bf16")
 #: Stage 1's learning-rate schedules: ``cosine`` (v1: linear warm-up, cosine decay to zero) and
 #: ``onecycle`` (torch's OneCycleLR: cosine warm-up over 30% of the steps, cosine annealing,
 #: momentum cycled inversely between 0.85 and ``momentum``).
 SCHEDULES = ("cosine", "onecycle")
-#: Chapter 2's classifiers on one stage-1 backbone: the baseline's own and the decoupled ones.
-METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
 
 
 def check_number(cfg: Any, name: str, kind: type, lo: float | None = None, hi: float | None = None, *,
@@ -245,16 +245,12 @@ class QuantConfig:
         if not isinstance(self.fold_bn, bool | np.bool_):
             raise ValueError(f"fold_bn must be True or False, got {self.fold_bn!r}")
         object.__setattr__(self, "fold_bn", bool(self.fold_bn))
-        for name in ("act_bits", "logit_bits"):
-            if isinstance(getattr(self, name), str) and getattr(self, name) == MATCH:
+        for name in ("act_bits", "logit_bits", "first_last_bits"):
+            v = getattr(self, name)
+            if v is None or (name != "first_last_bits" and isinstance(v, str) and v == MATCH):
                 continue
-            try:
-                check_number(self, name, int, 2, 16, optional=True)
-            except ValueError:
-                raise ValueError(
-                    f"{name} must be an int in [2, 16], {MATCH!r} or None, got {getattr(self, name)!r}"
-                ) from None
-        check_number(self, "first_last_bits", int, 2, 16, optional=True)
+            others = " or None" if name == "first_last_bits" else f", {MATCH!r} or None"
+            object.__setattr__(self, name, check_bits(v, name, others=others))
         check_number(self, "act_percentile", float, 50, 100, lo_open=True)
         check_number(self, "calibration_size", int, 1)
         check_number(self, "calibration_seed", int, 0)
@@ -367,9 +363,10 @@ class MPQConfig:
     def __post_init__(self) -> None:
         if not self.choices:
             raise ValueError("choices (the bit-widths a layer may get) must not be empty")
-        for b in (*self.choices, *self.rule_bits):
-            if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 16:
-                raise ValueError(f"bit-widths must be ints in [2, 16], got {b!r}")
+        for name in ("choices", "rule_bits"):
+            object.__setattr__(
+                self, name, tuple(check_bits(b, f"{name} (bit-widths)") for b in getattr(self, name))
+            )
         if len(self.rule_bits) != 2 or self.rule_bits[1] not in self.choices:
             raise ValueError(f"rule_bits must be (high, low) with low in choices, got {self.rule_bits!r}")
         if self.rule_bits[0] <= self.rule_bits[1]:
@@ -499,9 +496,7 @@ class ExplainConfig:
             raise ValueError(
                 "heads: NCM is not a linear classifier on the features; the integer runtime needs one"
             )
-        for b in self.bits:
-            if isinstance(b, bool) or not isinstance(b, int) or not 2 <= b <= 16:
-                raise ValueError(f"bits must be ints in [2, 16], got {self.bits!r}")
+        object.__setattr__(self, "bits", tuple(check_bits(b, "bits") for b in self.bits))
         check_number(self, "val_images", int, 10)
         check_number(self, "train_per_class", int, 1)
         check_number(self, "samples", int, 2)

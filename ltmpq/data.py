@@ -19,11 +19,7 @@ import numpy as np
 
 from .io import atomic_write, write_json
 from .paths import cache_dir, data_candidates
-
-CLASSES = (
-    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
-)  # fmt: skip
-NUM_CLASSES = len(CLASSES)
+from .vocab import CLASSES, NUM_CLASSES
 
 
 class DataNotFoundError(FileNotFoundError):

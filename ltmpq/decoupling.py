@@ -26,11 +26,9 @@ import torch.nn.functional as F
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
 
-from .config import METHODS, DecoupleConfig
+from .config import DecoupleConfig
 from .training import lr_at
-
-METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-norm",
-                 "lws": "LWS", "ncm": "NCM"}  # fmt: skip
+from .vocab import METHODS
 
 
 def class_balanced_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:

@@ -28,9 +28,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import QuantConfig
-from .models import LAYER_NAMES, VGG16
+from .models import VGG16
 from .mpq import hawq_sensitivity, layer_weights, model_traces, prepared
-from .quantization import FLOAT, check_bits, quantize_head, weight_module
+from .quantization import quantize_head, weight_module
+from .vocab import FLOAT, LAYER_NAMES, check_bits
 
 # ---------------------------------------------------------------------------------------------
 # Per-class curvature
@@ -97,9 +98,7 @@ def class_layer_curvature(
     W_n||^2`` (chapter 4's :func:`~ltmpq.mpq.hawq_sensitivity`) and ``hawq_b_stderr``.
     """
     y = _check_labels(x, y, num_classes)
-    if any(b == FLOAT for b in bits):  # check_bits allows "float"; a float layer has no HAWQ term
-        raise ValueError(f"bits must be ints in [2, 16], got {list(bits)!r}")
-    bits = [int(check_bits(b, "a bit-width")) for b in bits]
+    bits = [check_bits(b, "a bit-width") for b in bits]  # a float layer has no HAWQ term
     weights = layer_weights(model, qcfg, head)
     # trace == params makes hawq_sensitivity's entry the plain squared quantization error
     unit = {n: {"trace": float(w.numel()), "params": int(w.numel())} for n, w in weights.items()}

@@ -12,9 +12,9 @@ import pandas as pd
 
 from .data import class_groups
 from .mpq import sensitivity_tables
-from .quantization import FLOAT
 from .results import decode_predictions
 from .uncertainty import mean_ci
+from .vocab import FLOAT
 
 
 def pct(v: float | None) -> float:

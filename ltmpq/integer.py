@@ -64,8 +64,9 @@ import torch.ao.nn.quantized as nnq
 from torch import nn
 
 from .config import QuantConfig
-from .models import LAYER_NAMES, VGG16
+from .models import VGG16
 from .quantization import ActQuant, bit_map, fold_batchnorm, quantize_head, quantize_model, weight_scale
+from .vocab import LAYER_NAMES
 
 #: Engines with int8 x86 kernels (torch's ``x86`` runs fbgemm, or oneDNN for some convolutions).
 ENGINES = ("x86", "fbgemm")

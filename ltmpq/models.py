@@ -13,7 +13,6 @@ from torch import nn
 VGG16_CFG: tuple[int | str, ...] = (
     64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
 )  # fmt: skip
-LAYER_NAMES: tuple[str, ...] = tuple(f"L{i}" for i in range(1, 17))
 
 
 class ConvBlock(nn.Sequential):

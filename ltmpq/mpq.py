@@ -25,17 +25,10 @@ from torch.nn import functional as F
 
 from .config import ALL_METRICS, KL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
 from .metrics import metric as accuracy_metric
-from .models import LAYER_NAMES, VGG16
-from .quantization import (
-    FLOAT,
-    bit_map,
-    check_bits,
-    fold_batchnorm,
-    quantize_head,
-    quantize_weight,
-    weight_module,
-)
+from .models import VGG16
+from .quantization import bit_map, fold_batchnorm, quantize_head, quantize_weight, weight_module
 from .results import decode_predictions
+from .vocab import FLOAT, LAYER_NAMES, check_bits
 
 
 def check_metric(metric: str, allowed: Sequence[str] = ALL_METRICS) -> str:
@@ -124,7 +117,7 @@ def single_layer_sweep(
     pass of a :func:`~ltmpq.quantization.quantize_model`-style copy. Both give identical
     numbers (a test asserts equality); ``make bench`` measures the time saved.
     """
-    bits = [int(check_bits(b)) for b in bits]
+    bits = [check_bits(b) for b in bits]
     base = prepared(model, qcfg)
     chunks = _batches(x, batch_size)
     grid = [(n, b) for n in LAYER_NAMES for b in bits]
@@ -362,7 +355,7 @@ def top_k_map(
 
 
 def _check_choices(choices: Sequence[int]) -> list[int]:
-    choices = sorted({int(check_bits(b, "a bit choice")) for b in choices if b != FLOAT})
+    choices = sorted({check_bits(b, "a bit choice") for b in choices if b != FLOAT})
     if not choices:
         raise ValueError("the set of bit-widths to choose from is empty")
     return choices

@@ -24,7 +24,6 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 import torch
@@ -32,10 +31,9 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ACT_CLIPPINGS, ACT_SCHEMES, QUANT_HYPOTHESES, QuantConfig
-from .models import LAYER_NAMES, VGG16
+from .models import VGG16
+from .vocab import FLOAT, LAYER_NAMES, check_bits
 
-FLOAT = "float"
-MIN_BITS, MAX_BITS = 2, 16
 #: Clipping ratios searched by the MSE scale (fractions of the largest magnitude).
 MSE_GRID = tuple(np.round(np.linspace(0.2, 1.0, 81), 3))
 SCALE_BITS = 32  # each scale is stored as a float32
@@ -45,15 +43,6 @@ INPUT = "input"
 Bits = int | str  # an int in [MIN_BITS, MAX_BITS] or FLOAT
 
 
-def check_bits(bits: Any, where: str = "bits") -> Bits:
-    """``bits`` itself if it is an int in [2, 16] or ``"float"``; a clear error otherwise."""
-    if bits == FLOAT:
-        return FLOAT
-    if isinstance(bits, bool) or not isinstance(bits, int | np.integer) or not MIN_BITS <= bits <= MAX_BITS:
-        raise ValueError(f"{where} must be an int in [{MIN_BITS}, {MAX_BITS}] or {FLOAT!r}, got {bits!r}")
-    return int(bits)
-
-
 def bit_map(spec: Bits | Mapping[str, Bits], layers: Sequence[str] = LAYER_NAMES) -> dict[str, Bits]:
     """A complete, checked bit-width map: from one value for every layer, or from a full mapping.
 
@@ -61,7 +50,7 @@ def bit_map(spec: Bits | Mapping[str, Bits], layers: Sequence[str] = LAYER_NAMES
     float layer would inflate a mixed-precision model's accuracy).
     """
     if not isinstance(spec, Mapping):
-        b = check_bits(spec)
+        b = check_bits(spec, allow_float=True)
         return dict.fromkeys(layers, b)
     unknown = [k for k in spec if k not in layers]
     missing = [k for k in layers if k not in spec]
@@ -70,7 +59,7 @@ def bit_map(spec: Bits | Mapping[str, Bits], layers: Sequence[str] = LAYER_NAMES
             f"a bit-width map must name every layer {layers[0]}..{layers[-1]} once: "
             f"unknown {unknown}, missing {missing}"
         )
-    return {k: check_bits(spec[k], where=f"bits of {k}") for k in layers}
+    return {k: check_bits(spec[k], f"bits of {k}", allow_float=True) for k in layers}
 
 
 def map_label(bmap: Mapping[str, Bits]) -> str:
@@ -114,7 +103,7 @@ def affine_qparams(
 def _grid_rows(w: torch.Tensor, bits, granularity: str) -> tuple[int, torch.Tensor]:
     """Checked ``bits`` and ``w`` as the rows that each get one grid: one per output channel
     (dim 0) or a single row for the whole tensor."""
-    bits = check_bits(bits)
+    bits = check_bits(bits, allow_float=True)
     if bits == FLOAT:
         raise ValueError("a float layer has no scale")
     if granularity not in ("channel", "tensor"):
@@ -182,7 +171,7 @@ def quantize_weight(
 ) -> torch.Tensor:
     """``w`` rounded to its signed ``bits``-bit grid (float values on the grid): symmetric (zero
     point 0) or ``affine`` (a zero point per scale, :func:`affine_weight_qparams`)."""
-    bits = check_bits(bits)
+    bits = check_bits(bits, allow_float=True)
     if scheme not in ("symmetric", "affine"):
         raise ValueError(f"weight scheme must be 'symmetric' or 'affine', got {scheme!r}")
     if bits == FLOAT:

@@ -35,14 +35,11 @@ from .config import (
     get_profile,
 )
 from .data import DataError, blog_head_tail, class_groups
-from .decoupling import METHODS
 from .io import write_json
 from .metrics import evaluate
 from .quantization import (
-    FLOAT,
     activation_bits,
     calibration_indices,
-    check_bits,
     logit_bits,
     model_size,
     needs_calibration,
@@ -53,6 +50,7 @@ from .quantization import (
 )
 from .results import encode_predictions
 from .training import predict, to_input
+from .vocab import FLOAT, METHODS, check_bits
 
 #: The version of each stage's numbers. Bump a stage's when a change of code would make its stored
 #: results come out differently (then `ltmpq status` calls them outdated); a golden test on
@@ -223,7 +221,9 @@ def quantized(
         raise ValueError(
             f"bits must be a non-empty list of weight bit-widths such as (8, 6, 4), got {bits!r}"
         )
-    bits = tuple(check_bits(b, "a swept bit-width") for b in bits)  # 4.5 or "6" are errors, not 4 and 6
+    bits = tuple(
+        check_bits(b, "a swept bit-width", allow_float=True) for b in bits
+    )  # 4.5 or "6" are errors, not 4 and 6
     if FLOAT in bits:
         raise ValueError(f"bits lists the quantized bit-widths; float is always the reference, got {bits!r}")
     run = QuantizedRun(cfg, dcfg, qcfg, bits, keep_predictions)

@@ -43,7 +43,7 @@ import seaborn as sns
 from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.analysis import ch2_decoupling as ch2
-from ltmpq.decoupling import METHOD_LABELS, METHODS
+from ltmpq.vocab import METHOD_LABELS, METHODS
 
 params = ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()

@@ -37,10 +37,9 @@ from IPython.display import display
 
 from ltmpq import blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch3_quantization as ch3
-from ltmpq.data import CLASSES, blog_head_tail
-from ltmpq.decoupling import METHOD_LABELS, METHODS
+from ltmpq.data import blog_head_tail
 from ltmpq.params import QuantizationParams
-from ltmpq.quantization import FLOAT
+from ltmpq.vocab import CLASSES, FLOAT, METHOD_LABELS, METHODS
 
 params = QuantizationParams(profile, compute, imbalance_factors, seeds, variants, n_boot)
 plotting.setup()

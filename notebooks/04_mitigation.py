@@ -42,9 +42,9 @@ from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.analysis import ch5_six_bits as ch5
 from ltmpq.config import QUANT_HYPOTHESES
-from ltmpq.data import CLASSES
 from ltmpq.params import MitigationParams
 from ltmpq.uncertainty import mean_ci
+from ltmpq.vocab import CLASSES
 
 params = MitigationParams(profile, compute, (imbalance_factor,), seeds, rule_k, n_splits, n_boot)
 plotting.setup()

@@ -19,7 +19,8 @@ import torch
 import ltmpq.data
 import ltmpq.paths
 from ltmpq.config import Stage1Config
-from ltmpq.data import CLASSES, Cifar10, DataSource
+from ltmpq.data import Cifar10, DataSource
+from ltmpq.vocab import CLASSES
 
 # The machine is shared with a long training job: one thread is plenty for these tiny tensors.
 torch.set_num_threads(1)

@@ -21,9 +21,8 @@ from ltmpq.analysis import ch0_introduction as ch0
 from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.analysis import ch2_decoupling as ch2
 from ltmpq.config import PROFILES, DecoupleConfig, Stage1Config
-from ltmpq.data import CLASSES
-from ltmpq.decoupling import METHOD_LABELS, METHODS
 from ltmpq.params import ChapterParams
+from ltmpq.vocab import CLASSES, METHOD_LABELS, METHODS
 
 # ------------------------------------------------------------------ hand constants
 

@@ -31,9 +31,9 @@ from scipy import stats as sps  # noqa: E402
 from ltmpq import blog, claims, frames, plotting, verdicts  # noqa: E402
 from ltmpq.analysis import ch3_quantization as ch3  # noqa: E402
 from ltmpq.config import QuantConfig, Stage1Config  # noqa: E402
-from ltmpq.decoupling import METHOD_LABELS, METHODS  # noqa: E402
 from ltmpq.results import encode_predictions  # noqa: E402
 from ltmpq.uncertainty import per_class_mcnemar  # noqa: E402
+from ltmpq.vocab import METHOD_LABELS, METHODS  # noqa: E402
 
 IFS = (0.1, 0.01)
 SEEDS = (0, 1, 2)

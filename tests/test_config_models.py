@@ -18,8 +18,9 @@ from ltmpq.config import (
     get_profile,
     with_overrides,
 )
-from ltmpq.models import LAYER_NAMES, VGG16
+from ltmpq.models import VGG16
 from ltmpq.training import build_model
+from ltmpq.vocab import LAYER_NAMES
 
 # ------------------------------------------------------------------ configs
 

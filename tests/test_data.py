@@ -17,7 +17,6 @@ from PIL import Image
 import ltmpq.data as data_mod
 from ltmpq import paths
 from ltmpq.data import (
-    CLASSES,
     DataError,
     DataNotFoundError,
     DataSource,
@@ -29,6 +28,7 @@ from ltmpq.data import (
     make_splits,
     many_medium_few,
 )
+from ltmpq.vocab import CLASSES
 
 # ------------------------------------------------------------------ long-tail counts
 

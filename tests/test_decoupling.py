@@ -12,7 +12,6 @@ from torch import nn
 
 from ltmpq.config import DecoupleConfig
 from ltmpq.decoupling import (
-    METHODS,
     NearestClassMean,
     ScaledLinear,
     balanced_accuracy,
@@ -24,6 +23,7 @@ from ltmpq.decoupling import (
     tau_norm,
     tau_normalize,
 )
+from ltmpq.vocab import METHODS
 
 # ------------------------------------------------------------------ class-balanced sampling
 

@@ -19,8 +19,9 @@ from ltmpq import fairness as fa
 from ltmpq import mpq as mp
 from ltmpq.config import QuantConfig
 from ltmpq.decoupling import NearestClassMean
-from ltmpq.models import LAYER_NAMES, VGG16
+from ltmpq.models import VGG16
 from ltmpq.quantization import quantize_weight, weight_module
+from ltmpq.vocab import LAYER_NAMES
 
 N_CLASSES = 3
 COUNTS = (2, 3, 5)  # unequal class sizes: weighting by class size matters
@@ -412,7 +413,7 @@ def test_curvature_rejects_bad_input(vgg, head, data):
         fa.class_curvature(vgg, head, x, y[:9], QuantConfig(), **kw)
     with pytest.raises(ValueError, match=r"labels \[5\] are outside the classes 0..2"):
         fa.class_curvature(vgg, head, x, torch.where(y == 0, 5, y), QuantConfig(), **kw)
-    with pytest.raises(ValueError, match="bits must be ints"):
+    with pytest.raises(ValueError, match=r"a bit-width must be an int in \[2, 16\]"):
         fa.class_curvature(vgg, head, x, y, QuantConfig(), bits=["float"], **kw)
     with pytest.raises(ValueError, match="a bit-width must be an int"):
         fa.class_curvature(vgg, head, x, y, QuantConfig(), bits=[1], **kw)

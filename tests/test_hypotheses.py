@@ -33,10 +33,9 @@ from ltmpq.config import (
     Stage1Config,
     config_hash,
 )
-from ltmpq.decoupling import METHODS, as_linear
-from ltmpq.models import LAYER_NAMES, VGG16
+from ltmpq.decoupling import as_linear
+from ltmpq.models import VGG16
 from ltmpq.quantization import (
-    FLOAT,
     INPUT,
     ActQuant,
     activation_bits,
@@ -54,6 +53,7 @@ from ltmpq.quantization import (
     weight_module,
 )
 from ltmpq.training import predict
+from ltmpq.vocab import FLOAT, LAYER_NAMES, METHODS
 
 # ------------------------------------------------------------------ fixtures
 

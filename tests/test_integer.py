@@ -38,9 +38,10 @@ from ltmpq.integer import (
     simulated_model,
     vnni_available,
 )
-from ltmpq.models import LAYER_NAMES, VGG16
+from ltmpq.models import VGG16
 from ltmpq.quantization import ActQuant, quantize_weight, weight_module, weight_scale
 from ltmpq.training import to_input
+from ltmpq.vocab import LAYER_NAMES
 
 W8A8 = QuantConfig(act_bits=8)
 ROOT = Path(__file__).resolve().parents[1]

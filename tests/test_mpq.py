@@ -19,8 +19,9 @@ from ltmpq import mpq as mp
 from ltmpq.config import ALL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
 from ltmpq.data import class_groups
 from ltmpq.metrics import evaluate
-from ltmpq.models import LAYER_NAMES, VGG16
-from ltmpq.quantization import FLOAT, quantize_head, quantize_model, quantize_weight, weight_module
+from ltmpq.models import VGG16
+from ltmpq.quantization import quantize_head, quantize_model, quantize_weight, weight_module
+from ltmpq.vocab import FLOAT, LAYER_NAMES
 
 QCFGS = [QuantConfig(), QuantConfig(fold_bn=False, granularity="tensor")]
 QCFG_IDS = ["channel-folded", "tensor-unfolded"]

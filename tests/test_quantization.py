@@ -17,15 +17,13 @@ import ltmpq.config as config
 import ltmpq.results as results
 import ltmpq.runs as runs
 from ltmpq.config import QUANT_ABLATIONS, DecoupleConfig, QuantConfig, Stage1Config, get_profile
-from ltmpq.decoupling import METHODS, NearestClassMean, ScaledLinear, as_linear, rebuild
-from ltmpq.models import LAYER_NAMES, VGG16
+from ltmpq.decoupling import NearestClassMean, ScaledLinear, as_linear, rebuild
+from ltmpq.models import VGG16
 from ltmpq.quantization import (
-    FLOAT,
     MSE_GRID,
     ActQuant,
     bit_map,
     calibration_indices,
-    check_bits,
     fold_batchnorm,
     map_label,
     model_size,
@@ -37,6 +35,7 @@ from ltmpq.quantization import (
 )
 from ltmpq.results import MissingResultError
 from ltmpq.training import predict, to_input, train_stage1
+from ltmpq.vocab import FLOAT, LAYER_NAMES, METHODS, check_bits
 
 BITS = list(range(2, 9))
 SHAPES = [(6, 3, 3, 3), (16, 8, 3, 3), (10, 32)]  # two conv weights (out, in, kh, kw), one linear (out, in)
@@ -628,7 +627,7 @@ def test_bit_map_accepts_uniform_float_and_full_maps():
     assert bit_map(FLOAT) == dict.fromkeys(LAYER_NAMES, "float")
     assert bit_map(MIXED) == MIXED and list(bit_map(dict(reversed(MIXED.items())))) == list(LAYER_NAMES)
     assert bit_map(16, ["a", "b"]) == {"a": 16, "b": 16}
-    assert check_bits(2) == 2 and check_bits(16) == 16 and check_bits("float") == "float"
+    assert check_bits(2) == 2 and check_bits(16) == 16 and check_bits("float", allow_float=True) == "float"
     assert (map_label(bit_map(8)), map_label(bit_map(FLOAT)), map_label(MIXED)) == ("8", "float", "mixed")
 
 
@@ -636,7 +635,7 @@ def test_bit_map_accepts_uniform_float_and_full_maps():
                          ids=lambda v: repr(v))  # fmt: skip
 def test_bad_bits_are_errors_naming_the_value(bad):
     with pytest.raises(ValueError, match=r"\[2, 16\] or 'float'") as err:
-        check_bits(bad)
+        check_bits(bad, allow_float=True)
     assert repr(bad) in str(err.value)
     with pytest.raises(ValueError, match="must be an int"):
         bit_map(bad)

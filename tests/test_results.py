@@ -18,10 +18,10 @@ import ltmpq.runs as runs
 import ltmpq.weights as weights
 from ltmpq.config import DecoupleConfig, Stage1Config, config_hash
 from ltmpq.data import long_tail_counts
-from ltmpq.decoupling import METHODS
 from ltmpq.io import atomic_write, write_json
 from ltmpq.metrics import evaluate
 from ltmpq.results import MissingResultError
+from ltmpq.vocab import METHODS
 
 CFG = Stage1Config(imbalance_factor=0.1, seed=0)
 

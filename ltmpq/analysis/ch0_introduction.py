@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from ..config import PROFILES, Stage1Config
-from ..data import CLASSES, long_tail_counts
+from ..data import long_tail_counts
 from ..params import ChapterParams
+from ..vocab import CLASSES
 
 #: The blog draws its long tail from all 5,000 training images per class (it has no validation split).
 BLOG_N_MAX = 5000

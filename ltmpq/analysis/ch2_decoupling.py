@@ -12,9 +12,9 @@ import pandas as pd
 
 from .. import blog, verdicts
 from ..config import DecoupleConfig
-from ..decoupling import METHOD_LABELS, METHODS
 from ..frames import per_class_frame
 from ..tables import ci_text, wide
+from ..vocab import METHOD_LABELS, METHODS
 from .ch1_evaluation import gap_per_seed, gap_summary, table1_vs_blog
 
 #: Table 1's two models as the chapter labels them.

@@ -14,12 +14,10 @@ from scipy import stats as sps
 
 from .. import blog, verdicts
 from ..config import QuantConfig
-from ..data import CLASSES
-from ..decoupling import METHOD_LABELS, METHODS
 from ..frames import quant_per_class, quant_predictions, summarize
-from ..quantization import FLOAT
 from ..tables import pm, wide
 from ..uncertainty import benjamini_hochberg, mean_ci, paired_drop_gap, per_class_mcnemar
+from ..vocab import CLASSES, FLOAT, METHOD_LABELS, METHODS
 
 #: The two models the blog quantizes (and chapter 3's per-class and flip analyses show).
 BLOG_MODELS = ("baseline", "crt")

@@ -15,14 +15,13 @@ from scipy.stats import kendalltau
 
 from .. import blog, verdicts
 from ..config import MPQConfig
-from ..data import CLASSES, blog_head_tail, class_groups
-from ..decoupling import METHOD_LABELS
+from ..data import blog_head_tail, class_groups
 from ..frames import ALLOCATION_LABELS, mpq_correct, mpq_frame, mpq_select, pct
-from ..models import LAYER_NAMES
 from ..mpq import sensitivity_tables
 from ..results import decode_predictions
 from ..tables import pm
 from ..uncertainty import benjamini_hochberg, mean_ci, paired_difference, per_class_mcnemar
+from ..vocab import CLASSES, LAYER_NAMES, METHOD_LABELS
 
 #: Which model chapter 4's figures and the budget sweep show.
 HEAD = "crt"

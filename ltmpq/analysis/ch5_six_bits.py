@@ -15,10 +15,9 @@ import numpy as np
 import pandas as pd
 
 from .. import claims, fairness, verdicts
-from ..decoupling import METHOD_LABELS
-from ..quantization import FLOAT
 from ..tables import pm
 from ..uncertainty import mean_ci
+from ..vocab import FLOAT, METHOD_LABELS
 from .ch3_quantization import BLOG_MODELS, blog_drop, delta_per_seed
 
 #: The blog's 6-bit pattern for the baseline, in accuracy points lost from float: the tail loses

@@ -38,8 +38,9 @@ import torch
 
 from ..cli import imbalance_factor_arg, seed_arg
 from ..config import PROFILES, DecoupledRun, QuantizedRun, Stage1Config, get_profile, with_overrides
-from ..data import NUM_CLASSES, long_tail_counts
+from ..data import long_tail_counts
 from ..models import VGG16
+from ..vocab import NUM_CLASSES
 
 #: What the paper run makes (chapter 4's mixed precision is not part of it).
 STAGES = ("stage1", "decoupled", "quantized")
