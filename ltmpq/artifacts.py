@@ -17,14 +17,15 @@ from pathlib import Path
 
 import torch
 
-from . import results, weights
+from . import plan, results, weights
 from .config import DecoupleConfig, DecoupledRun, Stage1Config, config_hash
 from .data import Cifar10, Splits, cached_digest, load_cifar10, make_splits
-from .decoupling import fit_all, rebuild
+from .decoupling import blank, fit_all, rebuild
 from .io import UNREADABLE, atomic_write
 from .models import VGG16
 from .paths import cache_dir, results_dir
 from .training import TrainOutcome, augmented_features, build_model, predict, train_stage1
+from .vocab import NUM_CLASSES
 
 log = logging.getLogger("ltmpq")
 
@@ -103,7 +104,7 @@ def _published(kind: str, run, name: str) -> tuple[Path, str] | None:
     path = weights.find(name)
     if path is None:
         return None
-    stored = results.load(results.result_path(path.parent.parent.name, kind, run), run)
+    stored = results.load(plan.result_path(path.parent.parent.name, kind, run), run)
     key = "weights_sha256" if kind == "stage1" else "classifiers_sha256"
     if stored is None or not stored.get(key):
         return None
@@ -132,8 +133,11 @@ def stage1_weights(
     found = _published("stage1", cfg, weights.stage1_name(cfg))
     if found is not None:
         path, expected = found
-        state = weights.load(path, expected, fix_command(cfg, path.parent.parent.name))
-        model = build_model(cfg, num_classes=int(state["layers.L16.weight"].shape[0]))
+        fix = fix_command(cfg, path.parent.parent.name)
+        state = weights.load(path, expected, fix)
+        # the config says the model (its shapes); the data says the classes (CIFAR-10's ten)
+        model = build_model(cfg, num_classes=NUM_CLASSES)
+        weights.check_shapes(path, state, model.state_dict(), cfg.tag, fix)
         model.load_state_dict(state)
         return model.eval(), expected
     for old in sorted(results_dir().glob(f"*/stage1/{cfg.tag}-{config_hash(cfg)}.json")):
@@ -261,7 +265,10 @@ def classifiers(
     if found is not None:
         path, expected = found
         fix = fix_command(cfg, path.parent.parent.name)
-        return rebuild(weights.split_classifiers(weights.load(path, expected, fix)), dim, num_classes)
+        states = weights.split_classifiers(weights.load(path, expected, fix))
+        for head, module in blank(dim, num_classes).items():
+            weights.check_shapes(path, states.get(head, {}), module.state_dict(), f"{run.tag} {head}", fix)
+        return rebuild(states, dim, num_classes)
     cache = classifiers_path(cfg, dcfg, feats["weights_sha256"])
     states = load_tensors(cache)
     if states is not None:

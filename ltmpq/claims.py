@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 
 from . import verdicts
-from .analysis.ch1_evaluation import gap_per_seed
-from .analysis.ch3_quantization import BLOG_MODELS, delta_per_seed
-from .analysis.ch4_mitigation import rule_metric
-from .vocab import METHOD_LABELS
+from .frames import delta_per_seed, gap_per_seed, rule_metric
+from .vocab import BLOG_MODELS, METHOD_LABELS
 
 
 @dataclass(frozen=True)
@@ -195,38 +193,6 @@ def study_parts(
     :func:`ltmpq.frames.metrics_frame` of chapters 1-2, ``drops`` chapter 3's
     :func:`ltmpq.frames.drop_frame`, ``rank_gap`` and ``mpq`` chapter 4's at one imbalance factor."""
     return [*claim1(acc), *claim2(acc), *claim3(drops, quant_bits), *claim4(rank_gap, mpq, k)]
-
-
-def profile_parts(
-    profile: str, imbalance_factor: float, k: int, n_splits: int, compute: bool = False
-) -> list[Part]:
-    """:func:`study_parts` of a profile's stored results, chapter 4's at ``imbalance_factor``
-    (chapter 4 computes them for another model set, e.g. the predecessor's, to show what changed)."""
-    from . import frames, load
-    from .analysis.ch4_mitigation import HEAD, rank_agreement
-    from .params import ChapterParams
-
-    params = ChapterParams(profile, compute)
-    prof = params.prof
-    acc = frames.metrics_frame(load.stage1_results(params), load.decoupled_results(params))
-    qres = load.quantized_results(params, ["default"])["default"]
-    drops = frames.drop_frame(frames.quant_frame({"default": qres}))
-    mres = load.mpq_results(ChapterParams(profile, compute, (imbalance_factor,)))
-    gap = rank_agreement(mres, HEAD, prof.mpq.rule_bits[1], n_splits)["per_seed"].set_index("seed")["gap"]
-    return study_parts(acc, drops, prof.quant_bits, gap, frames.mpq_frame(mres), k)
-
-
-def claim4_by_imbalance(mres: dict, k: int, bits: int, n_splits: int) -> pd.DataFrame:
-    """Claim 4's verdict table at each imbalance factor chapter 4 ran (``mres``: its stored runs
-    of every factor), with an ``IF`` column, strongest imbalance first."""
-    from .analysis.ch4_mitigation import HEAD, by_imbalance, rank_agreement
-    from .frames import mpq_frame
-
-    tables = []
-    for f, group in by_imbalance(mres).items():
-        gap = rank_agreement(group, HEAD, bits, n_splits)["per_seed"].set_index("seed")["gap"]
-        tables.append(verdict_table(claim4(gap, mpq_frame(group), k)).assign(IF=f))
-    return pd.concat(tables, ignore_index=True)
 
 
 def by_imbalance_facts(table: pd.DataFrame) -> dict[str, str]:

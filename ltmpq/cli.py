@@ -12,6 +12,8 @@ import os
 import sys
 
 from .config import PROFILES, QUANT_ABLATIONS, QUANT_HYPOTHESES, get_profile
+from .params import MAX_SEED
+from .plan import STAGES
 
 
 def imbalance_factor_arg(text: str) -> float:
@@ -30,9 +32,9 @@ def seed_arg(text: str) -> int:
     try:
         s = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text!r}") from None
-    if s < 0:
-        raise argparse.ArgumentTypeError(f"a seed is an int >= 0, got {text}")
+        raise argparse.ArgumentTypeError(f"a seed is an int in [0, {MAX_SEED}], got {text!r}") from None
+    if not 0 <= s <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is an int in [0, {MAX_SEED}], got {text}")
     return s
 
 
@@ -59,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         )
         p.add_argument("--seed", dest="seeds", type=seed_arg, nargs="+", action="extend",
                        help="seeds (default: the profile's)")  # fmt: skip
-    run.add_argument("--stage", choices=[*CLI_STAGES, "all"], default="all")
+    run.add_argument("--stage", choices=[*STAGES, "all"], default="all")
     names = ", ".join(map(repr, QUANT_ABLATIONS))
     run.add_argument(
         "--variant",
@@ -75,6 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--retrain", action="store_true",
                      help="train the stage-1 models again although their weights are published "
                      "(with --stage stage1 or all; what the old weights gave is remade)")  # fmt: skip
+    run.add_argument("--remake", action="store_true",
+                     help="replace stored results that are not ok (damaged, outdated or made from other "
+                     "weights: `ltmpq status` lists them); without it such a result is an error")  # fmt: skip
     run.add_argument(
         "--jobs",
         type=int,
@@ -98,87 +103,73 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: ``ltmpq.runs.STAGES``, spelled out so that ``--help`` does not import torch (a test checks it).
-CLI_STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder")
-
-
 def _status(args) -> int:
-    from . import results
-    from .config import DecoupledRun, ExplainRun, MPQRun, QuantizedRun
+    from . import plan, results
     from .data import cached_digest
-    from .runs import STAGE_VERSIONS, quant_variants_for
+    from .paths import data_candidates
 
     prof = get_profile(args.profile)
-    missing = 0
-    variants = quant_variants_for(prof.name)
-
-    def model_runs(cfg, variants) -> list:
-        """A model's stage-1 and stage-2 runs and its sweeps with ``variants``."""
-        runs = [("stage1", cfg), ("decoupled", DecoupledRun(cfg, prof.decouple))]
-        return runs + [("quantized", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep))
-                       for q, keep in variants.values()]  # fmt: skip
-
+    data_candidates()  # a bad LTMPQ_DATA is an error here too, not "not decoded yet"
     digest = cached_digest()  # results computed on another copy are not ok here
     print(
         f"data here: {digest[:12]}"
         if digest
         else "data here: not decoded yet (results not checked against it)"
     )
-    for cfg in prof.stage1_configs(args.imbalance_factors, args.seeds):
+    runs = plan.grid(prof.name, args.imbalance_factors, args.seeds)
+    ifs, seeds = list(args.imbalance_factors or prof.imbalance_factors), list(args.seeds or prof.seeds)
+    rungs = [None, *prof.ladder]
+
+    def order(run) -> tuple:  # the profile's own models first, as asked (IF, then seed), then the ladder's
+        return (run.rung is not None, ifs.index(run.stage1.imbalance_factor), seeds.index(run.stage1.seed),
+                rungs.index(run.rung))  # fmt: skip
+
+    runs = sorted(runs, key=order)
+    rows: dict[tuple, dict[str, list[str]]] = {}  # (model, rung) -> stage -> states
+    seen, missing = set(), 0
+    for run in runs:
+        if run.id in seen:  # one result, two names (a hypothesis equal to a chapter-3 variant)
+            continue
+        seen.add(run.id)
+        state = results.run_state(run, prof.name, digest)
+        missing += state != "ok"
+        rows.setdefault((run.stage1.tag, run.rung), {}).setdefault(run.stage, []).append(state)
+    for (tag, rung), by_stage in rows.items():
         cells = []
-        runs = model_runs(cfg, variants)
-        if cfg.imbalance_factor in prof.mpq_ifs:
-            runs.append(("mpq", MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)))
-        if cfg.imbalance_factor in prof.hypothesis_ifs:
-            hyps = quant_variants_for(prof.name, list(QUANT_HYPOTHESES)).values()
-            runs += [
-                ("hypotheses", QuantizedRun(cfg, prof.decouple, q, prof.quant_bits, keep)) for q, keep in hyps
-            ]
-        if cfg.imbalance_factor in prof.explain_ifs:
-            runs.append(("explain", ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)))
-        states = {}
-        for label, run in runs:
-            kind = "quantized" if label == "hypotheses" else label  # chapter 5's are chapter 3's kind
-            state = results.status(results.result_path(prof.name, kind, run), run, digest, STAGE_VERSIONS)
-            missing += not state.startswith("ok")
-            states.setdefault(label, []).append(state)
-        for kind, found in states.items():
-            ok = sum(st.startswith("ok") for st in found)
+        for stage, found in by_stage.items():
+            ok = sum(st == "ok" for st in found)
             shown = found[0] if len(set(found)) == 1 else f"{ok}/{len(found)} ok"
-            cells.append(f"{kind}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
-        print(f"{cfg.tag:>16}  " + "  ".join(cells))
-    ladder = [c for c in prof.stage1_configs(args.imbalance_factors, args.seeds) if prof.on_ladder(c)]
-    for cfg in ladder:  # chapter 5's scale ladder: the wider rungs' own models and sweeps
-        for rung, rcfg in list(prof.ladder_rungs(cfg).items())[1:]:
-            runs = model_runs(rcfg, quant_variants_for(prof.name, prof.ladder_variants))
-            states = [results.status(results.result_path(prof.name, k, r), r, digest, STAGE_VERSIONS)
-                      for k, r in runs]  # fmt: skip
-            missing += sum(not st.startswith("ok") for st in states)
-            cells = [f"{k}: {st}" for (k, _), st in zip(runs[:2], states, strict=False)]
-            ok = sum(st.startswith("ok") for st in states[2:])
-            cells.append(f"quantized: {ok}/{len(states) - 2} ok ({len(states) - 2} variants)")
-            print(f"{rcfg.tag:>16}  ({rung})  " + "  ".join(cells))
+            cells.append(f"{stage}: {shown}" + (f" ({len(found)} variants)" if len(found) > 1 else ""))
+        print(f"{tag:>16}  " + (f"({rung})  " if rung else "") + "  ".join(cells))
     return 1 if missing else 0
+
+
+def _cpus() -> int:
+    """The CPUs this process may use (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _run(args, parser, debug: bool) -> int:
     from .engine import run_grid
-    from .runs import STAGES
 
+    cpus = _cpus()
+    for flag, value in (("--jobs", args.jobs), ("--threads", args.threads)):
+        # more one-thread processes than cores only slows them all (and --jobs 1000 starts 1000 workers)
+        if value is not None and not 1 <= value <= cpus and not (flag == "--jobs" and args.scheduler):
+            parser.error(f"{flag} must be in [1, {cpus}] (the CPUs of this machine), got {value}")
     if args.threads is not None:
         import torch
 
-        if args.threads < 1:
-            parser.error(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     stages = STAGES if args.stage == "all" else (args.stage,)
     if args.retrain and "stage1" not in stages:
         parser.error("--retrain trains stage 1: use it with --stage stage1 or --stage all")
     report = run_grid(args.profile, args.imbalance_factors, args.seeds, stages=stages, variants=args.variants,
-                      retrain=args.retrain, jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet,
-                      threads=args.threads, stop_on_error=debug)  # fmt: skip
+                      retrain=args.retrain, remake=args.remake, jobs=args.jobs, scheduler=args.scheduler,
+                      progress=not args.quiet, threads=args.threads, stop_on_error=debug)  # fmt: skip
     if report.failed:
         for o in report.failed:
             print(f"{o.state}: {o.task.describe()}: {o.error}", file=sys.stderr)
@@ -203,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return bench_main()
         if args.command == "status":
-            return _status(args)
+            code = _status(args)
+            sys.stdout.flush()  # a closed pipe shows here, inside the handler below, not at exit
+            return code
         return _run(args, parser, debug)
     except KeyboardInterrupt:
         if debug:
@@ -212,6 +205,11 @@ def main(argv: list[str] | None = None) -> int:
             "\ninterrupted: finished epochs and results are kept; the same command resumes", file=sys.stderr
         )
         return 130
+    except BrokenPipeError:
+        # `ltmpq status | head -1`: the reader has gone. End quietly, as coreutils do: point stdout at
+        # /dev/null so that the interpreter's final flush does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a program ended by a closed pipe
     except (ValueError, DataNotFoundError, DataError, MissingResultError, EngineError) as exc:
         if debug:
             raise

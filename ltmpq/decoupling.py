@@ -203,16 +203,21 @@ def as_linear(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None,
     raise TypeError(f"no linear form for a {type(classifier).__name__}; expected Linear, ScaledLinear or NCM")
 
 
-def rebuild(states: dict[str, dict], in_features: int, num_classes: int) -> dict[str, nn.Module]:
-    """The stage-2 classifiers from their saved state dicts (``experiments.decoupled`` saves them)."""
+def blank(in_features: int, num_classes: int) -> dict[str, nn.Module]:
+    """The five classifiers, untrained: what their saved state dicts load into (and must fit)."""
     dummy = nn.Linear(in_features, num_classes)
-    modules: dict[str, nn.Module] = {
+    return {
         "baseline": nn.Linear(in_features, num_classes),
         "crt": nn.Linear(in_features, num_classes),
         "tau_norm": nn.Linear(in_features, num_classes, bias=False),
         "lws": ScaledLinear(dummy),
         "ncm": NearestClassMean(torch.eye(num_classes, in_features), torch.arange(num_classes)),
     }
+
+
+def rebuild(states: dict[str, dict], in_features: int, num_classes: int) -> dict[str, nn.Module]:
+    """The stage-2 classifiers from their saved state dicts (:func:`ltmpq.runs.decoupled` saves them)."""
+    modules = blank(in_features, num_classes)
     missing = [m for m in METHODS if m not in states]
     if missing:
         raise KeyError(f"saved classifiers lack {missing}")

@@ -1,5 +1,5 @@
-"""The run grid as a task graph: each (stage-1 run, stage[, quantizer variant]) is a task that
-waits for the ones it builds on (stage 1 -> stage 2 -> chapter 3's sweeps and chapter 4), run in
+"""The run grid as a task graph: each run of the plan (:func:`ltmpq.plan.grid`) is a task that
+waits for the ones it builds on (stage 1 -> stage 2 -> the sweeps, chapter 4 and 5), run in
 this process (``--jobs 1``), in worker processes on this machine (``--jobs N``: a Dask
 ``LocalCluster``, one torch thread per worker) or on an existing Dask scheduler (``--scheduler
 ADDRESS``, e.g. one that ``dask-jobqueue`` started on SLURM or PBS). Dask schedules, retries a task
@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
-from .config import QUANT_ABLATIONS, QUANT_HYPOTHESES, Stage1Config, get_profile
+from . import plan
+from .plan import Run
 
 #: What local worker processes start with: one thread for OpenMP, MKL and OpenBLAS, and *not*
 #: Dask's default MALLOC_TRIM_THRESHOLD_=65536, which makes glibc return memory after every
@@ -36,23 +37,9 @@ class EngineError(RuntimeError):
     """The grid could not be run at all (e.g. no scheduler at the given address)."""
 
 
-@dataclass(frozen=True)
-class Task:
-    """One unit of the grid: ``stage`` of the stage-1 run ``cfg`` (and a chapter-3 ``variant``)."""
-
-    stage: str
-    cfg: Stage1Config
-    variant: str | None = None
-    deps: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        return f"{self.stage}-{self.cfg.tag}" + (f"-{self.variant}" if self.variant else "")
-
-    def describe(self) -> str:
-        """The task and its config, as a failure report names it."""
-        what = f"{self.stage}{f' ({self.variant})' if self.variant else ''} of {self.cfg.tag}"
-        return f"{what} [Stage1Config {self.cfg.key}: IF {self.cfg.imbalance_factor:g}, seed {self.cfg.seed}]"
+#: A task of the grid is a run of the plan (its ``key``, ``deps`` and ``describe`` are what Dask and
+#: the reports need).
+Task = Run
 
 
 @dataclass
@@ -85,58 +72,14 @@ class Report:
         return "\n".join(lines)
 
 
-def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants=None) -> list[Task]:
-    """The tasks of a profile's grid in dependency order (:func:`ltmpq.runs.plan` says which stages
-    each run gets; unknown stages and requests with nothing to do are errors there)."""
-    from .runs import STAGES, plan, quant_variants_for
-
-    variant_names = list(quant_variants_for(profile, variants))  # unknown names fail here
-    configs = get_profile(profile).quant_configs([*QUANT_ABLATIONS, *QUANT_HYPOTHESES])
-    tasks: list[Task] = []
-    for cfg, stages_here in plan(profile, imbalance_factors, seeds, stages or STAGES):
-        before: tuple[str, ...] = ()
-        for stage in stages_here:
-            if stage == "quantized":
-                tasks += [Task(stage, cfg, v, before) for v in variant_names]
-                continue
-            if stage == "hypotheses":  # chapter 5's quantizers: chapter 3's sweep, other configs
-                # one task per distinct quantizer: a hypothesis equal to a variant already listed
-                # (e.g. chapter 3's per-tensor run) shares its result
-                done = {configs[t.variant] for t in tasks if t.cfg == cfg and t.stage == "quantized"}
-                for h in QUANT_HYPOTHESES:
-                    if configs[h] not in done and (variants is None or h in variants):
-                        done.add(configs[h])
-                        tasks.append(Task("quantized", cfg, h, before))
-                continue
-            if stage == "ladder":  # chapter 5's scale ladder: this run's model and the wider ones
-                tasks += _ladder_tasks(profile, cfg, tasks, before)
-                continue
-            task = Task(stage, cfg, None, before)  # chapter 4 needs stage 2, not chapter 3's sweeps
-            tasks.append(task)
-            if stage in ("stage1", "decoupled"):
-                before = (task.key,)
-    if not tasks:  # e.g. --stage hypotheses --variant default: none of the names is a hypothesis
-        raise ValueError(
-            f"nothing to do: no task for stages {list(stages or STAGES)} and variants {variants}"
-        )
-    return tasks
+def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants=None) -> list[Run]:
+    """The tasks of a profile's grid in dependency order: one per stored result
+    (:func:`ltmpq.plan.grid`; unknown stages and requests with nothing to do are errors there)."""
+    return plan.unique(plan.grid(profile, imbalance_factors, seeds, stages or plan.STAGES, variants))
 
 
-def _ladder_tasks(profile: str, cfg: Stage1Config, listed: list[Task], before: tuple[str, ...]) -> list[Task]:
-    """The scale ladder at one (IF, seed): the profile's model quantized with the ladder's variants
-    (where not listed already), then each rung's model trained, decoupled and quantized alike."""
-    prof = get_profile(profile)
-    keys = {t.key for t in listed}
-    tasks = [t for v in prof.ladder_variants if (t := Task("quantized", cfg, v, before)).key not in keys]
-    for rung in prof.ladder:
-        rcfg = prof.rung_config(cfg, rung)
-        train = Task("stage1", rcfg, None, ())
-        stage2 = Task("decoupled", rcfg, None, (train.key,))
-        tasks += [train, stage2, *(Task("quantized", rcfg, v, (stage2.key,)) for v in prof.ladder_variants)]
-    return tasks
-
-
-def run_task(task: Task, profile: str, retrain: bool = False, threads: int | None = 1) -> float:
+def run_task(task: Run, profile: str, retrain: bool = False, threads: int | None = 1,
+             remake: bool = False) -> float:  # fmt: skip
     """Make (or find) one task's result; returns its seconds. Runs in a worker process."""
     import torch
 
@@ -145,23 +88,8 @@ def run_task(task: Task, profile: str, retrain: bool = False, threads: int | Non
     if threads is not None:
         torch.set_num_threads(threads)  # two 2-thread trainings on 2 cores collapse (README)
     t0 = time.perf_counter()
-    prof = get_profile(profile)
-    if task.stage == "stage1":
-        runs.stage1(task.cfg, profile, compute=True, progress=False, retrain=retrain)
-    elif task.stage == "decoupled":
-        runs.decoupled(task.cfg, prof.decouple, profile, compute=True, progress=False)
-    elif task.stage == "quantized":
-        ((qcfg, keep),) = runs.quant_variants_for(profile, [task.variant]).values()
-        runs.quantized(task.cfg, prof.decouple, qcfg, prof.quant_bits, profile, keep_predictions=keep,
-                       compute=True, progress=False)  # fmt: skip
-    elif task.stage == "mpq":
-        runs.mixed_precision(
-            task.cfg, prof.decouple, prof.quant, prof.mpq, profile, compute=True, progress=False
-        )
-    elif task.stage == "explain":
-        runs.explain(task.cfg, prof.decouple, prof.quant, prof.explain, profile, compute=True, progress=False)
-    else:
-        raise ValueError(f"unknown stage {task.stage!r}")
+    runs.make(task, profile, compute=True, progress=False, retrain=retrain and task.kind == "stage1",
+              remake=remake or retrain)  # fmt: skip
     return time.perf_counter() - t0
 
 
@@ -198,7 +126,7 @@ def execute(
     if jobs == 1 and scheduler is None:
         failed: set[str] = set()
         for task in tasks:
-            if bad := [d for d in task.deps if d in failed]:
+            if bad := [d for d in task.deps if d in failed]:  # deps outside the grid are made on demand
                 failed.add(task.key)
                 ended(Outcome(task, "skipped", error=f"needs {', '.join(bad)}, which did not finish"))
                 continue
@@ -239,7 +167,7 @@ def _execute_dask(tasks, fn, jobs, scheduler, ended, connect_timeout_s) -> float
         with client:
             futures, by_key, run_id = {}, {t.key: t for t in tasks}, uuid.uuid4().hex[:8]
             for task in tasks:
-                deps = [futures[d] for d in task.deps]
+                deps = [futures[d] for d in task.deps if d in futures]
                 # the dependencies as arguments: Dask runs the task only after they finished
                 key = f"ltmpq-{task.key}-{run_id}"
                 futures[task.key] = client.submit(_call, fn, task, *deps, key=key, pure=False)
@@ -253,7 +181,7 @@ def _execute_dask(tasks, fn, jobs, scheduler, ended, connect_timeout_s) -> float
                     ended(Outcome(task, "done", seconds, worker=worker))
                     continue
                 exc = future.exception()
-                upstream = [d for d in task.deps if d not in done]
+                upstream = [d for d in task.deps if d in futures and d not in done]
                 if upstream and futures[upstream[0]].status == "error":
                     ended(
                         Outcome(task, "skipped", error=f"needs {', '.join(upstream)}, which did not finish")
@@ -281,6 +209,7 @@ def run_grid(
     stages=None,
     variants=None,
     retrain: bool = False,
+    remake: bool = False,
     jobs: int = 1,
     scheduler: str | None = None,
     progress: bool = True,
@@ -299,5 +228,5 @@ def run_grid(
 
         artifacts.data_digest()  # decode the data once here, before the workers would all do it
         threads = 1 if threads is None else threads
-    fn = functools.partial(run_task, profile=profile, retrain=retrain, threads=threads)
+    fn = functools.partial(run_task, profile=profile, retrain=retrain, threads=threads, remake=remake)
     return execute(tasks, fn, jobs=jobs, scheduler=scheduler, progress=progress, stop_on_error=stop_on_error)

@@ -5,16 +5,17 @@ The chapters summarise, plot and test these frames; nothing here judges. Used by
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .data import class_groups
-from .mpq import sensitivity_tables
 from .results import decode_predictions
+from .sensitivity import sensitivity_tables
 from .uncertainty import mean_ci
-from .vocab import FLOAT
+from .vocab import DECOUPLED, FLOAT
 
 
 def pct(v: float | None) -> float:
@@ -218,3 +219,96 @@ def sensitivity_frame(
                         {"seed": cfg.seed, "metric": m, "layer": layer, "bits": int(b), "value": scale * v}
                     )
     return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ per-seed quantities of the claims
+
+
+def gap_frame(
+    frame: pd.DataFrame, split: str = "test", high: str = "head", low: str = "tail"
+) -> pd.DataFrame:
+    """Per run (imbalance_factor, method, seed): ``gap`` = accuracy of ``high`` minus ``low`` (points).
+
+    The gap is taken within each run, so its interval over seeds shows how consistently a method
+    narrows it (chapters 1, 2 and the verdicts).
+    """
+    per = frame[(frame["split"] == split) & frame["metric"].isin([high, low])]
+    per = per.pivot_table(index=["imbalance_factor", "method", "seed"], columns="metric", values="value")
+    return (per[high] - per[low]).rename("gap").reset_index()
+
+
+def gap_per_seed(frame: pd.DataFrame, imbalance_factor: float, method: str) -> pd.Series:
+    """The head-tail gap of each seed's run (indexed by seed) at one imbalance factor and method."""
+    g = gap_frame(frame)
+    g = g[(g["imbalance_factor"] == imbalance_factor) & (g["method"] == method)]
+    if g.empty:
+        raise ValueError(f"no {method!r} runs at imbalance factor {imbalance_factor!r}")
+    return g.set_index("seed")["gap"].sort_index()
+
+
+def delta_per_seed(drops: pd.DataFrame) -> pd.DataFrame:
+    """Per run (variant, IF, seed, method, bits): head and tail drop and ``delta`` = tail - head
+    (points; positive: the tail pays more). Chapter 3's ablations and claim 3's verdict."""
+    d = drops[drops["metric"].isin(["head", "tail"]) & (drops["bits"] != FLOAT)]
+    d = d.pivot_table(
+        index=["variant", "imbalance_factor", "seed", "method", "bits"], columns="metric", values="drop"
+    ).reset_index()
+    return d.assign(delta=d["tail"] - d["head"])
+
+
+def rule_frame(frame: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The float model and the rule's allocations at ``k`` (random: mean over its draws), per seed."""
+    d = frame[(frame["kind"] == "float") | (frame["kind"].isin(["rule", "rule-random"]) & (frame["k"] == k))]
+    return d.groupby(["head", "allocation", "seed", "metric"])["value"].mean().reset_index()
+
+
+def rule_metric(
+    frame: pd.DataFrame, k: int, allocation: str, metric: str, head: str = DECOUPLED
+) -> pd.Series:
+    """One allocation's test metric per seed (indexed by seed), of the rule at ``k``."""
+    d = rule_frame(frame, k)
+    d = d[(d["head"] == head) & (d["allocation"] == allocation) & (d["metric"] == metric)]
+    return d.set_index("seed")["value"].sort_index()
+
+
+# ------------------------------------------------------------------ what the runs cost
+
+
+def _machine(r: dict) -> str:
+    dev = r.get("provenance", {}).get("device") or {}
+    return f"{dev.get('cpu_model', 'unrecorded CPU')} ({dev.get('cpu_capability', '?')})"
+
+
+def cost_frame(groups: Mapping[str, Mapping[Any, dict]]) -> pd.DataFrame:
+    """What every stored result cost, from the seconds it records: one row per result and part of
+    its work, for every chapter's cost table. ``groups``: a label (a quantizer variant, a part of
+    the study) -> ``{key: stored result}``.
+
+    Columns: ``group``, ``result`` (kind and config hash: a result two groups share has one),
+    ``kind``, ``imbalance_factor``, ``seed``, ``part``, ``seconds``, ``machine`` (CPU and its
+    instruction set: a second is that machine's second), ``device`` and ``threads``. A stage-1
+    result's part is ``training`` (its training seconds), a chapter-4 result has one row per part it
+    timed (``prepare``, ``sweep``, ``hessian``, ``evaluation``), any other one ``all`` (its wall time).
+    """
+    rows = []
+    for group, stored in groups.items():
+        for key, r in stored.items():
+            prov = r.get("provenance") or {}
+            dev = prov.get("device") or {}
+            ident = f"{r['kind']}/{r['config_hash']}" if "config_hash" in r else f"{r['kind']}/{group}/{key}"
+            base = {"group": group, "result": ident, "kind": r["kind"],
+                    # a chapter's results are keyed by their stage-1 config
+                    "imbalance_factor": getattr(key, "imbalance_factor", r.get("imbalance_factor")),
+                    "seed": getattr(key, "seed", r.get("seed")),
+                    "machine": _machine(r), "device": dev.get("name"),
+                    "threads": dev.get("torch_threads")}  # fmt: skip
+            if r["kind"] == "stage1":
+                parts = {"training": r["train_seconds"]}
+            elif r["kind"] == "mpq":
+                parts = dict(r["seconds"])
+            else:
+                parts = {"all": prov["wall_seconds"]}
+            rows += [{**base, "part": p, "seconds": float(s)} for p, s in parts.items()]
+    cols = ["group", "result", "kind", "imbalance_factor", "seed", "part", "seconds", "machine", "device",
+            "threads"]  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)

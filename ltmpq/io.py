@@ -55,18 +55,18 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _strict(obj: Any) -> Any:
+def strict_json(obj: Any) -> Any:
     """NaN/inf are not JSON: store them as null (readers turn null back into NaN)."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
+        return {k: strict_json(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_strict(v) for v in obj]
+        return [strict_json(v) for v in obj]
     return obj
 
 
 def write_json(path: Path, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted, strict JSON (NaN -> null), atomically."""
-    text = json.dumps(_strict(obj), indent=1, sort_keys=True, allow_nan=False) + "\n"
+    text = json.dumps(strict_json(obj), indent=1, sort_keys=True, allow_nan=False) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text))

@@ -8,72 +8,71 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from . import results, runs
+from . import plan, results
 from .params import ChapterParams
+
+
+def stored(run: plan.Run, params: ChapterParams) -> dict:
+    """One run's stored result; with ``params.compute`` a missing one is made (and stored)."""
+    if not params.compute:
+        return results.fetch(run, params.profile)
+    from . import runs  # torch, only when the chapter may compute
+
+    return runs.make(run, params.profile, compute=True)
+
+
+def _runs(params: ChapterParams, stage: str, variants=None) -> list[plan.Run]:
+    """The chapter's runs of one stage (the plan says at which IFs and seeds a stage runs), in the
+    order of the chapter's parameters (imbalance factor, then seed): the order of its tables."""
+    runs = plan.grid(params.profile, params.ifs, params.seed_list, (stage,), variants)
+    ifs, seeds = list(params.ifs), list(params.seed_list)
+    return sorted(runs, key=lambda r: (ifs.index(r.stage1.imbalance_factor), seeds.index(r.stage1.seed)))
+
+
+def _by_model(params: ChapterParams, stage: str, what: str) -> dict:
+    try:
+        runs = _runs(params, stage)
+    except ValueError:
+        prof, where = params.prof, {"mpq": "mpq_ifs", "explain": "explain_ifs"}[stage]
+        raise ValueError(
+            f"{what} runs at imbalance factors {list(getattr(prof, where))}; the parameters ask for "
+            f"{list(params.ifs)}"
+        ) from None
+    return {r.stage1: stored(r, params) for r in runs}
 
 
 def stage1_results(params: ChapterParams) -> dict:
     """``{config: stored stage-1 result}`` for the chapter's runs (computing only if allowed)."""
-    return {c: runs.stage1(c, params.profile, compute=params.compute) for c in params.configs()}
+    return {r.stage1: stored(r, params) for r in _runs(params, "stage1")}
 
 
 def decoupled_results(params: ChapterParams) -> dict:
     """``{config: stored decoupled result}`` for the chapter's runs."""
-    d = params.prof.decouple
-    return {c: runs.decoupled(c, d, params.profile, compute=params.compute) for c in params.configs()}
+    return {r.stage1: stored(r, params) for r in _runs(params, "decoupled")}
 
 
 def quantized_results(params: ChapterParams, variants: Sequence[str] | None = None) -> dict[str, dict]:
-    """``{variant: {config: stored quantized sweep}}`` for chapter 3's quantizer variants."""
-    prof = params.prof
-    return {
-        name: {
-            c: runs.quantized(
-                c,
-                prof.decouple,
-                q,
-                prof.quant_bits,
-                params.profile,
-                keep_predictions=keep,
-                compute=params.compute,
-            )
-            for c in params.configs()
-        }
-        for name, (q, keep) in runs.quant_variants_for(params.profile, variants).items()
-    }
+    """``{variant: {config: stored quantized sweep}}``: chapter 3's quantizer variants (default: all),
+    or chapter 5's hypotheses where ``variants`` names them (at the IFs they ran at)."""
+    hyps = [v for v in variants or () if v in plan.variant_names("hypotheses", params.profile)]
+    names = list(variants or plan.variant_names("quantized", params.profile))
+    runs = _runs(params, "quantized", [v for v in names if v not in hyps]) if len(hyps) < len(names) else []
+    runs += _runs(params, "hypotheses", hyps) if hyps else []
+    out: dict[str, dict] = {v: {} for v in names}
+    for r in runs:
+        out[r.variant][r.stage1] = stored(r, params)
+    return out
 
 
 def mpq_results(params: ChapterParams) -> dict:
     """``{config: stored chapter-4 result}`` for the runs at the profile's MPQ imbalance factors."""
-    prof = params.prof
-    cfgs = [c for c in params.configs() if c.imbalance_factor in prof.mpq_ifs]
-    if not cfgs:
-        raise ValueError(
-            f"chapter 4 runs at imbalance factors {list(prof.mpq_ifs)}; "
-            f"the parameters ask for {list(params.ifs)}"
-        )
-    return {
-        c: runs.mixed_precision(
-            c, prof.decouple, prof.quant, prof.mpq, params.profile, compute=params.compute
-        )
-        for c in cfgs
-    }
+    return _by_model(params, "mpq", "chapter 4")
 
 
 def explain_results(params: ChapterParams) -> dict:
     """``{config: stored chapter-5 result}`` (integer runtime, curvature) at the profile's
     ``explain_ifs``."""
-    prof = params.prof
-    cfgs = [c for c in params.configs() if c.imbalance_factor in prof.explain_ifs]
-    if not cfgs:
-        raise ValueError(
-            f"chapter 5 runs at imbalance factors {list(prof.explain_ifs)}; "
-            f"the parameters ask for {list(params.ifs)}"
-        )
-    return {
-        c: runs.explain(c, prof.decouple, prof.quant, prof.explain, params.profile, compute=params.compute)
-        for c in cfgs
-    }
+    return _by_model(params, "explain", "chapter 5")
 
 
 def ladder_results(
@@ -88,43 +87,43 @@ def ladder_results(
     leaves out a wider rung that is not complete and says so in the third dict (the first rung is
     always required): the book can state which rungs a machine could not afford."""
     prof = params.prof
-    base = [c for c in params.configs() if prof.on_ladder(c)]
-    if not prof.ladder or not base:
+    try:
+        runs = _runs(params, "ladder")
+    except ValueError:
         raise ValueError(
             f"the scale ladder of profile {params.profile!r} runs at imbalance factors "
             f"{list(prof.ladder_ifs)} and seeds {list(prof.ladder_seeds)}; the parameters ask for "
             f"{list(params.ifs)} and {list(params.seed_list)}"
-        )
-    variants = runs.quant_variants_for(params.profile, prof.ladder_variants)
-    command = f"make runs PROFILE={params.profile} RUN_ARGS='--stage ladder --jobs 2'"
+        ) from None
+    base = [r.stage1 for r in runs if r.rung is None and r.kind == "quantized"]
+    base_runs = [plan.Run(c, "stage1") for c in dict.fromkeys(base)]
     quant, stage1, missing = {}, {}, {}
     for rung in prof.ladder_rungs(base[0]):
-        cfgs = [prof.ladder_rungs(c)[rung] for c in base]
+        key = None if rung == prof.ladder_base else rung
+        mine = [r for r in runs if r.rung == key]
+        models = base_runs if key is None else [r for r in mine if r.kind == "stage1"]
         try:
-            s1 = {c: runs.stage1(c, params.profile, compute=params.compute) for c in cfgs}
-            q = {
-                name: {
-                    c: runs.quantized(
-                        c,
-                        prof.decouple,
-                        qc,
-                        prof.quant_bits,
-                        params.profile,
-                        keep_predictions=keep,
-                        compute=params.compute,
-                    )  # fmt: skip
-                    for c in cfgs
-                }
-                for name, (qc, keep) in variants.items()
-            }
-        except results.MissingResultError:
-            if not allow_missing or rung == prof.ladder_base:
+            s1 = {r.stage1: stored(r, params) for r in models}
+            q: dict[str, dict] = {}
+            for r in (r for r in mine if r.kind == "quantized"):
+                q.setdefault(r.variant, {})[r.stage1] = stored(r, params)
+        except results.MissingResultError as exc:
+            if not allow_missing or key is None:
                 raise
-            done = sum(results.result_path(params.profile, "stage1", c).is_file() for c in cfgs)
-            missing[rung] = f"{done} of {len(cfgs)} models trained; make the rest with {command}"
+            missing[rung] = _missing_rung(params, models, exc)
             continue
         stage1[rung], quant[rung] = s1, q
     return quant, stage1, missing
+
+
+def _missing_rung(params: ChapterParams, models: list[plan.Run], exc: Exception) -> str:
+    """What a reader is told of a rung that is not complete: how many of its models are trained,
+    and the command that makes the rest."""
+    done = sum(results.run_state(r, params.profile) == "ok" for r in models)
+    command = f"make runs PROFILE={params.profile} RUN_ARGS='--stage ladder --jobs 2'"
+    if isinstance(exc, results.ResultError):
+        return str(exc)
+    return f"{done} of {len(models)} models trained; make the rest with {command}"
 
 
 def data_sources(*stored: dict) -> list[dict]:

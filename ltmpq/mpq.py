@@ -23,20 +23,10 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ALL_METRICS, KL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
-from .metrics import metric as accuracy_metric
+from .config import MPQConfig, QuantConfig
 from .models import VGG16
 from .quantization import bit_map, fold_batchnorm, quantize_head, quantize_weight, weight_module
-from .results import decode_predictions
 from .vocab import FLOAT, LAYER_NAMES, check_bits
-
-
-def check_metric(metric: str, allowed: Sequence[str] = ALL_METRICS) -> str:
-    """``metric`` itself if known; an error listing the allowed names otherwise."""
-    if metric not in allowed:
-        raise ValueError(f"unknown sensitivity metric {metric!r}; choose one of {list(allowed)}")
-    return metric
-
 
 # ---------------------------------------------------------------------------------------------
 # Running a VGG16 from any layer on (chapter 4's sweep)
@@ -160,39 +150,6 @@ def kl_per_class(float_logits: torch.Tensor, q_logits: torch.Tensor, labels, num
     return [
         float(kl[labels == c].mean()) if (labels == c).any() else float("nan") for c in range(num_classes)
     ]
-
-
-def sensitivity(
-    metric: str,
-    labels,
-    float_predictions,
-    q_predictions=None,
-    *,
-    train_counts: Sequence[int],
-    groups: Mapping[str, Sequence[int]],
-    kl_class: Sequence[float] | None = None,
-    images: np.ndarray | None = None,
-) -> float:
-    """One layer's sensitivity under ``metric``, from stored predictions (and per-class KL).
-
-    Accuracy metrics: the metric of the float model minus that of the model with the layer
-    quantized (points lost, as a fraction). KL metrics: the class-balanced mean of the per-class
-    KL over all, head or tail classes. ``images``: indices of a resample of the evaluation
-    images (accuracy metrics only), for the rank-stability analysis.
-    """
-    check_metric(metric, SENSITIVITY_METRICS)
-    if metric in KL_METRICS:
-        if kl_class is None:
-            raise ValueError(f"metric {metric!r} needs the per-class KL")
-        classes = range(len(kl_class)) if metric == "kl" else groups[metric.removeprefix("kl_")]
-        return float(np.nanmean([kl_class[c] for c in classes]))
-    y, pf, pq = (np.asarray(a) for a in (labels, float_predictions, q_predictions))
-    if images is not None:
-        y, pf, pq = y[images], pf[images], pq[images]
-    return float(
-        accuracy_metric(metric, y, pf, train_counts, groups)
-        - accuracy_metric(metric, y, pq, train_counts, groups)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -541,40 +498,4 @@ def allocations(
                 )
     for a in out:
         a["average_bits"] = average_bits(a["bit_map"], params) if a["kind"] != "float" else 32.0
-    return out
-
-
-def sensitivity_tables(
-    sweep_head: dict, labels, counts, groups, metrics=None, images: np.ndarray | None = None, bits=None
-) -> dict[str, pd.DataFrame]:
-    """Sensitivity tables (layers x bits) of one head's stored sweep, one per metric.
-
-    ``images``: a resample of the validation images (accuracy metrics only); ``bits``: only
-    these bit-widths (default: every one swept).
-    """
-    metrics = SENSITIVITY_METRICS if metrics is None else metrics
-    labels = decode_predictions(labels) if isinstance(labels, str) else np.asarray(labels)
-    pf = decode_predictions(sweep_head["float"])
-    out = {}
-    for m in metrics:
-        if images is not None and m in KL_METRICS:
-            continue
-        rows = {
-            layer: {
-                int(b): sensitivity(
-                    m,
-                    labels,
-                    pf,
-                    decode_predictions(e["predictions"]),
-                    train_counts=counts,
-                    groups=groups,
-                    kl_class=e["kl"],
-                    images=images,
-                )
-                for b, e in by_bits.items()
-                if bits is None or int(b) in bits
-            }  # fmt: skip
-            for layer, by_bits in sweep_head["layers"].items()
-        }
-        out[m] = pd.DataFrame.from_dict(rows, orient="index").sort_index(axis=1)
     return out

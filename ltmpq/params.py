@@ -28,9 +28,28 @@ def _sequence(name: str, value, example: str) -> tuple:
     return tuple(value)
 
 
-def _integer(name: str, value, lo: int) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < lo:
+#: Upper bounds: past them a chapter runs for hours or exhausts memory, and nothing is gained.
+#: A seed seeds torch and numpy (torch.manual_seed overflows past 2**64; chapter 2 seeds with
+#: ``seed * 1000 + stream``): numpy's classic 32-bit range is plenty.
+MAX_SEED = 2**32 - 1
+#: Resamples of the paired bootstrap (chapter 3: one test per IF x method x bit-width, 75 on the
+#: cpu profile; chapter 4: six). Each test draws, per class, an n_boot x images-per-class index
+#: matrix (50,000 x 1,000 test images: 400 MB) and takes ~5 s at 50,000 on 2 cores, so chapter 3
+#: stays within minutes; the p-values' resolution, 1 / (n_boot + 1), is already 0.0005 at 2,000.
+MAX_N_BOOT = 50_000
+#: Split-halves per seed of chapter 4's rank stability, ~7 ms each; chapter 4 runs them for
+#: ~25 seed groups on the cpu profile (its IF, every IF, the previous model set): ~6 min at 2,000.
+MAX_N_SPLITS = 2_000
+
+
+def _integer(name: str, value, lo: int, hi: int) -> int:
+    """``value`` as a plain int in [lo, hi]; bools and non-integers are refused."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
+    if value < lo:  # the historical message, kept for a value below the range
         raise ValueError(f"{name} must be an int >= {lo}, got {value!r}")
+    if value > hi:
+        raise ValueError(f"{name} must be an int in [{lo}, {hi}], got {value!r}")
     return int(value)
 
 
@@ -63,7 +82,7 @@ class ChapterParams:
             # plain floats: numpy scalars do not hash as JSON, and 1 and 1.0 are one run
             object.__setattr__(self, "imbalance_factors", tuple(float(f) for f in ifs))
         if self.seeds is not None:
-            seeds = tuple(_integer("seeds", s, 0) for s in _sequence("seeds", self.seeds, "[0, 1]"))
+            seeds = tuple(_integer("seeds", s, 0, MAX_SEED) for s in _sequence("seeds", self.seeds, "[0, 1]"))
             if len(set(seeds)) != len(seeds):
                 raise ValueError(f"seeds must not repeat a seed, got {list(seeds)}")
             object.__setattr__(self, "seeds", seeds)
@@ -99,7 +118,7 @@ class QuantizationParams(ChapterParams):
             if unknown:
                 raise ValueError(f"unknown quantizer variants {unknown}; choose from {list(QUANT_ABLATIONS)}")
             object.__setattr__(self, "variants", variants)
-        object.__setattr__(self, "n_boot", _integer("n_boot", self.n_boot, 100))
+        object.__setattr__(self, "n_boot", _integer("n_boot", self.n_boot, 100, MAX_N_BOOT))
 
     @property
     def variant_names(self) -> list[str]:
@@ -124,5 +143,5 @@ class MitigationParams(ChapterParams):
                 f"rule_k={self.rule_k!r} was not run; the profile's MPQ runs have k in {list(ks)}"
             )
         object.__setattr__(self, "rule_k", int(self.rule_k))
-        object.__setattr__(self, "n_splits", _integer("n_splits", self.n_splits, 1))
-        object.__setattr__(self, "n_boot", _integer("n_boot", self.n_boot, 100))
+        object.__setattr__(self, "n_splits", _integer("n_splits", self.n_splits, 1, MAX_N_SPLITS))
+        object.__setattr__(self, "n_boot", _integer("n_boot", self.n_boot, 100, MAX_N_BOOT))

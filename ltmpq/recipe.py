@@ -22,13 +22,9 @@ import math
 import time
 from dataclasses import dataclass, replace
 
-import torch
-
-from . import artifacts, results
+from . import plan, results
 from .config import DecoupleConfig, Stage1Config, get_profile
 from .data import long_tail_counts
-from .metrics import evaluate
-from .training import predict
 
 
 @dataclass(frozen=True)
@@ -108,12 +104,18 @@ def projected_seconds(profile: str, cfg: Stage1Config, images_per_second: float)
 def run(profile: str, name: str, *, compute: bool = True, progress: bool = True) -> dict:
     """The stored result of candidate ``name``, trained (and stored) first when missing."""
     cfg = config(profile, name)
-    path = results.result_path(profile, "recipe", cfg)
+    path = plan.result_path(profile, "recipe", cfg)
     stored = results.load(path, cfg)
     if stored is not None:
         return stored
-    if not compute:
+    if not compute or path.is_file():  # a stored file that cannot be read is never trained over
         results.require(path, cfg, f"make recipe-search PROFILE={profile}")
+    import torch  # training: only here, so that the appendix reads the search without torch
+
+    from . import artifacts, provenance
+    from .metrics import evaluate
+    from .training import predict
+
     t0 = time.perf_counter()
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
@@ -132,7 +134,7 @@ def run(profile: str, name: str, *, compute: bool = True, progress: bool = True)
         "train_images_per_second": outcome.images_per_second,
         "val": {**evaluate(labels, pred, counts), "predictions": pred.tolist()},
     }
-    return results.save(path, cfg, payload, data.source, time.perf_counter() - t0)
+    return results.save(path, cfg, payload, provenance.record(cfg, data.source, time.perf_counter() - t0))
 
 
 def results_of(profile: str, *, compute: bool = False, progress: bool = True) -> dict[str, dict]:
@@ -225,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "names":
         print("\n".join(s.recipes))
         return 0
+    import torch
+
     torch.set_num_threads(1)  # one thread per process: run two (make recipe-search)
     if args.command == "stage2":
         for name in s.stage2:

@@ -1,31 +1,27 @@
-"""The results store: light, committed results under ``results/<profile>/`` with provenance.
+"""The results store: light, committed results under ``results/<profile>/``, read without torch.
 
-One JSON file per run (named by its config's content hash), written atomically with where it
-came from; predictions are stored compactly (:func:`encode_predictions`). :mod:`ltmpq.runs`
-writes here, :mod:`ltmpq.load` reads for the chapters. Used by every chapter.
+One JSON file per run (named by its config's content hash, :func:`ltmpq.plan.result_path`), written
+atomically with its provenance (:mod:`ltmpq.provenance`). Every read validates the file against the
+declared schema (:mod:`ltmpq.schema`) and its run: :func:`state` says whether a stored result can
+stand for its run today (``ok``, ``missing``, ``unreadable``, ``other data``, ``outdated``,
+``stale``), and :func:`fetch` returns it or fails with one message naming the fix. ``ltmpq
+status``, the chapters and the stages all read through these two, so they agree.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import platform
-import re
-import subprocess
-import time
-from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
+from . import plan, schema
 from .config import config_hash
-from .io import write_json
-from .paths import ROOT, results_dir
+from .io import strict_json, write_json
+from .paths import ROOT
 
-SCHEMA = 1
+SCHEMA = schema.SCHEMA
 
 
 def encode_predictions(pred: np.ndarray) -> str | list[int]:
@@ -45,219 +41,157 @@ class MissingResultError(FileNotFoundError):
     """A result the book needs is not in ``results/``; the message names the command to make it."""
 
 
-def result_path(profile: str, kind: str, cfg: Any) -> Path:
-    """``results/<profile>/<kind>/<tag>-<hash>.json`` for a run config."""
-    return results_dir() / profile / kind / f"{cfg.tag}-{config_hash(cfg)}.json"
+class ResultError(MissingResultError):
+    """A stored result that cannot stand for its run (damaged, outdated, made from other weights or
+    data); the message names the file and how to restore or remake it."""
 
 
-#: What a stored result of each kind must hold for a chapter to read it (top level, and per split
-#: or entry). A file without them is treated like an unreadable one: never returned as ok.
-REQUIRED = {
-    "stage1": ("train_counts", "groups", "split_sizes", "test_labels", "val", "test", "provenance"),
-    "decoupled": ("methods", "stage1_classifier", "provenance"),
-    "quantized": ("entries", "train_counts", "quant", "provenance"),
-    "recipe": ("name", "train_counts", "history", "val", "provenance"),
-    "mpq": ("allocations", "sweep", "hessians", "val_labels", "test_labels", "train_counts", "layer_params",
-            "seconds", "provenance"),
-    "explain": ("integer", "curvature", "train_counts", "seconds", "provenance"),
-}  # fmt: skip
-EVALUATION = ("metrics", "per_class")
+def _shown(path: Path) -> str:
+    path = Path(path)
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def problem(payload: Any, cfg: Any) -> str | None:
-    """Why a parsed result file cannot stand for ``cfg`` (None when it can)."""
-    if not isinstance(payload, dict):
-        return "not a result (no JSON object)"
-    if payload.get("schema") != SCHEMA:
-        return f"schema {payload.get('schema')!r}, expected {SCHEMA}"
+    """Why a parsed result file cannot stand for ``cfg`` (None when it can): the schema's reason, or
+    another run's result."""
+    if (why := schema.problem(payload)) is not None:
+        return why
     if payload.get("config_hash") != config_hash(cfg):
         return "another run's result (config hash differs)"
-    kind = payload.get("kind")
-    if kind not in REQUIRED:
-        return f"unknown kind {kind!r}"
-    missing = [k for k in REQUIRED[kind] if k not in payload]
-    if missing:
-        return f"incomplete: no {', '.join(missing)}"
-    evaluations = []
-    if kind == "recipe":
-        evaluations = [payload["val"]]
-    elif kind == "stage1":
-        evaluations = [payload["val"], payload["test"]]
-        n, n_test = len(payload["train_counts"]), len(payload["test"].get("per_class", []))
-        if n_test != n or n < 2:
-            return f"inconsistent: {n} training classes but {n_test} test classes"
-    elif kind == "decoupled":
-        evaluations = [m.get(split, {}) for m in payload["methods"].values() for split in ("val", "test")]
-    elif kind == "quantized":
-        methods = [m for e in payload["entries"].values() for m in e.get("methods", {}).values()]
-        evaluations = [m.get(split, {}) for m in methods for split in ("val", "test")]
-    if any(not isinstance(e, dict) or any(k not in e for k in EVALUATION) for e in evaluations):
-        return "incomplete: an evaluation without its metrics or per-class accuracy"
     return None
 
 
+def _parse(path: Path) -> tuple[Any, str | None]:
+    """The parsed file and None, or None and why it cannot be read."""
+    try:
+        return json.loads(Path(path).read_text()), None
+    except (OSError, ValueError) as exc:  # includes JSONDecodeError and UnicodeDecodeError
+        return None, f"{type(exc).__name__}"
+
+
 def load(path: Path, cfg: Any) -> dict | None:
-    """The stored result for ``cfg`` or None; an unreadable, incomplete or mismatched file counts as
-    missing (:func:`problem` says why)."""
+    """The stored result for ``cfg`` or None; an unreadable, invalid or mismatched file counts as
+    missing here (:func:`state` says why)."""
+    payload, err = _parse(path)
+    return payload if err is None and problem(payload, cfg) is None else None
+
+
+_WEIGHTS: dict[tuple, str | None] = {}
+
+
+def _published_weights(profile: str, cfg: Any) -> str | None:
+    """The weights digest a stored stage-1 result records (None: none readable), remembered per
+    file version: every downstream result of a model is checked against it."""
+    path = plan.result_path(profile, "stage1", cfg)
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, ValueError):  # includes JSONDecodeError and UnicodeDecodeError
+        st = path.stat()
+    except OSError:
         return None
-    return payload if problem(payload, cfg) is None else None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _WEIGHTS:
+        s1 = load(path, cfg)
+        _WEIGHTS[key] = None if s1 is None else s1.get("weights_sha256")
+    return _WEIGHTS[key]
 
 
-def status(
-    path: Path, cfg: Any, data_sha256: str | None = None, versions: dict[str, int] | None = None
-) -> str:
-    """``missing``, ``unreadable (why)``, ``other data (...)``, ``outdated (...)`` or ``ok``.
-
-    ``data_sha256``: the digest of the CIFAR-10 copy at hand; a result computed on another copy is
-    not ok for it. ``versions``: each stage's version of its numbers in today's code
-    (:data:`ltmpq.runs.STAGE_VERSIONS`); a result made by another version would come out
-    differently today. (Results made before versions were recorded are version 1.)
-    """
+def _checked(path: Path, cfg: Any, data_sha256: str | None, weights_sha256: str | None) -> tuple[str, Any]:
+    """:func:`state` and, when ``ok``, the parsed result."""
     if not Path(path).is_file():
-        return "missing"
-    try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        return f"unreadable ({type(exc).__name__})"
+        return "missing", None
+    payload, err = _parse(path)
+    if err is not None:
+        return f"unreadable ({err})", None
     if (why := problem(payload, cfg)) is not None:
-        return f"unreadable ({why})"
+        return f"unreadable ({why})", None
     stored_data = (payload["provenance"].get("data_source") or {}).get("sha256")
     if data_sha256 is not None and stored_data not in (None, data_sha256):
-        return f"other data (computed on {stored_data[:12]}, this machine's copy is {data_sha256[:12]})"
-    made, now = payload.get("stage_version", 1), (versions or {}).get(payload["kind"])
+        return f"other data (computed on {stored_data[:12]}, this machine's copy is {data_sha256[:12]})", None
+    made, now = payload.get("stage_version", 1), plan.STAGE_VERSIONS.get(payload["kind"])
     if now is not None and made != now:
-        return f"outdated ({payload['kind']} v{made}; today's code is v{now}: rerun to update)"
-    return "ok"
+        return f"outdated ({payload['kind']} v{made}; today's code is v{now})", None
+    if weights_sha256 is not None and payload["kind"] != "stage1":
+        stored_weights = payload.get("weights_sha256")
+        if stored_weights != weights_sha256:
+            return (
+                f"stale (computed from weights {str(stored_weights)[:12]}, its stage-1 run's are "
+                f"{weights_sha256[:12]})"
+            ), None
+    return "ok", payload
+
+
+def state(path: Path, cfg: Any, data_sha256: str | None = None, weights_sha256: str | None = None) -> str:
+    """``missing``, ``unreadable (why)``, ``other data (...)``, ``outdated (...)``, ``stale (...)``
+    or ``ok``.
+
+    ``data_sha256``: the digest of the CIFAR-10 copy at hand (a result computed on another copy is
+    not ok for it). A result made by another version of its stage's code than today's
+    (:data:`ltmpq.plan.STAGE_VERSIONS`; results made before versions were recorded are version 1)
+    is outdated. ``weights_sha256``: the weights its stage-1 run publishes today; a downstream
+    result computed from other weights (a retrained model) is stale.
+    """
+    return _checked(path, cfg, data_sha256, weights_sha256)[0]
+
+
+def _run_checked(run: plan.Run, profile: str, data_sha256: str | None) -> tuple[str, Any]:
+    weights = None if run.kind == "stage1" else _published_weights(profile, run.stage1)
+    return _checked(run.path(profile), run.config, data_sha256, weights)
+
+
+def run_state(run: plan.Run, profile: str, data_sha256: str | None = None) -> str:
+    """:func:`state` of a run's stored result, checked against its stage-1 run's weights."""
+    return _run_checked(run, profile, data_sha256)[0]
+
+
+def _missing(path: Path, cfg: Any, command: str) -> MissingResultError:
+    return MissingResultError(
+        f"missing result {_shown(path)} for {type(cfg).__name__} {cfg.tag} ({config_hash(cfg)}). "
+        f"Produce it with:\n    {command}\n"
+        "(the book never trains by itself; pass compute=True to a notebook to allow it)"
+    )
+
+
+def fix(run: plan.Run, profile: str, why: str) -> str:
+    """What to do about a stored result that is not ok, in one line."""
+    path = _shown(run.path(profile))
+    if why.startswith("other data"):
+        return f"{path} is {why}: move it away, or set LTMPQ_RESULTS elsewhere to compute it here"
+    remake = run.command(profile, "--remake")
+    if why.startswith("unreadable"):
+        return f"{path} is {why}: restore it (git checkout -- {path}) or remake it with {remake}"
+    return f"{path} is {why}: remake it with {remake}"
+
+
+def fetch(run: plan.Run, profile: str, data_sha256: str | None = None) -> dict:
+    """The stored result of ``run``, or an error naming the command that makes it
+    (:class:`MissingResultError`) or the fix of a stored one that is not ok (:class:`ResultError`)."""
+    why, payload = _run_checked(run, profile, data_sha256)
+    if why == "ok":
+        return payload
+    if why == "missing":
+        raise _missing(run.path(profile), run.config, run.command(profile))
+    raise ResultError(fix(run, profile, why))
 
 
 def require(path: Path, cfg: Any, command: str) -> dict:
-    """Load a stored result or fail with a message naming the command that produces it."""
+    """Load a stored result (of a run outside the plan, e.g. the recipe search) or fail with a
+    message naming the command that produces it, or why the stored file cannot be used."""
     payload = load(path, cfg)
-    if payload is None:
-        raise MissingResultError(
-            f"missing result {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path} "
-            f"for {type(cfg).__name__} {cfg.tag} ({config_hash(cfg)}). Produce it with:\n    {command}\n"
-            "(the book never trains by itself; pass compute=True to a notebook to allow it)"
+    if payload is not None:
+        return payload
+    why = state(path, cfg)
+    if why != "missing":
+        raise ResultError(
+            f"{_shown(path)} is {why}: restore it (git checkout -- {_shown(path)}) or remake it: {command}"
         )
-    return payload
+    raise _missing(path, cfg, command)
 
 
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-# The code a process runs is the code it imported: record the git state at import time, so
-# editing the tree while a long run goes on does not mislabel its results.
-_GIT_COMMIT = _git("rev-parse", "HEAD")
-_GIT_STATUS = _git("status", "--porcelain", "--", "ltmpq", "pyproject.toml")
-
-
-def cpu_model() -> str:
-    """The CPU's model name (training is bitwise reproducible on one CPU type, not across types)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-#: The instruction-set flags that decide which floating-point kernels run (and so the rounding).
-ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16",
-             "avx512_fp16", "avx_vnni", "amx_tile", "amx_bf16", "amx_int8", "asimd", "sve")  # fmt: skip
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's instruction-set flags among :data:`ISA_FLAGS` (from /proc/cpuinfo)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                have = set(line.split(":", 1)[1].split())
-                return [f for f in ISA_FLAGS if f in have]
-    except OSError:
-        pass
-    return []
-
-
-def kernel_libraries() -> dict[str, str | None]:
-    """torch's oneDNN and MKL versions and the CPU capability it dispatches to, and the ISA limits
-    set in the environment: what decides the float kernels (and their rounding) on a CPU."""
-    shown = torch.__config__.show()
-
-    def find(pattern: str) -> str | None:
-        m = re.search(pattern, shown)
-        return m.group(1).strip() if m else None
-
-    return {"onednn": find(r"MKL-DNN (v[\d.]+)"), "mkl": find(r"Math Kernel Library Version ([\w.-]+)"),
-            "capability_usage": find(r"CPU capability usage: (\S+)"),
-            "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY"),
-            "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA")}  # fmt: skip
-
-
-def data_record(data_source: Any) -> dict | None:
-    """A data source as a result records it: kind, folder name, digests, whether lossy; never the
-    path of the machine it was read on."""
-    if data_source is None:
-        return None
-    src = dict(data_source) if isinstance(data_source, dict) else asdict(data_source)
-    if "path" in src:
-        src["name"] = Path(src.pop("path")).name
-    return src
-
-
-def provenance(cfg: Any, data_source: Any, wall_seconds: float) -> dict:
-    """Where a result came from: config, code version, packages, device and its float kernels, data,
-    time: enough to explain a difference between two machines' numbers."""
-    versions = {}
-    for pkg in ("torch", "torchvision", "numpy", "scikit-learn", "scipy", "pillow", "safetensors", "ltmpq"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    try:
-        from PIL import features
-
-        versions["libjpeg_turbo"] = features.version("libjpeg_turbo")
-    except (ImportError, ValueError):
-        versions["libjpeg_turbo"] = None
-    return {
-        "config": asdict(cfg),
-        "config_type": type(cfg).__name__,
-        "git_commit": _GIT_COMMIT,
-        "git_dirty": bool(_GIT_STATUS) if _GIT_STATUS != "unknown" else None,
-        "versions": versions,
-        "python": platform.python_version(),
-        "device": {
-            # the device ltmpq.training trains on (default_device): CUDA whenever present
-            "kind": "cuda" if torch.cuda.is_available() else "cpu",
-            "name": torch.cuda.get_device_name(0)
-            if torch.cuda.is_available()
-            else platform.processor() or platform.machine(),
-            "platform": platform.platform(),
-            "cpu_model": cpu_model(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_flags": cpu_flags(),
-            "kernels": kernel_libraries(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-        },
-        "data_source": data_record(data_source),
-        "wall_seconds": round(wall_seconds, 2),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
-
-
-def save(path: Path, cfg: Any, payload: dict, data_source: Any, wall_seconds: float) -> dict:
-    """Store ``payload`` with its provenance, atomically; returns what was written."""
-    full = {"schema": SCHEMA, "config_hash": config_hash(cfg), **payload,
-            "provenance": provenance(cfg, data_source, wall_seconds)}  # fmt: skip
+def save(path: Path, cfg: Any, payload: dict, provenance: dict) -> dict:
+    """Store ``payload`` with its ``provenance`` (:func:`ltmpq.provenance.record`), atomically, after
+    checking it against the schema; returns what a later reader gets."""
+    full = {"schema": SCHEMA, "config_hash": config_hash(cfg), **payload, "provenance": provenance}
+    # NaN is stored as null (an empty group's accuracy); a result the reader would refuse is never written
+    if (why := problem(strict_json(full), cfg)) is not None:
+        raise ValueError(f"refusing to store an invalid result at {_shown(path)}: {why}")
     write_json(path, full)
-    return load(path, cfg)  # what a later reader gets (NaN stored as null)
+    return load(path, cfg)

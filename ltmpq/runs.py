@@ -1,23 +1,29 @@
-"""Run a stage of the study: stage-1 training (chapter 1), decoupled classifiers (chapter 2),
-their post-training quantization (chapter 3) and mixed precision (chapter 4), and a whole profile.
+"""Make a run of the study (:class:`ltmpq.plan.Run`): stage-1 training (chapter 1), decoupled
+classifiers (chapter 2), their post-training quantization (chapters 3 and 5), mixed precision
+(chapter 4) and chapter 5's integer-runtime and curvature measurements.
 
-Each stage function returns the stored result when ``results/`` has it; otherwise it computes it
-(only when ``compute=True``) and stores it with its provenance. The heavy artifacts they need
-(checkpoints, features, classifiers) come from :mod:`ltmpq.artifacts`.
+:func:`make` makes a run of any kind; each stage function returns the stored result when
+``results/`` has one that is ok (:func:`ltmpq.results.fetch`), otherwise computes it (only with
+``compute=True``) and stores it with its provenance. A stored result that is not ok (damaged,
+outdated, made from other weights) is replaced only when asked (``remake``), and committed weights
+only by ``retrain``. One process at a time makes a result (a file lock), so two ``make runs`` of the
+same profile share the work. The heavy artifacts (checkpoints, features, classifiers) come from
+:mod:`ltmpq.artifacts`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict
-from pathlib import Path
 
 import numpy as np
 import torch
+from filelock import FileLock
 from tqdm import tqdm
 
-from . import artifacts, results, weights
+from . import artifacts, plan, provenance, results, weights
 from . import mpq as mp
 from .config import (
     HESSIAN_METRICS,
@@ -34,9 +40,10 @@ from .config import (
     config_hash,
     get_profile,
 )
-from .data import DataError, blog_head_tail, class_groups
+from .data import blog_head_tail, class_groups
 from .io import write_json
 from .metrics import evaluate
+from .paths import cache_dir
 from .quantization import (
     activation_bits,
     calibration_indices,
@@ -49,19 +56,9 @@ from .quantization import (
     sweep_map,
 )
 from .results import encode_predictions
+from .sensitivity import sensitivity_tables
 from .training import predict, to_input
 from .vocab import FLOAT, METHODS, check_bits
-
-#: The version of each stage's numbers. Bump a stage's when a change of code would make its stored
-#: results come out differently (then `ltmpq status` calls them outdated); a golden test on
-#: synthetic data (tests/test_stage_versions.py) fails when the numbers change without a bump.
-STAGE_VERSIONS = {"stage1": 1, "decoupled": 1, "quantized": 1, "mpq": 1, "explain": 1}
-
-
-def run_command(profile: str, cfg: Stage1Config, stage: str | None = None) -> str:
-    """The shell command that produces a missing result (named in error messages)."""
-    extra = f" --stage {stage}" if stage else ""
-    return f"make runs PROFILE={profile} RUN_ARGS='--if {cfg.imbalance_factor:g} --seed {cfg.seed}{extra}'"
 
 
 def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
@@ -69,58 +66,99 @@ def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
     return {**evaluate(labels.numpy(), pred, counts), "predictions": pred.tolist()}
 
 
-def _stage1_weights_sha(profile: str, cfg: Stage1Config) -> str | None:
-    """The weights digest the stored stage-1 result of a run records (None: none recorded)."""
-    stored = results.load(results.result_path(profile, "stage1", cfg), cfg)
-    return None if stored is None else stored.get("weights_sha256")
+@contextlib.contextmanager
+def _exclusive(run: plan.Run):
+    """Hold the lock of one result while it is made: a second process making it waits, then finds it."""
+    path = cache_dir() / "locks" / f"{run.kind}-{config_hash(run.config)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(path):
+        yield
 
 
-def _stored_or_required(
-    profile: str, kind: str, run, cfg: Stage1Config, stage: str | None, compute: bool, *, fresh: bool = False
-) -> tuple[Path, dict | None]:
-    """Where ``run``'s result lives and the stored result, or None when it is to be computed.
-
-    Without ``compute`` a missing result raises, naming the command that produces it (the book
-    reads committed results without the data). With it, a stored result computed on another copy
-    of CIFAR-10 than this machine's is an error: it is not this data's result. A downstream result
-    computed from other weights than its stage-1 run's (a retrained model) is stale: remade with
-    ``compute``, an error without. ``fresh``: ignore a stored result (``--retrain``).
-    """
-    path = results.result_path(profile, kind, run)
-    stored = None if fresh else results.load(path, run)
-    if stored is not None and kind != "stage1":
-        now = _stage1_weights_sha(profile, cfg)
-        if now is not None and stored.get("weights_sha256") != now:
-            if not compute:
-                raise results.MissingResultError(
-                    f"{path} was computed from other weights ({str(stored.get('weights_sha256'))[:12]}) than "
-                    f"its stage-1 run's ({now[:12]}); remake it with:\n    {run_command(profile, cfg, stage)}"
-                )
-            stored = None  # stale: remade below
-    if stored is not None:
+def _found(run: plan.Run, profile: str, compute: bool, remake: bool) -> dict | None:
+    """The stored result of ``run``; None when it is to be made (``compute``: missing; ``remake``:
+    stored but damaged, outdated or stale); otherwise the error that names the fix. A result computed
+    on another copy of CIFAR-10 than this machine's is never used nor replaced by a computing run."""
+    try:
+        found = results.fetch(run, profile)
+    except results.ResultError:
+        if compute and remake:
+            return None
+        raise
+    except results.MissingResultError:
         if compute:
-            stored_data = (stored["provenance"].get("data_source") or {}).get("sha256")
-            here = artifacts.data_digest()
-            if None not in (stored_data, here) and stored_data != here:
-                raise DataError(
-                    f"{path} was computed on another copy of CIFAR-10 ({stored_data[:12]}) than this "
-                    f"machine's ({here[:12]}); move it away or set LTMPQ_RESULTS elsewhere to compute it here"
-                )
-        return path, stored
-    if not compute:
-        results.require(path, run, run_command(profile, cfg, stage))
-    return path, None
+            return None
+        raise
+    if compute and (here := artifacts.data_digest()) is not None:
+        if results.run_state(run, profile, here).startswith("other data"):
+            raise results.ResultError(results.fix(run, profile, results.run_state(run, profile, here)))
+    return found
 
 
-def stage1(
-    cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True, retrain: bool = False
-) -> dict:
+def _get(run: plan.Run, profile: str, make, *, compute: bool, remake: bool, fresh: bool = False) -> dict:
+    """The stored result of ``run``, or ``make()``'s (under the run's lock) where it is to be made;
+    ``fresh``: make it even when stored (``--retrain``)."""
+    if not fresh and (found := _found(run, profile, compute, remake)) is not None:
+        return found
+    with _exclusive(run):
+        if not fresh and (found := _found(run, profile, compute, remake)) is not None:
+            return found  # another process made it while this one waited
+        return make()
+
+
+def _quantizer_run(cfg, dcfg, qcfg, bits, keep: bool, profile: str) -> plan.Run:
+    """A sweep as a run, named by the profile's variant of that quantizer (for its messages)."""
+    config = QuantizedRun(cfg, dcfg, qcfg, bits, keep)
+    prof = get_profile(profile)
+    for stage in ("quantized", "hypotheses", "ladder"):
+        names = plan.variant_names(stage, profile)
+        for name, q in prof.quant_configs(names).items():
+            if q == qcfg:
+                return plan.Run(config, stage, name)
+    return plan.Run(config, "quantized")
+
+
+def make(run: plan.Run, profile: str, *, compute: bool = False, progress: bool = True,
+         retrain: bool = False, remake: bool = False) -> dict:  # fmt: skip
+    """The result of any run: stored, or made (``compute``). ``retrain``: train a stage-1 model again
+    although its weights are published; ``remake``: replace a stored result that is not ok."""
+    c, kw = run.config, {"compute": compute, "progress": progress, "remake": remake or retrain}
+    if run.kind == "stage1":
+        return stage1(c, profile, retrain=retrain, **kw)
+    if run.kind == "decoupled":
+        return decoupled(c.stage1, c.decouple, profile, **kw)
+    if run.kind == "quantized":
+        return quantized(
+            c.stage1, c.decouple, c.quant, c.bits, profile, keep_predictions=c.keep_predictions, **kw
+        )
+    if run.kind == "mpq":
+        return mixed_precision(c.stage1, c.decouple, c.quant, c.mpq, profile, **kw)
+    return explain(c.stage1, c.decouple, c.quant, c.explain, profile, **kw)
+
+
+def stage1(cfg: Stage1Config, profile: str, *, compute: bool = False, progress: bool = True,
+           retrain: bool = False, remake: bool = False) -> dict:  # fmt: skip
     """The baseline (stage-1, instance-balanced cross-entropy) result of one run, and its published
     weights (``results/<profile>/models/``). ``retrain``: train it again from scratch even when
-    its result and weights are stored (the results computed from the old weights then go stale)."""
-    path, stored = _stored_or_required(profile, "stage1", cfg, cfg, None, compute or retrain, fresh=retrain)
-    if stored is not None:
-        return stored
+    its result and weights are stored (the results computed from the old weights then go stale);
+    ``remake``: train it again where its stored result is damaged or outdated."""
+    run = plan.Run(cfg, "stage1")
+    return _get(run, profile, lambda: _train(run, profile, progress, retrain or remake),
+                compute=compute or retrain, remake=remake, fresh=retrain)  # fmt: skip
+
+
+def _train(run: plan.Run, profile: str, progress: bool, replace: bool) -> dict:
+    """Train a stage-1 model, publish its weights and store its result. Published weights are
+    overwritten only when asked (``replace``): their result may be missing, but they are not."""
+    cfg, path = run.config, run.path(profile)
+    name = weights.stage1_name(cfg)
+    if not replace and weights.path_for(profile, name).is_file():
+        target = weights.path_for(profile, name)
+        raise weights.WeightsError(
+            f"{target} is published but its result {path.name} is not: restore the result "
+            f"(git checkout -- {path}) or train the model again with {run.command(profile, '--retrain')}"
+        )
+    retrain = replace
     t0 = time.perf_counter()
     if retrain:  # from scratch: no finished checkpoint, no features of the old model
         for name in ("checkpoint.pt", "features.pt"):
@@ -128,44 +166,39 @@ def stage1(
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
     outcome = artifacts.trained_model(cfg, data, progress=progress)
-    name = weights.stage1_name(cfg)
     sha = weights.save(
         weights.path_for(profile, name), outcome.model.state_dict(), artifacts.weights_metadata(cfg)
     )
     feats = artifacts.features(cfg, data, progress=progress, model=(outcome.model, sha))
     counts = list(splits.train_counts)
-    payload = {
-        "kind": "stage1",
-        "stage_version": STAGE_VERSIONS["stage1"],
-        "profile": profile,
-        "imbalance_factor": cfg.imbalance_factor,
-        "seed": cfg.seed,
-        "train_counts": counts,
-        "groups": {k: list(v) for k, v in class_groups(counts).items()},
-        "split_sizes": {"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
-        "history": outcome.history,
-        "train_seconds": outcome.train_seconds,
-        "train_images_per_second": outcome.images_per_second,
-        "weights": f"models/{name}",
-        "weights_sha256": sha,
-        "val": _split_eval(feats["val_logits"], feats["val_labels"], counts),
-        "test": _split_eval(feats["test_logits"], feats["test_labels"], counts),
-        "test_labels": feats["test_labels"].tolist(),
-    }
-    return results.save(path, cfg, payload, data.source, time.perf_counter() - t0)
+    payload = run.payload(profile) | dict(
+        train_counts=counts,
+        groups={k: list(v) for k, v in class_groups(counts).items()},
+        split_sizes={"train": len(splits.train), "val": len(splits.val), "test": len(splits.test)},
+        history=outcome.history,
+        train_seconds=outcome.train_seconds,
+        train_images_per_second=outcome.images_per_second,
+        weights=f"models/{name}",
+        weights_sha256=sha,
+        val=_split_eval(feats["val_logits"], feats["val_labels"], counts),
+        test=_split_eval(feats["test_logits"], feats["test_labels"], counts),
+        test_labels=feats["test_labels"].tolist(),
+    )
+    return results.save(path, cfg, payload, provenance.record(cfg, data.source, time.perf_counter() - t0))
 
 
-def decoupled(
-    cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute: bool = False, progress: bool = True
-) -> dict:
+def decoupled(cfg: Stage1Config, dcfg: DecoupleConfig, profile: str, *, compute: bool = False,
+              progress: bool = True, remake: bool = False) -> dict:  # fmt: skip
     """cRT, tau-norm, LWS and NCM on the frozen backbone of one stage-1 run, and their published
     weights (``results/<profile>/models/*.classifiers.safetensors``)."""
-    run = DecoupledRun(cfg, dcfg)
-    path, stored = _stored_or_required(profile, "decoupled", run, cfg, None, compute)
-    if stored is not None:
-        return stored
+    r = plan.Run(DecoupledRun(cfg, dcfg), "decoupled")
+    return _get(r, profile, lambda: _decouple(r, profile, progress, remake), compute=compute, remake=remake)
+
+
+def _decouple(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
+    run, cfg, dcfg, path = r.config, r.stage1, r.config.decouple, r.path(profile)
     t0 = time.perf_counter()
-    base_result = stage1(cfg, profile, compute=True, progress=progress)
+    base_result = stage1(cfg, profile, compute=True, progress=progress, remake=remake)
     feats = artifacts.features(cfg, progress=progress)
     base = artifacts.baseline_classifier(feats)
     fitted = artifacts.fit_classifiers(cfg, dcfg, feats)  # and caches them
@@ -186,16 +219,14 @@ def decoupled(
                 "val": _split_eval(fit.classifier(feats["val_features"]), feats["val_labels"], counts),
                 "test": _split_eval(fit.classifier(feats["test_features"]), feats["test_labels"], counts),
             }
-    payload = {"kind": "decoupled", "stage_version": STAGE_VERSIONS["decoupled"],
-               "profile": profile, "imbalance_factor": cfg.imbalance_factor,
-               "seed": cfg.seed, "stage1_hash": config_hash(cfg), "methods": methods,
+    payload = r.payload(profile) | {"methods": methods,
                "weights_sha256": feats["weights_sha256"], "classifiers": f"models/{name}",
                "classifiers_sha256": csha,
                # what tau-norm and LWS act on: the stage-1 classifier's per-class weight norms and biases
                "stage1_classifier": {"weight_norm": base.weight.norm(dim=1).tolist(),
                                      "bias": base.bias.tolist()}}  # fmt: skip
     source = base_result["provenance"]["data_source"]
-    return results.save(path, run, payload, source, time.perf_counter() - t0)
+    return results.save(path, run, payload, provenance.record(run, source, time.perf_counter() - t0))
 
 
 def quantized(
@@ -208,6 +239,7 @@ def quantized(
     keep_predictions: bool = True,
     compute: bool = False,
     progress: bool = True,
+    remake: bool = False,
 ) -> dict:
     """Every classifier of one run at float and at each uniform weight bit-width in ``bits``.
 
@@ -226,12 +258,21 @@ def quantized(
     )  # 4.5 or "6" are errors, not 4 and 6
     if FLOAT in bits:
         raise ValueError(f"bits lists the quantized bit-widths; float is always the reference, got {bits!r}")
-    run = QuantizedRun(cfg, dcfg, qcfg, bits, keep_predictions)
-    path, stored = _stored_or_required(profile, "quantized", run, cfg, "quantized", compute)
-    if stored is not None:
-        return stored
+    r = _quantizer_run(cfg, dcfg, qcfg, bits, keep_predictions, profile)
+    return _get(r, profile, lambda: _sweep(r, profile, progress, remake), compute=compute, remake=remake)
+
+
+def _sweep(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
+    run, path = r.config, r.path(profile)
+    cfg, dcfg, qcfg, bits, keep_predictions = (
+        run.stage1,
+        run.decouple,
+        run.quant,
+        run.bits,
+        run.keep_predictions,
+    )
     t0 = time.perf_counter()
-    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress, remake=remake)  # and stage 1 first
     counts = stage1(cfg, profile)["train_counts"]
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
@@ -272,13 +313,11 @@ def quantized(
                 entry["methods"].setdefault(method, {})[split] = ev
         entry["seconds"] = round(time.perf_counter() - t1, 2)
         entries[str(b)] = entry
-    payload = {"kind": "quantized", "stage_version": STAGE_VERSIONS["quantized"],
-               "profile": profile, "imbalance_factor": cfg.imbalance_factor,
-               "seed": cfg.seed, "stage1_hash": config_hash(cfg), "quant": asdict(qcfg),
+    payload = r.payload(profile) | {"quant": asdict(qcfg),
                "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
     source = dec["provenance"]["data_source"]
-    return results.save(path, run, payload, source, time.perf_counter() - t0)
+    return results.save(path, run, payload, provenance.record(run, source, time.perf_counter() - t0))
 
 
 def _calibration(
@@ -304,21 +343,25 @@ def explain(
     *,
     compute: bool = False,
     progress: bool = True,
+    remake: bool = False,
 ) -> dict:
     """Chapter 5 for one run, from its published weights: ``qcfg`` with 8-bit activations (W8A8)
     run by torch.ao's integer CPU kernels against its simulation on the test set, per head; and
     per-class curvature (:func:`ltmpq.fairness.class_curvature`) on balanced validation images
     (every head of ``ecfg``) and on training images (baseline)."""
+    r = plan.Run(ExplainRun(cfg, dcfg, qcfg, ecfg), "explain")
+    return _get(r, profile, lambda: _explain(r, profile, progress, remake), compute=compute, remake=remake)
+
+
+def _explain(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
     from dataclasses import replace
 
     from . import fairness, integer
 
-    run = ExplainRun(cfg, dcfg, qcfg, ecfg)
-    path, stored = _stored_or_required(profile, "explain", run, cfg, "explain", compute)
-    if stored is not None:
-        return stored
+    run, path = r.config, r.path(profile)
+    cfg, dcfg, qcfg, ecfg = run.stage1, run.decouple, run.quant, run.explain
     t0 = time.perf_counter()
-    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress, remake=remake)
     counts = stage1(cfg, profile)["train_counts"]
     data = artifacts.dataset()
     splits = artifacts.splits_for(cfg, data)
@@ -359,14 +402,13 @@ def explain(
         model, heads["baseline"], xtr, ytr, qcfg, **kw
     ).to_dict("list")
     seconds["curvature"] = round(time.perf_counter() - t1, 2)
-    payload = {"kind": "explain", "stage_version": STAGE_VERSIONS["explain"],
-               "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
-               "stage1_hash": config_hash(cfg), "quant": asdict(w8a8), "explain": asdict(ecfg),
+    payload = r.payload(profile) | {"quant": asdict(w8a8), "explain": asdict(ecfg),
                "weights_sha256": sha, "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "calibration_counts": calib_counts,
                "integer": runtime, "curvature": curvature, "seconds": seconds,
                "torch_quantized_engine": ecfg.engine, "vnni": integer.vnni_available()}  # fmt: skip
-    return results.save(path, run, payload, dec["provenance"]["data_source"], time.perf_counter() - t0)
+    source = dec["provenance"]["data_source"]
+    return results.save(path, run, payload, provenance.record(run, source, time.perf_counter() - t0))
 
 
 def _evaluation(labels: np.ndarray, pred: np.ndarray, counts, keep_predictions: bool) -> dict:
@@ -421,6 +463,7 @@ def mixed_precision(
     *,
     compute: bool = False,
     progress: bool = True,
+    remake: bool = False,
 ) -> dict:
     """Chapter 4 for one run: per-layer sensitivities on the validation split, then every
     allocation of :func:`ltmpq.mpq.allocations` evaluated on validation and test images.
@@ -438,12 +481,15 @@ def mixed_precision(
             f"chapter 4's mixed precision quantizes weights only, symmetrically; this QuantConfig sets "
             f"{unsupported}: use {weight_only}"
         )
-    run = MPQRun(cfg, dcfg, qcfg, mcfg)
-    path, stored = _stored_or_required(profile, "mpq", run, cfg, "mpq", compute)
-    if stored is not None:
-        return stored
+    r = plan.Run(MPQRun(cfg, dcfg, qcfg, mcfg), "mpq")
+    return _get(r, profile, lambda: _allocate(r, profile, progress, remake), compute=compute, remake=remake)
+
+
+def _allocate(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
+    run, path = r.config, r.path(profile)
+    cfg, dcfg, qcfg, mcfg = run.stage1, run.decouple, run.quant, run.mpq
     t0 = time.perf_counter()
-    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress)  # and stage 1 before it
+    dec = decoupled(cfg, dcfg, profile, compute=True, progress=progress, remake=remake)  # and stage 1 first
     counts = stage1(cfg, profile)["train_counts"]
     groups = class_groups(counts)
     data = artifacts.dataset()
@@ -474,7 +520,7 @@ def mixed_precision(
     sweep, hessians = measured["sweep"], measured["hessians"]
     seconds |= measured["seconds"]
 
-    tables = {h: mp.sensitivity_tables(sweep[h], yv, counts, groups) for h in names}
+    tables = {h: sensitivity_tables(sweep[h], yv, counts, groups) for h in names}
     for h, by_metric in hessians.items():
         w = mp.layer_weights(model, qcfg, heads[h])
         for m, traces in by_metric.items():
@@ -509,78 +555,10 @@ def mixed_precision(
             a["size"] = model_size(model, a["bit_map"], qcfg.granularity)
     seconds["evaluation"] = round(time.perf_counter() - t1, 2)
 
-    payload = {"kind": "mpq", "stage_version": STAGE_VERSIONS["mpq"],
-               "profile": profile, "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
-               "stage1_hash": config_hash(cfg), "quant": asdict(qcfg), "mpq": asdict(mcfg),
+    payload = r.payload(profile) | {"quant": asdict(qcfg), "mpq": asdict(mcfg),
                "weights_sha256": feats["weights_sha256"], "classifiers_sha256": dec.get("classifiers_sha256"),
                "train_counts": counts, "val_labels": encode_predictions(yv),
                "test_labels": encode_predictions(inputs["test"][1]), "layer_params": params,
                "sweep": sweep, "hessians": hessians, "allocations": allocations,
                "seconds": seconds}  # fmt: skip
-    return results.save(path, run, payload, data.source, time.perf_counter() - t0)
-
-
-def quant_variants_for(profile: str, variants=None) -> dict[str, tuple[QuantConfig, bool]]:
-    """Chapter 3's quantizer variants of a profile, with whether each keeps its predictions.
-
-    Only the default quantizer keeps test predictions (paired tests and flips need them); the
-    ablations keep metrics and per-class accuracy.
-    """
-    return {name: (q, name == "default") for name, q in get_profile(profile).quant_configs(variants).items()}
-
-
-#: The stages of a profile, in dependency order (each makes what it builds on first).
-STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder")
-
-
-def plan(profile: str, imbalance_factors=None, seeds=None, stages=STAGES) -> list[tuple[Stage1Config, tuple]]:
-    """The (stage-1 run, stages to make for it) of a profile's grid, seed-major so that one full
-    seed lands first. An unknown stage, or a request that leaves nothing to do (chapter 4 asked
-    for at imbalance factors it does not run at), is an error naming what is possible."""
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown or not stages:
-        raise ValueError(f"unknown stages {unknown or list(stages)}; choose from {list(STAGES)}")
-    prof = get_profile(profile)
-    cfgs = sorted(prof.stage1_configs(imbalance_factors, seeds), key=lambda c: (c.seed, -c.imbalance_factor))
-    todo = []
-    for c in cfgs:
-        # stages that run at some imbalance factors only; "hypotheses" are chapter 5's quantizers
-        # "ladder" is chapter 5's scale ladder: its models are made from the run's config
-        ifs = {"mpq": prof.mpq_ifs, "hypotheses": prof.hypothesis_ifs, "explain": prof.explain_ifs,
-               "ladder": prof.ladder_ifs if prof.ladder else ()}  # fmt: skip
-        here = tuple(
-            s
-            for s in STAGES
-            if s in stages
-            and c.imbalance_factor in ifs.get(s, (c.imbalance_factor,))
-            and (s != "ladder" or c.seed in prof.ladder_seeds)
-        )
-        if here:
-            todo.append((c, here))
-    if not todo:
-        asked = sorted({c.imbalance_factor for c in cfgs}, reverse=True)
-        where = "; ".join(
-            f"stage {s} runs at imbalance factors {list(ifs[s])} only" for s in stages if s in ifs
-        ) + ("; the ladder at seeds " + str(list(prof.ladder_seeds)) if "ladder" in stages else "")
-        raise ValueError(f"nothing to do: {where} (profile {profile!r}), and the request is for {asked}")
-    return todo
-
-
-def run_profile(
-    profile: str,
-    imbalance_factors=None,
-    seeds=None,
-    *,
-    stages=STAGES,
-    progress: bool = True,
-    variants=None,
-    retrain: bool = False,
-) -> None:
-    """Produce (or find) every result of a profile in this process, in dependency order
-    (:mod:`ltmpq.engine` runs the same grid in worker processes or on a cluster); the first error
-    propagates. ``retrain``: train the stage-1 models again even where their weights are
-    published; what was computed from the old weights is then remade by the stages asked for."""
-    from .engine import run_grid
-
-    run_grid(profile, imbalance_factors, seeds, stages=stages, variants=variants, retrain=retrain,
-             progress=progress, stop_on_error=True)  # fmt: skip
+    return results.save(path, run, payload, provenance.record(run, data.source, time.perf_counter() - t0))

@@ -170,7 +170,7 @@ def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
 def native_bf16() -> bool:
     """Whether this CPU has bf16 arithmetic (AVX-512 BF16 or AMX); without it torch emulates bf16
     autocast, several times slower than fp32 (measured on an AVX2 CPU; the v2 recipe is bf16)."""
-    from .results import cpu_flags
+    from .provenance import cpu_flags
 
     return bool({"avx512_bf16", "amx_bf16"} & set(cpu_flags()))
 

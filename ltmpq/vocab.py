@@ -18,8 +18,9 @@ NUM_CLASSES = len(CLASSES)
 METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
 METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-norm",
                  "lws": "LWS", "ncm": "NCM"}  # fmt: skip
-#: The two models the blog quantizes: the baseline and the decoupled (cRT) one.
-BLOG_MODELS = ("baseline", "crt")
+#: The blog's decoupled model (cRT), and the two models it quantizes: the baseline and that one.
+DECOUPLED = "crt"
+BLOG_MODELS = ("baseline", DECOUPLED)
 
 #: VGG16's 16 weight layers, as the blog's sensitivity figure names them (L1..L13 convolutions,
 #: L14..L16 fully connected; L16 is the classifier).

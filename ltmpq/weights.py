@@ -98,6 +98,21 @@ def load(path: Path, expected_sha256: str | None, fix: str) -> dict[str, torch.T
         raise WeightsError(f"{path} is not a readable safetensors file ({exc}); {fix}") from exc
 
 
+def check_shapes(
+    path: Path, state: Mapping[str, torch.Tensor], expected: Mapping, what: str, fix: str
+) -> None:
+    """Refuse weights whose tensors do not fit the model their config builds (another width, class
+    count or classifier): the first difference in one line, naming the file and how to fix it."""
+    shape = {k: tuple(v.shape) if hasattr(v, "shape") else tuple(v) for k, v in expected.items()}
+    for k in sorted(set(shape) | set(state)):
+        got = tuple(state[k].shape) if k in state else None
+        if got != shape.get(k):
+            detail = (f"has no tensor {k}" if got is None else f"has an extra tensor {k}" if k not in shape
+                      else f"{k} is {list(got)}, its config needs {list(shape[k])}")  # fmt: skip
+            restore = f"restore it (git checkout -- {path}) or {fix}"
+            raise WeightsError(f"{path} does not fit its config ({what}): {detail}; {restore}")
+
+
 def split_classifiers(tensors: Mapping[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
     """``{"crt.weight": ...}`` -> ``{"crt": {"weight": ...}}`` (the classifiers file's layout)."""
     out: dict[str, dict[str, torch.Tensor]] = {}

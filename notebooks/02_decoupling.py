@@ -41,7 +41,6 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 
 from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables
-from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.analysis import ch2_decoupling as ch2
 from ltmpq.vocab import METHOD_LABELS, METHODS
 
@@ -125,7 +124,7 @@ tables.table(ch2.methods_table(summary), scroll=True)
 
 
 # %% tags=["hide-input"]
-gaps = ch1.gap_frame(frame).assign(method=lambda d: d["method"].map(METHOD_LABELS))
+gaps = frames.gap_frame(frame).assign(method=lambda d: d["method"].map(METHOD_LABELS))
 fig, ax = plt.subplots(figsize=(7.5, 3.6))
 sns.barplot(
     gaps,

@@ -39,7 +39,7 @@ from ltmpq import blog, claims, frames, load, plotting, tables
 from ltmpq.analysis import ch3_quantization as ch3
 from ltmpq.data import blog_head_tail
 from ltmpq.params import QuantizationParams
-from ltmpq.vocab import CLASSES, FLOAT, METHOD_LABELS, METHODS
+from ltmpq.vocab import BLOG_MODELS, CLASSES, FLOAT, METHOD_LABELS, METHODS
 
 params = QuantizationParams(profile, compute, imbalance_factors, seeds, variants, n_boot)
 plotting.setup()
@@ -129,7 +129,7 @@ d = frame[
     & frame["metric"].isin(["head", "tail"])
 ]
 plotting.bar_panels(
-    d, panel="method", x="bits", hue="metric", order=bits, hue_order=["head", "tail"], panels=ch3.BLOG_MODELS,
+    d, panel="method", x="bits", hue="metric", order=bits, hue_order=["head", "tail"], panels=BLOG_MODELS,
     blog=blog.fig78_bars(bits), titles=lambda m: f"{METHOD_LABELS[m]}, IF = {f_blog:g}", panel_width=5.5,
     height=3.6,
     xticklabels=["float" if b == FLOAT else f"{b}-bit" for b in bits],
@@ -206,8 +206,8 @@ tables.table(ch3.paired_table(paired), precision=3)
 # %% tags=["hide-input"]
 change = ch3.per_class_change(default, f_lo)
 lim = max(1.0, float(np.nanpercentile(np.abs(change["change"]), 99)))
-fig, axes = plt.subplots(1, len(ch3.BLOG_MODELS), figsize=(11, 3.2), sharey=True)
-for ax, m in zip(axes, ch3.BLOG_MODELS, strict=True):
+fig, axes = plt.subplots(1, len(BLOG_MODELS), figsize=(11, 3.2), sharey=True)
+for ax, m in zip(axes, BLOG_MODELS, strict=True):
     grid = ch3.change_grid(change, m, qbits)
     plotting.diverging_heatmap(ax, grid, label="change from float (points)", lim=lim, cbar=ax is axes[-1])
     ax.set(title=f"{METHOD_LABELS[m]}, IF = {f_lo:g}", xlabel="class (0 = most training images)",
@@ -293,7 +293,7 @@ if images is not None and len(picks):
 # %% tags=["hide-input"]
 fig, axes = plt.subplots(2, 1, figsize=(9, 2 * (0.32 * len(qres) + 1.2)), sharex=True)
 lim = max(1.0, float(np.nanmax(np.abs(abl["delta"]))))
-for ax, m in zip(axes, ch3.BLOG_MODELS, strict=True):
+for ax, m in zip(axes, BLOG_MODELS, strict=True):
     delta, mark = ch3.ablation_grid(abl, m, ifs, qbits)
     plotting.diverging_heatmap(ax, delta, annot=mark, fmt="", cmap="PuOr_r", label="Δ (points)", lim=lim)
     for x in range(len(qbits), delta.shape[1], len(qbits)):

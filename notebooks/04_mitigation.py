@@ -315,7 +315,7 @@ display(tables.table(ch4.dominance(bud)[0]))
 # exact allocation dominates norm-driven allocation in the budget sweep.
 
 # %% tags=["hide-input"]
-by_if = claims.claim4_by_imbalance(mres_all, rule_k, low, n_splits)
+by_if = ch4.claim4_by_imbalance(mres_all, rule_k, low, n_splits)
 tables.glue_all(claims.by_imbalance_facts(by_if))
 display(tables.table(by_if.pivot(index=["part", "statement"], columns="IF", values="verdict")))
 display(tables.table(ch4.dominance_by_imbalance(mres_all), scroll=True))
@@ -385,7 +385,14 @@ before = params.prof.predecessor
 if before is None:
     tables.glue_all({"verdict_changes": f"Profile {profile} has no previous model set to compare with."})
 else:
-    old = claims.verdict_table(claims.profile_parts(before, imbalance_factor, rule_k, n_splits, compute))
+    bp = ChapterParams(before, compute)
+    old_parts = ch4.study_parts(
+        load.stage1_results(bp), load.decoupled_results(bp),
+        load.quantized_results(bp, ["default"])["default"],
+        load.mpq_results(ChapterParams(before, compute, (imbalance_factor,))),
+        bp.prof.quant_bits, rule_k, n_splits, bp.prof.mpq.rule_bits[1],
+    )  # fmt: skip
+    old = claims.verdict_table(old_parts)
     changes = claims.verdict_changes(verdict_table, old)
     tables.glue_all({"verdict_changes": claims.change_sentence(changes, before, profile)})
     display(tables.table(changes.set_index("part"), scroll=True))

@@ -312,20 +312,19 @@ if not trend.empty:
 # ## What it cost
 
 # %% tags=["hide-input"]
-hyp_seconds = sum(r["provenance"]["wall_seconds"] for n in QUANT_HYPOTHESES for r in qres_ifs[n].values())
-ladder_runs = [*(r for rung, s1 in ladder_s1.items() if rung != params.prof.ladder_base for r in s1.values())]
-ladder_runs += [
-    r
-    for rung, q in ladder_q.items()
-    if rung != params.prof.ladder_base
-    for by in q.values()
-    for r in by.values()
-]
+wider = [rung for rung in ladder_s1 if rung != params.prof.ladder_base]
+groups = {
+    "hypotheses": {(n, c): r for n in QUANT_HYPOTHESES for c, r in qres_ifs[n].items()},
+    "explain": eres,
+}
+groups |= {rung: ladder_s1[rung] for rung in wider}
+groups |= {f"{rung} {v}": by for rung in wider for v, by in ladder_q[rung].items()}
+spent = frames.cost_frame(groups).groupby("group")["seconds"].sum()
 cost = {
-    "hyp_min": f"{hyp_seconds / 60:.0f}",
+    "hyp_min": f"{spent['hypotheses'] / 60:.0f}",
     "hyp_ifs": ", ".join(f"{f:g}" for f in params.prof.hypothesis_ifs),
-    "explain_min": f"{sum(r['provenance']['wall_seconds'] for r in eres.values()) / 60:.0f}",
-    "ladder_min": f"{sum(r['provenance']['wall_seconds'] for r in ladder_runs) / 60:.0f}",
+    "explain_min": f"{spent['explain'] / 60:.0f}",
+    "ladder_min": f"{spent.drop(['hypotheses', 'explain']).sum() / 60:.0f}",
 }
 tables.glue_all(cost)
 

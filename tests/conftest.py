@@ -8,25 +8,21 @@ beside the project) and with outgoing network connections refused.
 from __future__ import annotations
 
 import os
-import pickle
 import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from fakes import random_cifar, write_batches, write_imagefolder
 
 import ltmpq.data
 import ltmpq.paths
 from ltmpq.config import Stage1Config
-from ltmpq.data import Cifar10, DataSource
-from ltmpq.vocab import CLASSES
+from ltmpq.data import Cifar10
 
 # The machine is shared with a long training job: one thread is plenty for these tiny tensors.
 torch.set_num_threads(1)
-
-TRAIN_PER_CLASS = 20
-TEST_PER_CLASS = 4
 
 
 @pytest.fixture(autouse=True)
@@ -62,19 +58,6 @@ def isolated_dirs(tmp_path, monkeypatch):
     return dirs
 
 
-def random_cifar(
-    seed: int = 0, train_per_class: int = TRAIN_PER_CLASS, test_per_class: int = TEST_PER_CLASS
-) -> Cifar10:
-    """A synthetic in-memory Cifar10: random uint8 images, labels in shuffled order."""
-    rng = np.random.default_rng(seed)
-    train_y = rng.permutation(np.repeat(np.arange(10), train_per_class)).astype(np.int64)
-    test_y = rng.permutation(np.repeat(np.arange(10), test_per_class)).astype(np.int64)
-    train_x = rng.integers(0, 256, (len(train_y), 32, 32, 3), dtype=np.uint8)
-    test_x = rng.integers(0, 256, (len(test_y), 32, 32, 3), dtype=np.uint8)
-    src = DataSource("synthetic", "memory", False, "synthetic test data")
-    return Cifar10(train_x, train_y, test_x, test_y, src)
-
-
 @pytest.fixture
 def tiny_cifar() -> Cifar10:
     """10 classes x 20 train and 10 x 4 test random 32x32x3 images."""
@@ -95,40 +78,6 @@ def tiny_train(tiny_cifar):
     """(x uint8 NHWC tensor, y int64 tensor) of 10 classes x 6 images."""
     idx = np.concatenate([np.flatnonzero(tiny_cifar.train_y == c)[:6] for c in range(10)])
     return torch.from_numpy(tiny_cifar.train_x[idx]), torch.from_numpy(tiny_cifar.train_y[idx])
-
-
-def write_imagefolder(root: Path, train_per_class: int = 3, test_per_class: int = 2, seed: int = 0) -> Path:
-    """A fake CIFAR-10 ImageFolder copy: ``root/{train,test}/<class>/NNN.jpg`` (32x32 RGB JPEGs)."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    for split, n in (("train", train_per_class), ("test", test_per_class)):
-        for c in CLASSES:
-            d = root / split / c
-            d.mkdir(parents=True)
-            for i in range(n):
-                img = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-                Image.fromarray(img).save(d / f"{i:03d}.jpg", quality=75)
-    return root
-
-
-def write_batches(root: Path, per_batch: int = 4, test_size: int = 5, seed: int = 0) -> dict:
-    """A fake ``cifar-10-batches-py``: five train batches, a test batch and the label names (pickled
-    dicts). Their MD5s are not CIFAR-10's: readers need :func:`trusted_batches`."""
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True)
-    with open(root / "batches.meta", "wb") as fh:
-        pickle.dump({"label_names": list(CLASSES)}, fh)
-    written = {}
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for name in names:
-        n = test_size if name == "test_batch" else per_batch
-        d = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
-             "labels": [int(v) for v in rng.integers(0, 10, n)], "batch_label": name}  # fmt: skip
-        with open(root / name, "wb") as fh:
-            pickle.dump(d, fh)
-        written[name] = d
-    return written
 
 
 @pytest.fixture
@@ -184,54 +133,3 @@ def patched_data(monkeypatch, tiny_cifar):
 
     monkeypatch.setattr(artifacts, "dataset", fake_load)
     return calls
-
-
-def minimal_result(kind: str) -> dict:
-    """The smallest payload of a result of ``kind`` that the results store accepts as complete."""
-    ev = {"metrics": {"overall": 0.5}, "per_class": [0.5] * 10}
-    return {
-        "stage1": {
-            "kind": "stage1",
-            "train_counts": [5] * 10,
-            "groups": {"head": [0, 1, 2, 3]},
-            "split_sizes": {"train": 50, "val": 10, "test": 10},
-            "test_labels": list(range(10)),
-            "val": ev,
-            "test": ev,
-        },
-        "decoupled": {
-            "kind": "decoupled",
-            "methods": {"crt": {"val": ev, "test": ev}},
-            "stage1_classifier": {},
-        },
-        "quantized": {
-            "kind": "quantized",
-            "entries": {"float": {"methods": {"crt": {"val": ev, "test": ev}}}},
-            "train_counts": [5] * 10,
-            "quant": {},
-        },
-        "mpq": {
-            "kind": "mpq",
-            "allocations": [],
-            "sweep": {},
-            "hessians": {},
-            "val_labels": "",
-            "test_labels": "",
-            "train_counts": [5] * 10,
-            "layer_params": {},
-            "seconds": {},
-        },
-        "explain": {
-            "kind": "explain",
-            "integer": {},
-            "curvature": {},
-            "train_counts": [5] * 10,
-            "seconds": {},
-        },
-    }[kind]
-
-
-@pytest.fixture
-def make_result():
-    """The :func:`minimal_result` factory."""
-    return minimal_result

@@ -334,7 +334,7 @@ def test_recipe_facts_of_the_one_cycle_schedule_in_bf16():
 
 def test_gap_frame_is_head_minus_tail_per_test_run(frame):
     """gap_frame: one row per (IF, method, seed), gap = head - tail of the test split."""
-    g = ch1.gap_frame(frame)
+    g = frames.gap_frame(frame)
     assert list(g.columns) == ["imbalance_factor", "method", "seed", "gap"]
     assert len(g) == 3 * 5 * 3
     base = g[(g["imbalance_factor"] == 0.01) & (g["method"] == "baseline")].sort_values("seed")
@@ -345,9 +345,9 @@ def test_gap_frame_is_head_minus_tail_per_test_run(frame):
 
 def test_gap_frame_other_split_and_groups(frame):
     """gap_frame reads the split and the two groups asked for (val is 5 wider; overall - tail = 0.4 gap)."""
-    g = ch1.gap_frame(frame, split="val").set_index(["imbalance_factor", "method", "seed"])["gap"]
+    g = frames.gap_frame(frame, split="val").set_index(["imbalance_factor", "method", "seed"])["gap"]
     assert g.loc[(0.01, "baseline", 0)] == pytest.approx(45)
-    g = ch1.gap_frame(frame, high="overall", low="tail").set_index(["imbalance_factor", "method", "seed"])
+    g = frames.gap_frame(frame, high="overall", low="tail").set_index(["imbalance_factor", "method", "seed"])
     assert g.loc[(0.01, "baseline", 0), "gap"] == pytest.approx(0.4 * 40)
 
 
@@ -375,7 +375,7 @@ def test_gap_summary_one_seed_has_no_interval():
 
 def test_gap_per_seed_is_indexed_by_seed(frame):
     """gap_per_seed: one IF and method's gaps as a Series indexed by seed."""
-    g = ch1.gap_per_seed(frame, 0.02, "crt")
+    g = frames.gap_per_seed(frame, 0.02, "crt")
     assert list(g.index) == [0, 1, 2]
     assert g.tolist() == pytest.approx([20, 23, 20])
 
@@ -384,7 +384,7 @@ def test_gap_per_seed_is_indexed_by_seed(frame):
 def test_gap_per_seed_unknown_method_or_if_raises_naming_it(frame, f, method, named):
     """gap_per_seed raises ValueError naming a method or imbalance factor that has no runs."""
     with pytest.raises(ValueError, match=named):
-        ch1.gap_per_seed(frame, f, method)
+        frames.gap_per_seed(frame, f, method)
 
 
 def test_gap_growth_supported_steps(frame):

@@ -663,7 +663,7 @@ def test_exemplar_picks_deterministic_within_positions_and_empty(qres, s1):
 
 def test_delta_per_seed_is_tail_drop_minus_head_drop(drops):
     """delta_per_seed: per (variant, IF, seed, method, bits) the head and tail drops and Δ = tail - head."""
-    d = ch3.delta_per_seed(drops)
+    d = frames.delta_per_seed(drops)
     assert len(d) == 3 * 2 * 3 * 5 * 3
     assert "float" not in set(d["bits"])
     r = cell(d, variant="default", imbalance_factor=0.01, seed=2, method="baseline", bits="4")

@@ -82,6 +82,7 @@ def _run(
 ) -> dict:
     """One stored chapter-4 result (``sweep``: the cRT head's single-layer sweep)."""
     return {
+        "kind": "mpq",
         "allocations": allocations,
         "sweep": {} if sweep is None else {"crt": sweep},
         "val_labels": encode_predictions(val_labels),
@@ -530,7 +531,7 @@ def _value(d: pd.DataFrame, **match) -> list[float]:
 
 def test_rule_frame_keeps_float_and_the_rule_at_k_with_random_averaged(rule_frame):
     """Float and the rule's allocations at k only; random is the mean of its draws per seed."""
-    d = ch4.rule_frame(rule_frame, 2)
+    d = frames.rule_frame(rule_frame, 2)
     assert list(d.columns) == ["head", "allocation", "seed", "metric", "value"]
     assert set(d["allocation"]) == {"float", "norm-driven", "tail-driven", "random"}
     assert not d.duplicated(["head", "allocation", "seed", "metric"]).any()
@@ -543,18 +544,18 @@ def test_rule_frame_keeps_float_and_the_rule_at_k_with_random_averaged(rule_fram
         [50] * 3
     )
     assert _value(
-        ch4.rule_frame(rule_frame, 3)[lambda x: x["head"] == "crt"], allocation="random", metric="overall"
+        frames.rule_frame(rule_frame, 3)[lambda x: x["head"] == "crt"], allocation="random", metric="overall"
     ) == pytest.approx([10] * 3)
 
 
 def test_rule_metric_is_one_allocations_metric_per_seed(rule_frame):
     """A seed-indexed series of one (head, allocation, metric) of the rule at k; cRT by default."""
-    s = ch4.rule_metric(rule_frame, 2, "tail-driven", "head")
+    s = frames.rule_metric(rule_frame, 2, "tail-driven", "head")
     assert s.index.tolist() == [0, 1, 2] and s.tolist() == pytest.approx([78, 77, 79])
-    assert ch4.rule_metric(
+    assert frames.rule_metric(
         rule_frame, 2, "norm-driven", "overall", head="baseline"
     ).tolist() == pytest.approx([58] * 3)
-    assert ch4.rule_metric(rule_frame, 3, "norm-driven", "overall").tolist() == pytest.approx([10] * 3)
+    assert frames.rule_metric(rule_frame, 3, "norm-driven", "overall").tolist() == pytest.approx([10] * 3)
 
 
 def test_table2_rows_values_blog_column_and_bits(rule_frame):
@@ -1037,7 +1038,7 @@ def test_by_imbalance_groups_runs_strongest_imbalance_first():
 
 def test_claim4_by_imbalance_judges_each_factor_on_its_own_runs():
     """4a differs between the factors (their sweeps differ); 4b-4d share the rule allocations."""
-    t = claims.claim4_by_imbalance(_two_if_mres(), k=2, bits=4, n_splits=3)
+    t = ch4.claim4_by_imbalance(_two_if_mres(), k=2, bits=4, n_splits=3)
     assert t["IF"].tolist() == [0.01] * 4 + [0.1] * 4
     assert t["part"].tolist() == ["4a", "4b", "4c", "4d"] * 2
     one = t[t["IF"] == 0.01].drop(columns="IF").reset_index(drop=True)

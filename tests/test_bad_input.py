@@ -20,7 +20,7 @@ import torch
 
 import ltmpq.artifacts as artifacts
 import ltmpq.runs as runs
-from ltmpq import frames, io, params
+from ltmpq import engine, frames, io, params, plan
 from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.cli import main
 from ltmpq.config import DecoupleConfig, MPQConfig, QuantConfig, Stage1Config
@@ -253,7 +253,7 @@ def test_a_stage_that_has_nothing_to_do_says_so_and_fails(capsys):
     rc, _, err = _run(["run", "--profile", "cpu-v1", "--stage", "mpq", "--if", "0.1"], capsys)
     assert rc == 2 and err.startswith("error: nothing to do: stage mpq runs at imbalance factors [0.01] only")
     with pytest.raises(ValueError, match=r"unknown stages \['stage2'\]; choose from \['stage1', 'decoupled'"):
-        runs.run_profile("smoke", stages=("stage2",))
+        engine.run_grid("smoke", stages=("stage2",))
 
 
 def test_repeated_if_and_seed_options_add_up(capsys):
@@ -268,8 +268,8 @@ def test_repeated_if_and_seed_options_add_up(capsys):
 
 
 @pytest.mark.parametrize(("option", "message"), [
-    (["--seed", "-1"], "argument --seed: a seed is an int >= 0, got -1"),
-    (["--seed", "x"], "argument --seed: a seed is an int >= 0, got 'x'"),
+    (["--seed", "-1"], r"argument --seed: a seed is an int in \[0, 4294967295\], got -1"),
+    (["--seed", "x"], r"argument --seed: a seed is an int in \[0, 4294967295\], got 'x'"),
     (["--if", "2"], r"argument --if: an imbalance factor is in \(0, 1\] \(n_min / n_max\), got 2"),
 ])  # fmt: skip
 def test_bad_seeds_and_imbalance_factors_are_refused_by_the_parser(option, message, capsys):
@@ -334,12 +334,12 @@ def test_a_run_refuses_a_stored_result_of_other_data(tiny_cfg, patched_data, mon
     monkeypatch.setattr(artifacts, "data_digest", lambda: "f" * 64)
     import ltmpq.results as results
 
-    path = results.result_path("smoke", "stage1", tiny_cfg)
+    path = plan.result_path("smoke", "stage1", tiny_cfg)
     stored = results.load(path, tiny_cfg)
     stored["provenance"]["data_source"]["sha256"] = "a" * 64
     io.write_json(path, stored)
-    other = r"was computed on another copy of CIFAR-10 \(aaaaaaaaaaaa\) than this machine's \(ffffffffffff\)"
-    with pytest.raises(DataError, match=other):
+    other = r"is other data \(computed on aaaaaaaaaaaa, this machine's copy is ffffffffffff\): move it away"
+    with pytest.raises(results.ResultError, match=other):
         runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     assert runs.stage1(tiny_cfg, "smoke", compute=False)["provenance"]["data_source"]["sha256"] == "a" * 64
 

@@ -10,16 +10,16 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import papermill
 import pytest
 
-from ltmpq import results
-from ltmpq.config import QUANT_HYPOTHESES, DecoupledRun, ExplainRun, MPQRun, QuantizedRun, get_profile
+from ltmpq import plan, results
+from ltmpq.config import DecoupledRun, get_profile
 from ltmpq.paths import ROOT
 from ltmpq.results import decode_predictions
-from ltmpq.runs import quant_variants_for
 from ltmpq.tools.execute import execute_chapter
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
@@ -62,40 +62,33 @@ def test_every_chapter_executes_without_errors(smoke_book):
 
 
 def test_smoke_runs_are_stored_with_provenance(smoke_book):
+    """Every run of the smoke plan is stored, ok, with its provenance; the float entry of a sweep and
+    chapter 4's float model reproduce chapter 2's predictions exactly (same machine, same weights)."""
     prof = get_profile("smoke")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LTMPQ_RESULTS", str(smoke_book / "results"))
-        for cfg in prof.stage1_configs():
-            stored = results.load(results.result_path("smoke", "stage1", cfg), cfg)
-            assert stored is not None, cfg
+        for run in plan.unique(plan.grid("smoke")):
+            assert results.run_state(run, "smoke") == "ok", run.describe()
+            stored = results.fetch(run, "smoke")
             prov = stored["provenance"]
-            assert prov["config"]["imbalance_factor"] == cfg.imbalance_factor
+            assert prov["config"] == json.loads(json.dumps(asdict(run.config)))
             assert prov["data_source"]["kind"] in ("imagefolder-jpeg", "cifar-10-batches-py")
-            assert prov["versions"]["torch"] and prov["git_commit"]
-            assert len(stored["test"]["predictions"]) == len(stored["test_labels"]) == 1000
-            run = DecoupledRun(cfg, prof.decouple)
-            dec = results.load(results.result_path("smoke", "decoupled", run), run)
-            assert dec is not None
-            for name, (qcfg, keep) in quant_variants_for("smoke").items():
-                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
-                q = results.load(results.result_path("smoke", "quantized", qrun), qrun)
-                assert q is not None, name
-                assert set(q["entries"]) == {"float", *map(str, prof.quant_bits)}
-                assert q["provenance"]["config"]["quant"] == dict(q["quant"])
-                if keep:  # the float entry reproduces chapter 2's predictions exactly
-                    crt = q["entries"]["float"]["methods"]["crt"]["test"]["predictions"]
+            assert prov["versions"]["torch"] and prov["git_commit"] and prov["device"]["cpu_model"]
+            if run.kind == "stage1":
+                assert len(stored["test"]["predictions"]) == len(stored["test_labels"]) == 1000
+                continue
+            dec = results.fetch(plan.Run(DecoupledRun(run.stage1, prof.decouple), "decoupled"), "smoke")
+            if run.kind == "quantized":
+                assert set(stored["entries"]) == {"float", *map(str, prof.quant_bits)}
+                if run.config.keep_predictions:
+                    crt = stored["entries"]["float"]["methods"]["crt"]["test"]["predictions"]
                     assert decode_predictions(crt).tolist() == dec["methods"]["crt"]["test"]["predictions"]
-            if cfg.imbalance_factor in prof.mpq_ifs:
-                mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
-                m = results.load(results.result_path("smoke", "mpq", mrun), mrun)
-                assert m is not None
-                assert m["provenance"]["device"]["cpu_model"]
-                assert set(m["sweep"]) == set(prof.mpq.rule_heads) | set(prof.mpq.budget_heads)
-                for a in m["allocations"]:
+            if run.kind == "mpq":
+                assert set(stored["sweep"]) == set(prof.mpq.rule_heads) | set(prof.mpq.budget_heads)
+                for a in stored["allocations"]:
                     if a["kind"] == "budget":
                         assert a["average_bits"] <= a["budget"] + 1e-9
-                # same machine, same config: the float model is chapter 2's, prediction for prediction
-                (flt,) = [a for a in m["allocations"] if a["head"] == "crt" and a["kind"] == "float"]
+                (flt,) = [a for a in stored["allocations"] if a["head"] == "crt" and a["kind"] == "float"]
                 assert (
                     decode_predictions(flt["test"]["predictions"]).tolist()
                     == (dec["methods"]["crt"]["test"]["predictions"])
@@ -139,36 +132,12 @@ def test_book_build_does_not_train(nb, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", ["cpu"])
 def test_published_profile_results_are_committed(name, monkeypatch):
-    """The book's profile has every result it needs, each loadable for its exact config."""
-    prof = get_profile(name)
+    """The book's profile has every result of its plan committed and ok, each for its exact config,
+    except the scale ladder's wider rungs, which the book reads when they exist."""
     monkeypatch.delenv("LTMPQ_RESULTS", raising=False)
-    for cfg in prof.stage1_configs():
-        path = results.result_path(name, "stage1", cfg)
-        assert results.load(path, cfg) is not None, f"missing {path}: make runs PROFILE={name}"
-        run = DecoupledRun(cfg, prof.decouple)
-        assert results.load(results.result_path(name, "decoupled", run), run) is not None
-
-        def sweeps(variants=None, cfg=cfg):
-            for variant, (qcfg, keep) in quant_variants_for(name, variants).items():
-                qrun = QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, keep)
-                path = results.result_path(name, "quantized", qrun)
-                assert results.load(path, qrun) is not None, (
-                    f"missing {path} ({variant}): make runs PROFILE={name}"
-                )
-
-        sweeps()  # chapter 3's variants
-        if cfg.imbalance_factor in prof.mpq_ifs:
-            mrun = MPQRun(cfg, prof.decouple, prof.quant, prof.mpq)
-            path = results.result_path(name, "mpq", mrun)
-            assert results.load(path, mrun) is not None, f"missing {path}: make runs PROFILE={name}"
-        if cfg.imbalance_factor in prof.hypothesis_ifs:  # chapter 5
-            sweeps(list(QUANT_HYPOTHESES))
-        if cfg.imbalance_factor in prof.explain_ifs:
-            erun = ExplainRun(cfg, prof.decouple, prof.quant, prof.explain)
-            path = results.result_path(name, "explain", erun)
-            assert results.load(path, erun) is not None, f"missing {path}: make runs PROFILE={name}"
-        if prof.on_ladder(cfg):  # the scale ladder's first rung is the book's models, swept as it says
-            sweeps(prof.ladder_variants)
+    for run in plan.unique(plan.grid(name)):
+        if run.rung is None:
+            assert results.run_state(run, name) == "ok", f"{run.describe()}: {run.command(name)}"
 
 
 def test_chapter_4_runs_with_a_single_seed(smoke_book, tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ltmpq import engine, results
+from ltmpq import engine, plan, results
 from ltmpq.config import QUANT_HYPOTHESES, DecoupledRun, get_profile
 
 SMOKE = get_profile("smoke")
@@ -48,7 +48,7 @@ def test_the_grid_lists_every_task_after_what_it_needs():
 
 def test_a_task_names_its_config():
     t = engine.grid("smoke", [0.1], [1], ["stage1"])[0]
-    assert t.describe() == f"stage1 of if0.1-seed1 [Stage1Config {t.cfg.key}: IF 0.1, seed 1]"
+    assert t.describe() == f"stage1 of if0.1-seed1 [Stage1Config {t.stage1.key}: IF 0.1, seed 1]"
 
 
 def test_in_process_a_failure_is_reported_and_its_dependents_skipped():
@@ -108,8 +108,8 @@ def test_two_workers_give_the_same_results_as_one_process(smoke_data, tmp_path, 
         assert (workers == {""}) if jobs == 1 else (len(workers) >= 1 and "" not in workers)
         out[mode] = {}
         for cfg in SMOKE.stage1_configs([0.1, 0.01], [0]):
-            s1 = results.load(results.result_path("smoke", "stage1", cfg), cfg)
-            dec = results.load(results.result_path("smoke", "decoupled", DecoupledRun(cfg, SMOKE.decouple)),
+            s1 = results.load(plan.result_path("smoke", "stage1", cfg), cfg)
+            dec = results.load(plan.result_path("smoke", "decoupled", DecoupledRun(cfg, SMOKE.decouple)),
                                DecoupledRun(cfg, SMOKE.decouple))  # fmt: skip
             assert (Path(os.environ["LTMPQ_RESULTS"]) / "smoke" / s1["weights"]).is_file()
             out[mode][cfg.tag] = (s1["test"]["predictions"], s1["weights_sha256"], dec["classifiers_sha256"],
@@ -132,7 +132,7 @@ def test_on_workers_a_failed_task_is_reported_with_its_config_and_the_others_fin
     assert states == {"stage1-if0.1-seed0": "done", "decoupled-if0.1-seed0": "done",
                       "stage1-if0.0001-seed0": "failed", "decoupled-if0.0001-seed0": "skipped"}  # fmt: skip
     (failed,) = [o for o in report.failed if o.state == "failed"]
-    assert "no training image" in failed.error and failed.task.cfg.imbalance_factor == 0.0001
+    assert "no training image" in failed.error and failed.task.stage1.imbalance_factor == 0.0001
 
 
 @pytest.mark.slow

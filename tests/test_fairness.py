@@ -15,6 +15,7 @@ from test_mpq import random_vgg
 from torch import nn
 from torch.func import functional_call
 
+from ltmpq import correlation as co
 from ltmpq import fairness as fa
 from ltmpq import mpq as mp
 from ltmpq.config import QuantConfig
@@ -287,17 +288,17 @@ def seed_class_frame(n_seeds: int, n_classes: int, make) -> pd.DataFrame:
 def test_rank_correlation_recovers_a_monotone_relation():
     frame = seed_class_frame(4, 10, lambda rng, c: {"x": c + 0.01 * rng.standard_normal(c.size),
                                                     "y": np.exp(c), "z": -(c**3)})  # fmt: skip
-    up = fa.rank_correlation(frame, "x", "y", n_boot=500)
+    up = co.rank_correlation(frame, "x", "y", n_boot=500)
     assert up["estimate"] == pytest.approx(1.0) and up["ci_low"] > 0.95 and up["ci_high"] <= 1 + 1e-12
     assert up["n"] == 10 and up["n_seeds"] == 4 and len(up["per_seed"]) == 4
-    down = fa.rank_correlation(frame, "x", "z", n_boot=500)
+    down = co.rank_correlation(frame, "x", "z", n_boot=500)
     assert down["estimate"] == pytest.approx(-1.0) and down["ci_high"] < -0.95
 
 
 def test_rank_correlation_of_independent_noise_is_near_zero_with_a_ci_around_it():
     frame = seed_class_frame(5, 30, lambda rng, c: {"x": rng.standard_normal(c.size),
                                                     "y": rng.standard_normal(c.size)})  # fmt: skip
-    r = fa.rank_correlation(frame, "x", "y", n_boot=1000, seed=1)
+    r = co.rank_correlation(frame, "x", "y", n_boot=1000, seed=1)
     assert abs(r["estimate"]) < 0.2
     assert r["ci_low"] < 0 < r["ci_high"]
     assert r["ci_high"] - r["ci_low"] < 0.8  # an interval, not [-1, 1]
@@ -307,7 +308,7 @@ def test_rank_correlation_of_independent_noise_is_near_zero_with_a_ci_around_it(
     shared = seed_class_frame(4, 30, lambda rng, c: {})
     noise = np.random.default_rng(3).standard_normal((2, 30))
     shared["x"], shared["y"] = noise[0][shared["class"]], noise[1][shared["class"]]
-    r = fa.rank_correlation(shared, "x", "y", n_boot=1000)
+    r = co.rank_correlation(shared, "x", "y", n_boot=1000)
     assert r["per_seed"] == [r["per_seed"][0]] * 4
     assert r["ci_low"] < 0 < r["ci_high"] and r["ci_high"] - r["ci_low"] > 0.4, r
 
@@ -317,7 +318,7 @@ def test_rank_correlation_ci_reflects_disagreeing_seeds():
     # resampling of seeds can (and must) make the interval wide
     frame = seed_class_frame(4, 10, lambda rng, c: {"x": c * 1.0})
     frame["y"] = np.where(frame["seed"] < 2, 1, -1) * frame["x"]
-    r = fa.rank_correlation(frame, "x", "y", n_boot=500)
+    r = co.rank_correlation(frame, "x", "y", n_boot=500)
     assert r["per_seed"] == pytest.approx([1, 1, -1, -1])
     assert r["estimate"] == pytest.approx(0.0, abs=1e-12)
     assert r["ci_low"] <= -0.5 and r["ci_high"] >= 0.5, r
@@ -330,7 +331,7 @@ def test_rank_correlation_averages_within_seed_correlations():
                                                     "y": rng.standard_normal(c.size)})  # fmt: skip
     frame["x"] += 100 * frame["seed"]
     frame["y"] += 100 * frame["seed"]
-    r = fa.rank_correlation(frame, "x", "y", n_boot=200)
+    r = co.rank_correlation(frame, "x", "y", n_boot=200)
     from scipy import stats
 
     per_seed = [stats.spearmanr(g["x"], g["y"]).statistic for _, g in frame.groupby("seed")]
@@ -341,9 +342,9 @@ def test_rank_correlation_averages_within_seed_correlations():
 
 def test_rank_correlation_ci_is_reproducible_and_depends_on_the_seed():
     frame = seed_class_frame(3, 10, lambda rng, c: {"x": c + rng.standard_normal(c.size) * 3, "y": c * 1.0})
-    a = fa.rank_correlation(frame, "x", "y", n_boot=300, seed=0)
-    b = fa.rank_correlation(frame, "x", "y", n_boot=300, seed=0)
-    c = fa.rank_correlation(frame, "x", "y", n_boot=300, seed=1)
+    a = co.rank_correlation(frame, "x", "y", n_boot=300, seed=0)
+    b = co.rank_correlation(frame, "x", "y", n_boot=300, seed=0)
+    c = co.rank_correlation(frame, "x", "y", n_boot=300, seed=1)
     assert a == b
     assert (a["ci_low"], a["ci_high"]) != (c["ci_low"], c["ci_high"])
     assert a["ci_low"] < a["estimate"] < a["ci_high"]
@@ -359,20 +360,20 @@ def confounded(rng, c, n_classes: int = 40, direct: float = 0.0) -> dict:
 
 def test_partial_correlation_removes_a_confounder():
     frame = seed_class_frame(5, 40, confounded)
-    raw = fa.rank_correlation(frame, "trace", "drop", n_boot=500)
-    part = fa.partial_rank_correlation(frame, "trace", "drop", "count", n_boot=500)
+    raw = co.rank_correlation(frame, "trace", "drop", n_boot=500)
+    part = co.partial_rank_correlation(frame, "trace", "drop", "count", n_boot=500)
     assert raw["estimate"] > 0.6 and raw["ci_low"] > 0.4  # the confounded association is strong
     assert abs(part["estimate"]) < 0.15, part
     assert part["ci_low"] < 0 < part["ci_high"]
     # ... and keeps a real one: with a direct trace -> drop effect the partial rho stays large
     frame = seed_class_frame(5, 40, lambda rng, c: confounded(rng, c, direct=1.0))
-    kept = fa.partial_rank_correlation(frame, "trace", "drop", "count", n_boot=500)
+    kept = co.partial_rank_correlation(frame, "trace", "drop", "count", n_boot=500)
     assert kept["estimate"] > 0.4 and kept["ci_low"] > 0.2
 
 
 def test_compare_predictors_partial_and_paired_difference():
     frame = seed_class_frame(5, 40, confounded)
-    table = fa.compare_predictors(frame, "drop", {"trace": "trace", "-log count": "neg_log_count"},
+    table = co.compare_predictors(frame, "drop", {"trace": "trace", "-log count": "neg_log_count"},
                                   control="-log count", reference="-log count", n_boot=500)  # fmt: skip
     assert list(table.columns) == ["kind", "predictor", "versus", "estimate", "ci_low", "ci_high", "pvalue",
                                    "n", "n_seeds"]  # fmt: skip
@@ -380,10 +381,10 @@ def test_compare_predictors_partial_and_paired_difference():
     assert list(rows.index) == [("spearman", "trace"), ("spearman", "-log count"), ("partial", "trace"),
                                 ("difference", "trace")]  # fmt: skip
     # the same numbers as the one-at-a-time functions with the same bootstrap seed
-    single = fa.rank_correlation(frame, "trace", "drop", n_boot=500)
+    single = co.rank_correlation(frame, "trace", "drop", n_boot=500)
     for k in ("estimate", "ci_low", "ci_high"):
         assert rows.loc[("spearman", "trace"), k] == pytest.approx(single[k])
-    part = fa.partial_rank_correlation(frame, "trace", "drop", "neg_log_count", n_boot=500)
+    part = co.partial_rank_correlation(frame, "trace", "drop", "neg_log_count", n_boot=500)
     assert rows.loc[("partial", "trace"), "estimate"] == pytest.approx(part["estimate"])
     assert rows.loc[("partial", "trace"), "ci_low"] == pytest.approx(part["ci_low"])
     # the count drives the drop here: it predicts it better than the trace, significantly
@@ -395,7 +396,7 @@ def test_compare_predictors_partial_and_paired_difference():
     assert diff["ci_high"] < 0
     # reversed roles: the drop is a function of the trace alone; now the trace wins
     frame["drop"] = np.log(frame["trace"])
-    flipped = fa.compare_predictors(frame, "drop", {"trace": "trace", "count": "count"}, reference="count",
+    flipped = co.compare_predictors(frame, "drop", {"trace": "trace", "count": "count"}, reference="count",
                                     n_boot=500).set_index(["kind", "predictor"])  # fmt: skip
     assert flipped.loc[("spearman", "trace"), "estimate"] == pytest.approx(1.0)
     assert flipped.loc[("difference", "trace"), "ci_low"] > 0
@@ -426,28 +427,28 @@ def test_curvature_rejects_bad_input(vgg, head, data):
 def test_correlations_reject_bad_input():
     frame = seed_class_frame(3, 6, lambda rng, c: {"x": rng.standard_normal(c.size), "y": c * 1.0})
     with pytest.raises(ValueError, match=r"unknown columns \['trase'\]; the frame has"):
-        fa.rank_correlation(frame, "trase", "y")
+        co.rank_correlation(frame, "trase", "y")
     with pytest.raises(ValueError, match="at least 2 values of 'seed'"):
-        fa.rank_correlation(frame[frame["seed"] == 0], "x", "y")
+        co.rank_correlation(frame[frame["seed"] == 0], "x", "y")
     with pytest.raises(ValueError, match=r"unknown columns \['run'\]"):
-        fa.rank_correlation(frame, "x", "y", group="run")
+        co.rank_correlation(frame, "x", "y", group="run")
     with pytest.raises(ValueError, match=r"seed 1 lacks class \[2\]:"):
-        fa.rank_correlation(
+        co.rank_correlation(
             frame.drop(index=frame.index[(frame["seed"] == 1) & (frame["class"] == 2)]), "x", "y"
         )
     with pytest.raises(ValueError, match=r"\(seed, class\) = \(0, 0\) appears more than once"):
-        fa.rank_correlation(pd.concat([frame, frame.iloc[:1]]), "x", "y")
+        co.rank_correlation(pd.concat([frame, frame.iloc[:1]]), "x", "y")
     with pytest.raises(ValueError, match="constant over class"):
-        fa.rank_correlation(frame.assign(y=1.0), "x", "y")
+        co.rank_correlation(frame.assign(y=1.0), "x", "y")
     with pytest.raises(ValueError, match="missing or infinite"):
-        fa.rank_correlation(frame.assign(y=frame["y"].where(frame["class"] != 1)), "x", "y")
+        co.rank_correlation(frame.assign(y=frame["y"].where(frame["class"] != 1)), "x", "y")
     with pytest.raises(ValueError, match="at least 3"):
-        fa.rank_correlation(frame[frame["class"] < 2], "x", "y")
+        co.rank_correlation(frame[frame["class"] < 2], "x", "y")
     with pytest.raises(ValueError, match="n_boot must be an int >= 10"):
-        fa.rank_correlation(frame, "x", "y", n_boot=5)
+        co.rank_correlation(frame, "x", "y", n_boot=5)
     with pytest.raises(ValueError, match=r"unknown control 'count'; choose one of the predictors \['x'\]"):
-        fa.compare_predictors(frame, "y", {"x": "x"}, control="count")
+        co.compare_predictors(frame, "y", {"x": "x"}, control="count")
     with pytest.raises(ValueError, match=r"unknown columns \['nope'\]"):
-        fa.compare_predictors(frame, "y", {"x": "nope"})
+        co.compare_predictors(frame, "y", {"x": "nope"})
     with pytest.raises(ValueError, match="predictors must name at least one column"):
-        fa.compare_predictors(frame, "y", {})
+        co.compare_predictors(frame, "y", {})

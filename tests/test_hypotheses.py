@@ -19,7 +19,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 import ltmpq.artifacts as artifacts
 import ltmpq.runs as runs
-from ltmpq import results
+from ltmpq import plan, results
 from ltmpq.config import (
     PROFILES,
     QUANT_ABLATIONS,
@@ -723,7 +723,7 @@ def test_sweep_runs_two_hypotheses_end_to_end(tiny_cfg, patched_data, monkeypatc
         assert set(out["entries"]) == {"float", "8", "4"}
         assert sum(out["calibration_counts"]) == 10 and out["quant"]["act_bits"] == "match"
         run = QuantizedRun(tiny_cfg, dcfg, qcfg, (8, 4))
-        assert results.load(results.result_path("smoke", "quantized", run), run) is not None
+        assert results.load(plan.result_path("smoke", "quantized", run), run) is not None
         models = [c for c in calls if c[0] == "model"]
         assert [m[1] for m in models] == [sweep_map(b, qcfg) for b in (FLOAT, 8, 4)]
         for key, (_, bmap, qmodel, _calib) in zip(("float", "8", "4"), models, strict=True):

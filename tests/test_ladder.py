@@ -14,7 +14,7 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from ltmpq import engine, runs
+from ltmpq import engine, plan
 from ltmpq.analysis import ch5_six_bits as ch5
 from ltmpq.config import PROFILES, Profile, Stage1Config, config_hash, get_profile
 from ltmpq.models import VGG16
@@ -147,12 +147,13 @@ def test_the_ladder_tasks_train_decouple_and_quantize_each_rung_after_what_it_ne
     )  # base sweeps, then 3 rungs x (train, stage 2, 2 sweeps)
     by_key = {t.key: t for t in tasks}
     for t in tasks:
-        assert t.cfg.imbalance_factor == 0.01 and t.cfg.seed == 1
-        assert all(keys.index(d) < keys.index(t.key) for d in t.deps)
+        assert t.stage1.imbalance_factor == 0.01 and t.stage1.seed == 1
+        # what it builds on comes first when the grid makes it (the base model's stage 2 is made on demand)
+        assert all(keys.index(d) < keys.index(t.key) for d in t.deps if d in keys)
     wide = prof.rung_config(prof.stage1_config(0.01, 1), "width 0.5")
-    assert by_key["stage1-if0.01-seed1-w0.5"].cfg == wide
+    assert by_key["stage1-if0.01-seed1-w0.5"].stage1 == wide
     assert by_key["quantized-if0.01-seed1-w0.5-default"].deps == ("decoupled-if0.01-seed1-w0.5",)
-    assert {t.variant for t in tasks if t.stage == "quantized"} == set(prof.ladder_variants)
+    assert {t.variant for t in tasks if t.kind == "quantized"} == set(prof.ladder_variants)
     # asked with chapter 3's sweeps, the base rung's default sweep is listed once
     both = [
         t.key for t in engine.grid("cpu", seeds=[1], imbalance_factors=[0.01], stages=["quantized", "ladder"])
@@ -164,16 +165,16 @@ def test_the_ladder_outside_its_imbalance_factors_or_seeds_is_nothing_to_do():
     with pytest.raises(
         ValueError, match=r"stage ladder runs at imbalance factors \[0.01\].*seeds \[0, 1, 2\]"
     ):
-        runs.plan("cpu", imbalance_factors=[0.1], stages=("ladder",))
+        plan.grid("cpu", imbalance_factors=[0.1], stages=("ladder",))
     with pytest.raises(ValueError, match="nothing to do"):
-        runs.plan("cpu", seeds=[4], stages=("ladder",))
-    assert [c.seed for c, _ in runs.plan("cpu", stages=("ladder",))] == [0, 1, 2]
+        plan.grid("cpu", seeds=[4], stages=("ladder",))
+    assert sorted({r.stage1.seed for r in plan.grid("cpu", stages=("ladder",))}) == [0, 1, 2]
 
 
 def test_profiles_without_a_ladder_plan_no_ladder():
     assert not PROFILES["cpu-v1"].ladder
     with pytest.raises(ValueError, match="nothing to do"):
-        runs.plan("cpu-v1", stages=("ladder",))
+        plan.grid("cpu-v1", stages=("ladder",))
 
 
 # ------------------------------------------------------------------ the ladder's analysis
@@ -326,21 +327,18 @@ def test_ladder_summary_says_what_can_be_compared(deltas):
     assert ch5.ladder_summary(trend, {}, "width 0.25").startswith("Every rung is computed")
 
 
-def test_ladder_results_leave_out_an_incomplete_rung_only_when_asked(monkeypatch):
+def test_ladder_results_leave_out_an_incomplete_rung_only_when_asked():
+    from fakes import save_fake
+
     from ltmpq import load, results
     from ltmpq.params import ChapterParams
 
     prof = get_profile("cpu")
     trained = {prof.stage1_config(0.01, s) for s in prof.ladder_seeds}
     trained |= {prof.rung_config(c, "classic classifier") for c in list(trained)}
-
-    def stage1(cfg, profile, compute=False):
-        if cfg not in trained:
-            raise results.MissingResultError(f"missing {cfg.tag}")
-        return {"cfg": cfg}
-
-    monkeypatch.setattr(runs, "stage1", stage1)
-    monkeypatch.setattr(runs, "quantized", lambda cfg, *a, **k: stage1(cfg, None))
+    for run in plan.unique(plan.grid("cpu", [0.01], list(prof.ladder_seeds), ["stage1", "ladder"])):
+        if run.stage1 in trained and run.kind in ("stage1", "quantized"):
+            save_fake(run, "cpu")
     params = ChapterParams("cpu", False, (0.01,), None)
     with pytest.raises(results.MissingResultError, match="w0.5"):
         load.ladder_results(params)
@@ -351,7 +349,8 @@ def test_ladder_results_leave_out_an_incomplete_rung_only_when_asked(monkeypatch
     assert set(quant["width 0.25"]) == set(prof.ladder_variants)
 
     assert "0 of 3 models trained" in missing["width 0.5"] and "--stage ladder" in missing["width 0.5"]
-    trained -= {prof.stage1_config(0.01, 0)}  # the first rung is never optional
+    # the first rung is never optional
+    plan.result_path("cpu", "stage1", prof.stage1_config(0.01, 0)).unlink()
     with pytest.raises(results.MissingResultError, match="if0.01-seed0"):
         load.ladder_results(params, allow_missing=True)
     with pytest.raises(ValueError, match="ladder of profile 'cpu' runs at imbalance factors \\[0.01\\]"):

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ltmpq import mpq as mp
+from ltmpq import sensitivity as sn
 from ltmpq.config import ALL_METRICS, SENSITIVITY_METRICS, MPQConfig, QuantConfig
 from ltmpq.data import class_groups
 from ltmpq.metrics import evaluate
@@ -142,8 +143,8 @@ def test_sixteen_bits_is_float(vgg, heads, images, labels, qcfg):
             assert max(mp.kl_per_class(lf, l3, labels.numpy(), 10)) > 1e-4  # and KL does see 3 bits
             pf, pq = lf.argmax(1).numpy(), l16.argmax(1).numpy()
             for metric in ("overall", "tail", "balanced", "worst_class"):
-                assert mp.sensitivity(metric, labels.numpy(), pf, pq, **sensitivity_kwargs()) == 0.0
-            assert abs(mp.sensitivity("kl", labels, pf, pq, kl_class=kl, **sensitivity_kwargs())) < 1e-6
+                assert sn.sensitivity(metric, labels.numpy(), pf, pq, **sensitivity_kwargs()) == 0.0
+            assert abs(sn.sensitivity("kl", labels, pf, pq, kl_class=kl, **sensitivity_kwargs())) < 1e-6
 
 
 @pytest.mark.parametrize("qcfg", QCFGS, ids=QCFG_IDS)
@@ -224,16 +225,16 @@ def test_accuracy_sensitivity_is_the_metric_lost():
     pq = y.copy()
     pq[y == 9] = 0  # quantized: the rarest (tail) class is lost
     kw = sensitivity_kwargs()
-    assert mp.sensitivity("overall", y, pf, pq, **kw) == pytest.approx(0.1)
-    assert mp.sensitivity("head", y, pf, pq, **kw) == 0.0
-    assert mp.sensitivity("tail", y, pf, pq, **kw) == pytest.approx(1 / len(groups["tail"]))
-    assert mp.sensitivity("worst_class", y, pf, pq, **kw) == pytest.approx(1.0)
+    assert sn.sensitivity("overall", y, pf, pq, **kw) == pytest.approx(0.1)
+    assert sn.sensitivity("head", y, pf, pq, **kw) == 0.0
+    assert sn.sensitivity("tail", y, pf, pq, **kw) == pytest.approx(1 / len(groups["tail"]))
+    assert sn.sensitivity("worst_class", y, pf, pq, **kw) == pytest.approx(1.0)
     for metric in ("overall", "balanced", "deployment"):
         m = [evaluate(y, p, TRAIN_COUNTS, groups)["metrics"][metric] for p in (pf, pq)]
-        assert mp.sensitivity(metric, y, pf, pq, **kw) == pytest.approx(m[0] - m[1])
+        assert sn.sensitivity(metric, y, pf, pq, **kw) == pytest.approx(m[0] - m[1])
     # a resample of the images: only class 9's images -> all lost
     idx = np.flatnonzero(y == 9)
-    assert mp.sensitivity("overall", y, pf, pq, images=idx, **kw) == pytest.approx(1.0)
+    assert sn.sensitivity("overall", y, pf, pq, images=idx, **kw) == pytest.approx(1.0)
 
 
 def test_kl_sensitivity_is_the_class_balanced_mean_over_a_group():
@@ -241,15 +242,15 @@ def test_kl_sensitivity_is_the_class_balanced_mean_over_a_group():
     kl = [float(c) for c in range(10)]
     kl[2] = float("nan")  # a class absent from the validation images is skipped
     kw = sensitivity_kwargs()
-    assert mp.sensitivity("kl", None, None, kl_class=kl, **kw) == pytest.approx(np.nanmean(kl))
-    assert mp.sensitivity("kl_head", None, None, kl_class=kl, **kw) == pytest.approx(
+    assert sn.sensitivity("kl", None, None, kl_class=kl, **kw) == pytest.approx(np.nanmean(kl))
+    assert sn.sensitivity("kl_head", None, None, kl_class=kl, **kw) == pytest.approx(
         np.nanmean([kl[c] for c in groups["head"]])
     )
-    assert mp.sensitivity("kl_tail", None, None, kl_class=kl, **kw) == pytest.approx(
+    assert sn.sensitivity("kl_tail", None, None, kl_class=kl, **kw) == pytest.approx(
         np.mean([kl[c] for c in groups["tail"]])
     )
     with pytest.raises(ValueError, match="needs the per-class KL"):
-        mp.sensitivity("kl", None, None, **kw)
+        sn.sensitivity("kl", None, None, **kw)
 
 
 # ------------------------------------------------------------------ Hutchinson traces
@@ -673,11 +674,11 @@ BAD_INPUTS = [
      "a bit choice must be an int"),
     ("unreachable-band", lambda p: mp.random_allocation(p, [3, 4, 5, 6, 8], 3.0, np.random.default_rng(0)),
      r"no random allocation of \[3, 4, 5, 6, 8\] found with average bits in \[2\.75, 3\]"),
-    ("unknown-metric", lambda p: mp.check_metric("foo"), "unknown sensitivity metric 'foo'"),
+    ("unknown-metric", lambda p: sn.check_metric("foo"), "unknown sensitivity metric 'foo'"),
     ("hessian-not-from-predictions",
-     lambda p: mp.sensitivity("hessian", [0], [0], [0], **sensitivity_kwargs()),
+     lambda p: sn.sensitivity("hessian", [0], [0], [0], **sensitivity_kwargs()),
      "unknown sensitivity metric 'hessian'"),
-    ("unknown-metric-sensitivity", lambda p: mp.sensitivity("foo", [0], [0], [0], **sensitivity_kwargs()),
+    ("unknown-metric-sensitivity", lambda p: sn.sensitivity("foo", [0], [0], [0], **sensitivity_kwargs()),
      "unknown sensitivity metric 'foo'"),
     ("config-budget-metric", lambda p: MPQConfig(budget_metrics=("foo",)), "unknown budget metric 'foo'"),
     ("config-rule-metric", lambda p: MPQConfig(rule_metrics=("hessian",)), "unknown rule metric 'hessian'"),
@@ -698,11 +699,11 @@ def test_bad_inputs_get_clear_errors(params16, call, match):
 
 def test_check_metric_accepts_every_known_metric():
     for m in ALL_METRICS:
-        assert mp.check_metric(m) == m
+        assert sn.check_metric(m) == m
     for m in SENSITIVITY_METRICS:
-        assert mp.check_metric(m, SENSITIVITY_METRICS) == m
+        assert sn.check_metric(m, SENSITIVITY_METRICS) == m
     with pytest.raises(ValueError, match=r"choose one of \['overall'"):
-        mp.check_metric("hessian_tail", SENSITIVITY_METRICS)
+        sn.check_metric("hessian_tail", SENSITIVITY_METRICS)
 
 
 # ------------------------------------------------------------------ experiments.mpq_allocations

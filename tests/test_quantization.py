@@ -16,6 +16,7 @@ import ltmpq.artifacts as artifacts
 import ltmpq.config as config
 import ltmpq.results as results
 import ltmpq.runs as runs
+from ltmpq import plan
 from ltmpq.config import QUANT_ABLATIONS, DecoupleConfig, QuantConfig, Stage1Config, get_profile
 from ltmpq.decoupling import NearestClassMean, ScaledLinear, as_linear, rebuild
 from ltmpq.models import VGG16
@@ -845,7 +846,7 @@ def test_quantized_sweep_end_to_end(tiny_cfg, tiny_cifar, patched_data, monkeypa
     assert sizes[0]["total_bits"] > sizes[1]["total_bits"] > sizes[2]["total_bits"]
     assert [s["average_bits"] for s in sizes] == [32, 8, 4]
     run = config.QuantizedRun(tiny_cfg, dcfg, qcfg, (8, 4))
-    path = results.result_path("smoke", "quantized", run)
+    path = plan.result_path("smoke", "quantized", run)
     assert path.is_file() and _same_json(results.load(path, run), out)
 
     # stored: a second call loads it, without data, training or the cache
@@ -864,4 +865,4 @@ def test_quantized_sweep_with_activations(tiny_cfg, patched_data):
     assert set(out["entries"]) == {"float", "8"}
     run = config.QuantizedRun(tiny_cfg, dcfg, qcfg, (8,))
     assert run.tag.endswith("a8-balanced")
-    assert Path(results.result_path("smoke", "quantized", run)).is_file()
+    assert Path(plan.result_path("smoke", "quantized", run)).is_file()

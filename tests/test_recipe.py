@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ltmpq import recipe
+from ltmpq import plan, recipe
 from ltmpq.config import DecoupleConfig, DecoupledRun, Stage1Config, config_hash, get_profile
 from ltmpq.decoupling import fit_all
 from ltmpq.training import augment, augmented_features, epoch_generator, train_stage1
@@ -278,12 +278,12 @@ def test_committed_cpu_model_set_shares_one_set_of_weights(monkeypatch):
     prof = get_profile("cpu")
     by_hash = {}
     for cfg in prof.stage1_configs():
-        s1 = results.load(results.result_path("cpu", "stage1", cfg), cfg)
+        s1 = results.load(plan.result_path("cpu", "stage1", cfg), cfg)
         assert s1 is not None, f"missing cpu stage-1 result {cfg.tag}: make runs PROFILE=cpu"
         path = results_dir() / "cpu" / s1["weights"]
         weights.load(path, s1["weights_sha256"], "make runs PROFILE=cpu")  # raises on a mismatch
         by_hash[config_hash(cfg)] = s1["weights_sha256"]
-        dec = results.load(results.result_path("cpu", "decoupled", DecoupledRun(cfg, prof.decouple)),
+        dec = results.load(plan.result_path("cpu", "decoupled", DecoupledRun(cfg, prof.decouple)),
                            DecoupledRun(cfg, prof.decouple))  # fmt: skip
         assert dec is not None and dec["weights_sha256"] == s1["weights_sha256"], cfg.tag
     downstream = [
@@ -304,9 +304,7 @@ def test_committed_cpu_model_set_shares_one_set_of_weights(monkeypatch):
     load = {}
     for kind, run_of in (("stage1", lambda c: c), ("decoupled", lambda c: DecoupledRun(c, prof.decouple)),
                          ("mpq", lambda c: MPQRun(c, prof.decouple, prof.quant, prof.mpq))):  # fmt: skip
-        load[kind] = {
-            c: results.load(results.result_path("cpu", kind, run_of(c)), run_of(c)) for c in mpq_cfgs
-        }
+        load[kind] = {c: results.load(plan.result_path("cpu", kind, run_of(c)), run_of(c)) for c in mpq_cfgs}
         missing = [c.tag for c, r in load[kind].items() if r is None]
         assert not missing, f"missing cpu {kind} results {missing}: make runs PROFILE=cpu"
     check = reference_check(load["mpq"], load["stage1"], load["decoupled"], prof.mpq.rule_heads)

@@ -1,245 +1,144 @@
-"""ltmpq.results, ltmpq.io and the experiments' stored results (stage 1 and decoupled)."""
+"""ltmpq.results: the results store. Stored results are validated when read (schema, run, data,
+stage version, the weights they came from), and status, the stages and the chapters read through
+the same two functions, so they agree."""
 
 from __future__ import annotations
 
 import json
-import math
 import re
-from dataclasses import replace
 
-import numpy as np
 import pytest
-import torch
+from fakes import save_fake
 
-import ltmpq.artifacts as artifacts
-import ltmpq.config as config
-import ltmpq.results as results
-import ltmpq.runs as runs
-import ltmpq.weights as weights
-from ltmpq.config import DecoupleConfig, Stage1Config, config_hash
-from ltmpq.data import long_tail_counts
-from ltmpq.io import atomic_write, write_json
-from ltmpq.metrics import evaluate
-from ltmpq.results import MissingResultError
-from ltmpq.vocab import METHODS
+from ltmpq import plan, results
+from ltmpq.config import DecoupledRun, Stage1Config, config_hash, get_profile
+from ltmpq.paths import ROOT
+from ltmpq.results import MissingResultError, ResultError
 
 CFG = Stage1Config(imbalance_factor=0.1, seed=0)
-
-
-def _same_json(a, b) -> bool:
-    """Equality as stored: NaN equals NaN, tuples equal lists."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
 OTHER = Stage1Config(imbalance_factor=0.1, seed=1)
-
-# ------------------------------------------------------------------ io
-
-
-def test_atomic_write_leaves_no_file_when_writer_raises(tmp_path):
-    target = tmp_path / "sub" / "out.json"
-
-    def failing(tmp):
-        tmp.write_text("half")
-        raise RuntimeError("writer failed")
-
-    with pytest.raises(RuntimeError, match="writer failed"):
-        atomic_write(target, failing)
-    assert not target.exists()
-    assert list(target.parent.iterdir()) == []  # no temporary file left behind either
-
-
-def test_atomic_write_keeps_old_content_on_failure_and_replaces_on_success(tmp_path):
-    target = tmp_path / "w" / "out.txt"
-    atomic_write(target, lambda tmp: tmp.write_text("v1"))
-    assert target.read_text() == "v1"
-
-    def interrupted(tmp):
-        tmp.write_text("v2-partial")
-        raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, interrupted)
-    assert target.read_text() == "v1"
-    atomic_write(target, lambda tmp: tmp.write_text("v2"))
-    assert target.read_text() == "v2"
-    assert sorted(p.name for p in target.parent.iterdir()) == ["out.txt"]
-
-
-def test_write_json_sorted_and_readable(tmp_path):
-    write_json(tmp_path / "a.json", {"b": 1, "a": [1.5, None]})
-    text = (tmp_path / "a.json").read_text()
-    assert json.loads(text) == {"a": [1.5, None], "b": 1}
-    assert text.index('"a"') < text.index('"b"') and text.endswith("\n")
-
-
-# ------------------------------------------------------------------ the results store
+S1, DEC = plan.Run(CFG, "stage1"), plan.Run(DecoupledRun(CFG, get_profile("smoke").decouple), "decoupled")
 
 
 def test_result_path_layout(isolated_dirs):
-    p = results.result_path("smoke", "stage1", CFG)
+    p = plan.result_path("smoke", "stage1", CFG)
     assert p == isolated_dirs["results"] / "smoke" / "stage1" / f"if0.1-seed0-{config_hash(CFG)}.json"
 
 
-def test_save_load_roundtrip_with_provenance(make_result):
-    path = results.result_path("smoke", "stage1", CFG)
-    src = {"kind": "synthetic"}
-    written = results.save(path, CFG, {**make_result("stage1"), "answer": 42}, src, 1.234)
-    loaded = results.load(path, CFG)
-    assert loaded == written
-    assert loaded["answer"] == 42 and loaded["schema"] == results.SCHEMA
-    assert loaded["config_hash"] == config_hash(CFG)
+def test_save_load_roundtrip_with_provenance():
+    written = save_fake(S1, answer=42)
+    loaded = results.load(S1.path("smoke"), CFG)
+    assert loaded == written and loaded["answer"] == 42 and loaded["schema"] == results.SCHEMA
+    assert loaded["config_hash"] == config_hash(CFG) and loaded["kind"] == "stage1"
+    assert loaded["stage_version"] == plan.STAGE_VERSIONS["stage1"]
     prov = loaded["provenance"]
     assert prov["config"]["imbalance_factor"] == 0.1 and prov["config_type"] == "Stage1Config"
-    assert prov["data_source"] == src and prov["wall_seconds"] == 1.23
-    assert {"git_commit", "versions", "python", "device", "created"} <= set(prov)
+    assert {"git_commit", "versions", "python", "device", "created", "wall_seconds"} <= set(prov)
 
 
-def test_load_rejects_mismatch_and_bad_files(tmp_path, make_result):
-    path = results.result_path("smoke", "stage1", CFG)
-    assert results.load(path, CFG) is None  # missing
-    results.save(path, CFG, make_result("stage1"), None, 0.0)
-    assert results.load(path, OTHER) is None  # config hash of another run
-    payload = json.loads(path.read_text())
-    path.write_text(json.dumps({**payload, "schema": results.SCHEMA + 1}))
-    assert results.load(path, CFG) is None  # other schema
-    path.write_text('{"schema": 1, "config_hash": ')
-    assert results.load(path, CFG) is None  # truncated JSON
-    path.write_text("")
+def test_an_invalid_result_is_never_written():
+    """A result the reader would refuse is refused when written, and nothing is left behind."""
+    with pytest.raises(
+        ValueError, match=r"refusing to store an invalid result .*test\.predictions: 9 predictions for 100"
+    ):
+        save_fake(S1, test={"metrics": {}, "per_class": [0.5] * 10, "predictions": [0] * 9})
+    assert not S1.path("smoke").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        (lambda p: "null", r"unreadable \(not a result \(a JSON null, not an object\)\)"),
+        (lambda p: p[: len(p) // 2], r"unreadable \(JSONDecodeError\)"),
+        (lambda p: p.replace('"overall": 0.', '"overall": NaN, "x": 0.', 1), r"overall: not a finite number"),
+        (lambda p: re.sub(r'"predictions": \[\s*\d+', '"predictions": [12', p, count=1), "class 12 of 10"),
+        (lambda p: p.replace(f'"{"ab" * 32}"', '"abc"', 1), "not a SHA-256 hex digest"),
+        (lambda p: p.replace('"stage_version": 1', '"stage_version": 0'), r"stage_version"),
+    ],
+    ids=["null", "cut", "nan", "prediction-class", "digest", "stage-version"],
+)  # fmt: skip
+def test_a_damaged_result_is_unreadable_with_its_reason_and_its_fix(damage, why):
+    """Probe: NaN or a corrupt prediction character in a result was read and changed the book's numbers."""
+    save_fake(S1)
+    path = S1.path("smoke")
+    path.write_text(damage(path.read_text()))
     assert results.load(path, CFG) is None
+    assert re.search(why, results.run_state(S1, "smoke"))
+    with pytest.raises(ResultError, match=rf"is unreadable .*git checkout -- .*{path.name}.*--remake"):
+        results.fetch(S1, "smoke")
 
 
-@pytest.mark.parametrize("kind", ["stage1", "decoupled", "quantized", "mpq"])
-def test_a_result_without_what_chapters_read_is_not_returned(kind, make_result):
-    """Issue: a valid JSON without its "test" key passed status as ok and crashed the chapter."""
-    path = results.result_path("smoke", kind, CFG)
-    full = make_result(kind)
-    results.save(path, CFG, full, None, 0.0)
-    assert results.load(path, CFG) is not None and results.status(path, CFG).startswith("ok")
-    first = results.REQUIRED[kind][0]
-    results.save(path, CFG, {k: v for k, v in full.items() if k != first}, None, 0.0)
-    assert results.load(path, CFG) is None
-    assert results.status(path, CFG) == f"unreadable (incomplete: no {first})"
-    with pytest.raises(MissingResultError):
-        results.require(path, CFG, "make runs")
+def test_another_runs_result_is_unreadable():
+    save_fake(S1)
+    assert results.load(S1.path("smoke"), OTHER) is None
+    assert results.state(S1.path("smoke"), OTHER) == "unreadable (another run's result (config hash differs))"
 
 
-def test_an_evaluation_without_its_metrics_or_classes_is_incomplete(make_result):
-    path = results.result_path("smoke", "stage1", CFG)
-    broken = make_result("stage1") | {"test": {"per_class": [0.5] * 10}}
-    results.save(path, CFG, broken, None, 0.0)
-    assert (
-        results.status(path, CFG)
-        == "unreadable (incomplete: an evaluation without its metrics or per-class accuracy)"
-    )
-    nine = make_result("stage1") | {"train_counts": [5] * 9}
-    results.save(path, CFG, nine, None, 0.0)
-    assert results.status(path, CFG) == "unreadable (inconsistent: 9 training classes but 10 test classes)"
-    results.save(path, CFG, make_result("stage1") | {"kind": "stage3"}, None, 0.0)
-    assert results.status(path, CFG) == "unreadable (unknown kind 'stage3')"
-
-
-def test_a_result_computed_on_other_data_is_not_ok_for_this_data(make_result):
-    path = results.result_path("smoke", "stage1", CFG)
-    results.save(path, CFG, make_result("stage1"), {"kind": "imagefolder-jpeg", "sha256": "a" * 64}, 0.0)
-    assert results.status(path, CFG, data_sha256="a" * 64).startswith("ok")
-    assert results.status(path, CFG, data_sha256="b" * 64) == (
+def test_a_result_computed_on_other_data_is_not_ok_for_this_data():
+    save_fake(S1, data_source={"kind": "imagefolder-jpeg", "sha256": "a" * 64})
+    assert results.run_state(S1, "smoke", data_sha256="a" * 64) == "ok"
+    assert results.run_state(S1, "smoke", data_sha256="b" * 64) == (
         "other data (computed on aaaaaaaaaaaa, this machine's copy is bbbbbbbbbbbb)"
     )
+    with pytest.raises(ResultError, match="move it away, or set LTMPQ_RESULTS elsewhere"):
+        results.fetch(S1, "smoke", data_sha256="b" * 64)
+
+
+def test_a_result_of_another_stage_version_is_outdated(monkeypatch):
+    save_fake(S1)
+    monkeypatch.setitem(plan.STAGE_VERSIONS, "stage1", 7)
+    assert results.run_state(S1, "smoke") == "outdated (stage1 v1; today's code is v7)"
+    with pytest.raises(ResultError, match=r"is outdated .*remake it with make runs PROFILE=smoke .*--remake"):
+        results.fetch(S1, "smoke")
+
+
+def test_a_downstream_result_of_other_weights_is_stale():
+    save_fake(S1)
+    save_fake(DEC, weights_sha256="cd" * 32)
+    assert results.run_state(DEC, "smoke").startswith(
+        "stale (computed from weights cdcdcdcdcdcd, its stage-1 run's"
+    )
+    save_fake(DEC)
+    assert results.run_state(DEC, "smoke") == "ok"
+
+
+def test_fetch_names_the_command_that_makes_a_missing_result():
+    with pytest.raises(MissingResultError) as err:
+        results.fetch(DEC, "smoke")
+    msg = str(err.value)
+    assert "make runs PROFILE=smoke RUN_ARGS='--if 0.1 --seed 0 --stage decoupled'" in msg
+    assert config_hash(DEC.config) in msg and not isinstance(err.value, ResultError)
+
+
+def test_require_names_the_command_or_the_damage():
+    path = S1.path("smoke")
+    with pytest.raises(MissingResultError, match="make recipe-search") as err:
+        results.require(path, CFG, "make recipe-search PROFILE=smoke")
+    assert not isinstance(err.value, ResultError)
+    save_fake(S1, y=2)
+    assert results.require(path, CFG, "unused")["y"] == 2
+    path.write_text("[]")
+    with pytest.raises(ResultError, match=r"unreadable .*git checkout"):
+        results.require(path, CFG, "make recipe-search PROFILE=smoke")
 
 
 @pytest.mark.parametrize("content", [b"[1, 2, 3]", b'"a string"', b"\xff\xfe\x00garbage"],
                          ids=["json-list", "json-string", "not-utf8"])  # fmt: skip
 def test_load_treats_unusable_files_as_missing(content):
-    # "an unreadable or mismatched file counts as missing": valid JSON that is not an object, and
-    # bytes that are not UTF-8, must give None rather than AttributeError / UnicodeDecodeError
-    path = results.result_path("smoke", "stage1", CFG)
+    path = S1.path("smoke")
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
-    assert results.load(path, CFG) is None
+    assert results.load(path, CFG) is None and results.run_state(S1, "smoke").startswith("unreadable")
 
 
-def test_require_names_the_command(make_result):
-    path = results.result_path("smoke", "stage1", CFG)
-    with pytest.raises(MissingResultError) as err:
-        results.require(path, CFG, "make runs PROFILE=smoke")
-    msg = str(err.value)
-    assert "make runs PROFILE=smoke" in msg and config_hash(CFG) in msg and "if0.1-seed0" in msg
-    assert isinstance(err.value, FileNotFoundError)
-    results.save(path, CFG, {**make_result("stage1"), "y": 2}, None, 0.0)
-    assert results.require(path, CFG, "unused")["y"] == 2
+def test_predictions_roundtrip_compactly():
+    import numpy as np
 
-
-def test_stage1_and_decoupled_without_compute_raise_missing_result(monkeypatch):
-    def no_data():
-        raise AssertionError("compute=False must not load data")
-
-    monkeypatch.setattr(artifacts, "dataset", no_data)
-    cfg = Stage1Config(imbalance_factor=0.1, seed=0)
-    with pytest.raises(MissingResultError, match="make runs") as err:
-        runs.stage1(cfg, "smoke", compute=False)
-    assert "PROFILE=smoke" in str(err.value) and "--if 0.1 --seed 0" in str(err.value)
-    with pytest.raises(MissingResultError, match="make runs PROFILE=smoke RUN_ARGS='--if 0.01 --seed 2'"):
-        runs.decoupled(replace(cfg, imbalance_factor=0.01, seed=2), DecoupleConfig(), "smoke", compute=False)
-
-
-# ------------------------------------------------------------------ experiments end to end (tiny)
-
-
-def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
-    out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
-    path = results.result_path("smoke", "stage1", tiny_cfg)
-    assert path.is_file() and _same_json(results.load(path, tiny_cfg), out)
-    counts = long_tail_counts(15, 0.5)
-    assert out["train_counts"] == counts
-    assert out["split_sizes"] == {"train": sum(counts), "val": 50, "test": len(tiny_cifar.test_y)}
-    assert out["groups"]["head"] == [0, 1, 2, 3]
-    assert out["test_labels"] == tiny_cifar.test_y.tolist()
-    # the stored metrics are those of the stored predictions
-    recomputed = evaluate(np.array(out["test_labels"]), np.array(out["test"]["predictions"]), counts)
-    stored = out["test"]["metrics"]
-    empty = {k for k, v in recomputed["metrics"].items() if math.isnan(v)}  # empty groups
-    assert empty and {k for k, v in stored.items() if v is None} == empty  # stored as JSON null
-    assert {k: v for k, v in stored.items() if k not in empty} == pytest.approx(
-        {k: v for k, v in recomputed["metrics"].items() if k not in empty}
-    )
-    assert out["test"]["confusion"] == recomputed["confusion"]
-    assert out["provenance"]["data_source"]["kind"] == "synthetic"
-    assert [h["epoch"] for h in out["history"]] == [1, 2]
-
-    # a stored result is returned as is, without data, training or the cache
-    monkeypatch.setattr(artifacts, "dataset", lambda: pytest.fail("recomputed a stored result"))
-    monkeypatch.setattr(artifacts, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
-    assert _same_json(runs.stage1(tiny_cfg, "smoke", compute=False), out)
-
-
-def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
-    dcfg = DecoupleConfig(epochs=2, batch_size=32, tau_grid=(0.0, 1.0))
-    before = artifacts.features(tiny_cfg, progress=False)
-    ckpt = artifacts.run_dir(tiny_cfg) / "checkpoint.pt"
-    ckpt_before = ckpt.read_bytes()
-    out = runs.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
-    after = artifacts.features(tiny_cfg, progress=False)
-    # the backbone and its features are untouched by stage 2
-    assert ckpt.read_bytes() == ckpt_before
-    for k in ("train_features", "val_features", "test_features", "classifier_weight", "classifier_bias"):
-        assert torch.equal(before[k], after[k]), k
-    assert set(out["methods"]) == set(METHODS) - {"baseline"}
-    assert out["stage1_hash"] == config_hash(tiny_cfg)
-    assert out["methods"]["tau_norm"]["choice"]["tau"] in dcfg.tau_grid
-    assert 1 <= out["methods"]["crt"]["choice"]["epoch"] <= dcfg.epochs
-    run = config.DecoupledRun(tiny_cfg, dcfg)
-    # the classifiers are published beside the results, verified by the digest the result records
-    path = weights.path_for("smoke", weights.classifiers_name(run))
-    assert out["classifiers"] == f"models/{path.name}" and out["weights_sha256"] == before["weights_sha256"]
-    stored = weights.split_classifiers(weights.load(path, out["classifiers_sha256"], "unused"))
-    assert set(stored) == set(METHODS)
-    assert weights.metadata_of(path)["weights_sha256"] == before["weights_sha256"]
-    assert torch.equal(stored["baseline"]["weight"], before["classifier_weight"])
-    assert not torch.equal(stored["crt"]["weight"], before["classifier_weight"])
-    assert torch.equal(stored["lws"]["base.weight"], before["classifier_weight"])
-    assert _same_json(results.load(results.result_path("smoke", "decoupled", run), run), out)
-    assert results.load(results.result_path("smoke", "stage1", tiny_cfg), tiny_cfg) is not None
+    pred = np.array([0, 9, 3, 3])
+    assert results.encode_predictions(pred) == "0933"
+    assert results.decode_predictions("0933").tolist() == [0, 9, 3, 3]
+    assert results.encode_predictions(np.array([10, 2])) == [10, 2]  # beyond 10 classes: a list
+    assert results.decode_predictions([10, 2]).tolist() == [10, 2]
 
 
 def _strings(obj):
@@ -256,7 +155,6 @@ def _strings(obj):
 
 def test_committed_results_are_strict_json_without_a_machine_path():
     """Provenance names data by kind, folder name and digest; NaN is not JSON (null is)."""
-    from ltmpq.paths import ROOT
 
     files = sorted((ROOT / "results").glob("*/*/*.json"))
     assert files
@@ -268,18 +166,3 @@ def test_committed_results_are_strict_json_without_a_machine_path():
         payload = json.loads(f.read_text(), parse_constant=refuse)
         absolute = [s for s in _strings(payload) if re.match(r"^(/|[A-Za-z]:\\\\)\w+[/\\\\]", s)]
         assert not absolute, f"{f.name} holds machine paths: {absolute[:3]}"
-
-
-def test_provenance_records_what_decides_the_float_kernels():
-    prov = results.provenance(CFG, {"kind": "imagefolder-jpeg", "path": "/somewhere/cifar10-jpeg"}, 1.0)
-    assert prov["data_source"] == {"kind": "imagefolder-jpeg", "name": "cifar10-jpeg"}
-    dev = prov["device"]
-    assert dev["cpu_capability"] and set(dev["cpu_flags"]) <= set(results.ISA_FLAGS)
-    assert set(dev["kernels"]) == {
-        "onednn",
-        "mkl",
-        "capability_usage",
-        "ATEN_CPU_CAPABILITY",
-        "ONEDNN_MAX_CPU_ISA",
-    }
-    assert {"pillow", "libjpeg_turbo", "numpy", "safetensors"} <= set(prov["versions"])

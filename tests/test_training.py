@@ -267,6 +267,7 @@ def test_features_rebuilt_when_checkpoint_corrupt(tiny_cfg, patched_data):
     _assert_same_features(first, second)
 
 
+@pytest.mark.slow  # a full-width bf16 step: a minute where bf16 is emulated (CPUs without AVX-512 BF16)
 def test_paper_profile_config_trains_one_step_at_full_width(tmp_path):
     """The blog-scale profile is a GPU job; here it is only checked for construction: its own
     config (width 1.0, its learning rate and warm-up) builds and takes a training step."""
@@ -349,9 +350,9 @@ def test_bf16_on_a_cpu_without_bf16_arithmetic_warns(
 ):
     import warnings
 
-    from ltmpq import results
+    from ltmpq import provenance
 
-    monkeypatch.setattr(results, "cpu_flags", lambda: flags)
+    monkeypatch.setattr(provenance, "cpu_flags", lambda: flags)
     x, y = tiny_train
     cfg = replace(tiny_cfg, epochs=1, precision="bf16")
     with warnings.catch_warnings(record=True) as caught:

@@ -9,8 +9,8 @@ import pytest
 from ltmpq import uncertainty, verdicts
 from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.data import class_groups
-from ltmpq.mpq import sensitivity_tables
 from ltmpq.results import decode_predictions, encode_predictions
+from ltmpq.sensitivity import sensitivity_tables
 from ltmpq.verdicts import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED
 
 

@@ -16,7 +16,7 @@ import ltmpq.artifacts as artifacts
 import ltmpq.data
 import ltmpq.runs as runs
 import ltmpq.weights as weights
-from ltmpq import paths, results
+from ltmpq import paths, plan, provenance, results
 from ltmpq.config import DecoupledRun, get_profile
 from ltmpq.paths import ROOT
 from ltmpq.training import predict
@@ -136,17 +136,17 @@ def test_retrain_makes_downstream_results_stale_until_remade(tiny_cfg, patched_d
     runs.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
     old = runs.stage1(tiny_cfg, "smoke")["weights_sha256"]
     # a retrained model with other weights (here: the stored digest rewritten, as a new model would)
-    path = results.result_path("smoke", "stage1", tiny_cfg)
+    path = plan.result_path("smoke", "stage1", tiny_cfg)
     stored = results.load(path, tiny_cfg)
     stored["weights_sha256"] = "e" * 64
     from ltmpq.io import write_json
 
     write_json(path, stored)
-    said = (
-        r"was computed from other weights \(\w{12}\) than its stage-1 run's \(eeeeeeeeeeee\); remake it with"
-    )
-    with pytest.raises(results.MissingResultError, match=said):
+    said = r"is stale \(computed from weights \w{12}, its stage-1 run's are eeeeeeeeeeee\): remake it with"
+    with pytest.raises(results.ResultError, match=said):
         runs.decoupled(tiny_cfg, dcfg, "smoke", compute=False)
+    with pytest.raises(results.ResultError, match=said):  # a computing run does not replace it unasked
+        runs.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
     assert old != "e" * 64
 
 
@@ -154,7 +154,7 @@ def test_a_result_that_predates_published_weights_is_not_silently_retrained(tiny
     """Chapter 4's trouble: training again from the config gave another model than chapter 1's."""
     s1 = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     (paths.results_dir() / "smoke" / s1["weights"]).unlink()
-    path = results.result_path("smoke", "stage1", tiny_cfg)
+    path = plan.result_path("smoke", "stage1", tiny_cfg)
     legacy = {k: v for k, v in results.load(path, tiny_cfg).items() if k not in ("weights", "weights_sha256")}
     from ltmpq.io import write_json
 
@@ -172,7 +172,7 @@ def test_a_result_that_predates_published_weights_is_not_silently_retrained(tiny
 def _committed_runs():
     out = []
     for cfg in SMOKE.stage1_configs():
-        s1 = results.load(COMMITTED / "stage1" / results.result_path("smoke", "stage1", cfg).name, cfg)
+        s1 = results.load(COMMITTED / "stage1" / plan.result_path("smoke", "stage1", cfg).name, cfg)
         assert s1 is not None and s1.get("weights_sha256"), (
             f"results/smoke lacks {cfg.tag}: make runs PROFILE=smoke"
         )
@@ -186,7 +186,7 @@ def test_the_committed_smoke_weights_match_their_results_digests(monkeypatch):
         model, sha = artifacts.stage1_weights(cfg)  # verified against the result's digest, no data read
         assert sha == s1["weights_sha256"] and (COMMITTED / s1["weights"]).is_file()
         run = DecoupledRun(cfg, SMOKE.decouple)
-        dec = results.load(COMMITTED / "decoupled" / results.result_path("smoke", "decoupled", run).name, run)
+        dec = results.load(COMMITTED / "decoupled" / plan.result_path("smoke", "decoupled", run).name, run)
         assert dec["weights_sha256"] == sha and (COMMITTED / dec["classifiers"]).is_file()
 
 
@@ -215,7 +215,7 @@ def test_the_committed_weights_reproduce_the_stored_predictions(monkeypatch, tmp
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no CIFAR-10 copy at {REAL_DATA}")
-    here = (results.cpu_model(), torch.backends.cpu.get_cpu_capability())
+    here = (provenance.cpu_model(), torch.backends.cpu.get_cpu_capability())
     for cfg, s1 in _committed_runs():
         model, _ = artifacts.stage1_weights(cfg, data)
         _, logits = predict(model, torch.from_numpy(data.test_x[artifacts.splits_for(cfg, data).test]))

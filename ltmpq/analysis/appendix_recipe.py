@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import recipe
+from .. import frames, recipe
 from ..results import decode_predictions
 from ..uncertainty import ranking_reliability
 from .ch1_evaluation import table1_vs_blog
@@ -226,51 +226,31 @@ def training_cost(s1: Mapping, processes: int = 2) -> dict:
 REBUILD_AIMS = {"cold": 180, "from weights": 45}
 
 
-def _machines(rs) -> str:
-    """The CPUs that made a part's results and how many each made, as recorded in their provenance
-    ("Intel(R) Xeon(R) Processor (AVX512) × 15"): recorded seconds are that machine's seconds."""
-    seen: dict[str, int] = {}
-    for r in rs:
-        dev = r.get("provenance", {}).get("device") or {}
-        name = f"{dev.get('cpu_model', 'unrecorded CPU')} ({dev.get('cpu_capability', '?')})"
-        seen[name] = seen.get(name, 0) + 1
-    return ", ".join(f"{k} × {n}" for k, n in seen.items())
-
-
 def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.DataFrame, dict]:
-    """Where a rebuild of the profile's results goes, from the seconds each stored result records.
+    """Where a rebuild of the profile's results goes, from the seconds each stored result records
+    (:func:`ltmpq.frames.cost_frame`).
 
-    ``parts``: part name -> ``{config: stored result}`` (e.g. "training" -> stage-1 results,
-    "chapter 4" -> mpq results). Training counts its ``train_seconds``, chapter 4 its measured
-    ``seconds`` split into sweep / Hessian traces / allocations, every other part its wall time.
-    Wall time on ``processes`` one-thread processes is the summed process time divided by them
-    (the grid keeps both busy; the last, lone task of a stage makes it a lower bound). A result
-    that two parts share is counted once."""
-    rows, seen = [], set()
-    for name, stored in parts.items():
-        # a result two parts share (a hypothesis equal to a chapter-3 variant) counts in the first
-        rs = [r for r in stored.values() if (r.get("kind"), r.get("config_hash")) not in seen]
-        seen |= {(r.get("kind"), r.get("config_hash")) for r in rs}
-        machines = _machines(rs)
-        if name == "training":
-            rows.append({"part": name, "runs": len(rs), "seconds": sum(r["train_seconds"] for r in rs),
-                         "machines": machines})  # fmt: skip
-        elif rs and "allocations" in rs[0]:  # chapter 4: its own breakdown
-            split = {"sweep": "single-layer sweep", "hessian": "Hessian traces", "evaluation": "allocations"}
-            for key, label in split.items():
-                rows.append(
-                    {
-                        "part": f"{name}: {label}",
-                        "runs": len(rs),
-                        "seconds": sum(r["seconds"][key] for r in rs),
-                        "machines": machines,
-                    }
-                )
-        else:
-            rows.append(
-                {"part": name, "runs": len(rs), "seconds": sum(r["provenance"]["wall_seconds"] for r in rs),
-                 "machines": machines}
-            )  # fmt: skip
+    ``parts``: part name -> ``{key: stored result}`` (e.g. "training" -> stage-1 results,
+    "chapter 4" -> mpq results). Training counts its training seconds, chapter 4 its measured
+    sweep / Hessian traces / allocations, every other part its wall time. Wall time on
+    ``processes`` one-thread processes is the summed process time divided by them (the grid keeps
+    both busy; the last, lone task of a stage makes it a lower bound). A result that two parts
+    share is counted once, in the first."""
+    f = frames.cost_frame(parts)
+    f = f.merge(f.drop_duplicates("result")[["result", "group"]])  # a shared result: its first part only
+    split = {"sweep": "single-layer sweep", "hessian": "Hessian traces", "evaluation": "allocations"}
+    f = f[(f["kind"] != "mpq") | f["part"].isin(list(split))]
+    # in the order of the parts asked for, chapter 4's as listed in ``split``
+    rank, group = {p: i for i, p in enumerate(split)}, {g: i for i, g in enumerate(parts)}
+    f = f.iloc[np.lexsort([f["part"].map(rank).fillna(-1), f["group"].map(group)])]
+    f["part"] = [
+        f"{g}: {split[p]}" if k == "mpq" else g for g, k, p in f[["group", "kind", "part"]].to_numpy()
+    ]
+    rows = []
+    for part, g in f.groupby("part", sort=False):
+        made = g.drop_duplicates("result")["machine"].value_counts(sort=False)
+        rows.append({"part": part, "runs": g["result"].nunique(), "seconds": g["seconds"].sum(),
+                     "machines": ", ".join(f"{m} × {n}" for m, n in made.items())})  # fmt: skip
     t = pd.DataFrame(rows)
     t["process-min"] = t["seconds"] / 60
     t[f"wall-min on {processes}"] = t["process-min"] / processes
@@ -285,7 +265,7 @@ def rebuild_cost(parts: Mapping[str, Mapping], processes: int = 2) -> tuple[pd.D
         "rebuild_cold_met": "within" if cold <= REBUILD_AIMS["cold"] else "over",
         "rebuild_weights_met": "within" if weights <= REBUILD_AIMS["from weights"] else "over",
         "rebuild_largest": t.loc[t["seconds"].idxmax(), "part"],
-        "rebuild_machines": len({m.rsplit(" × ", 1)[0] for ms in t["machines"] for m in ms.split(", ") if m}),
+        "rebuild_machines": f["machine"].nunique(),
     }
     return t.drop(columns="seconds").set_index("part"), facts
 

@@ -15,7 +15,7 @@ from scipy import stats
 
 from .. import blog, verdicts
 from ..config import Stage1Config
-from ..frames import summarize
+from ..frames import gap_frame, gap_per_seed, summarize
 from ..tables import ci_text, pm
 
 #: The metrics of chapter 1's full table, in the order shown.
@@ -60,34 +60,12 @@ def recipe_facts(cfg: Stage1Config, n_seeds: int) -> dict:
 # --------------------------------------------------------------------------- the head-tail gap
 
 
-def gap_frame(
-    frame: pd.DataFrame, split: str = "test", high: str = "head", low: str = "tail"
-) -> pd.DataFrame:
-    """Per run (imbalance_factor, method, seed): ``gap`` = accuracy of ``high`` minus ``low`` (points).
-
-    The gap is taken within each run, so its interval over seeds shows how consistently a method
-    narrows it (chapters 1, 2 and the verdicts).
-    """
-    per = frame[(frame["split"] == split) & frame["metric"].isin([high, low])]
-    per = per.pivot_table(index=["imbalance_factor", "method", "seed"], columns="metric", values="value")
-    return (per[high] - per[low]).rename("gap").reset_index()
-
-
 def gap_summary(
     frame: pd.DataFrame, split: str = "test", high: str = "head", low: str = "tail"
 ) -> pd.DataFrame:
     """Per (imbalance_factor, method): mean ``gap``, 95% t-interval half-width ``ci`` and ``n`` seeds."""
     s = summarize(gap_frame(frame, split, high, low), by=("imbalance_factor", "method"), value="gap")
     return s.rename(columns={"mean": "gap"})
-
-
-def gap_per_seed(frame: pd.DataFrame, imbalance_factor: float, method: str) -> pd.Series:
-    """The head-tail gap of each seed's run (indexed by seed) at one imbalance factor and method."""
-    g = gap_frame(frame)
-    g = g[(g["imbalance_factor"] == imbalance_factor) & (g["method"] == method)]
-    if g.empty:
-        raise ValueError(f"no {method!r} runs at imbalance factor {imbalance_factor!r}")
-    return g.set_index("seed")["gap"].sort_index()
 
 
 def gap_growth(frame: pd.DataFrame, method: str = "baseline") -> list[dict]:

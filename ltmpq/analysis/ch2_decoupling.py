@@ -12,10 +12,10 @@ import pandas as pd
 
 from .. import blog, verdicts
 from ..config import DecoupleConfig
-from ..frames import per_class_frame
+from ..frames import gap_per_seed, per_class_frame
 from ..tables import ci_text, wide
 from ..vocab import METHOD_LABELS, METHODS
-from .ch1_evaluation import gap_per_seed, gap_summary, table1_vs_blog
+from .ch1_evaluation import gap_summary, table1_vs_blog
 
 #: Table 1's two models as the chapter labels them.
 TABLE1_MODELS = {"baseline": "base", "crt": "dec (cRT)"}

@@ -14,13 +14,12 @@ from scipy import stats as sps
 
 from .. import blog, verdicts
 from ..config import QuantConfig
-from ..frames import quant_per_class, quant_predictions, summarize
+from ..frames import cost_frame, delta_per_seed, quant_per_class, quant_predictions, summarize
 from ..tables import pm, wide
 from ..uncertainty import benjamini_hochberg, mean_ci, paired_drop_gap, per_class_mcnemar
-from ..vocab import CLASSES, FLOAT, METHOD_LABELS, METHODS
+from ..vocab import BLOG_MODELS, CLASSES, FLOAT, METHOD_LABELS, METHODS
 
 #: The two models the blog quantizes (and chapter 3's per-class and flip analyses show).
-BLOG_MODELS = ("baseline", "crt")
 #: Significance level of the paired tests, after Benjamini-Hochberg.
 ALPHA = 0.05
 
@@ -359,16 +358,6 @@ def exemplar_picks(ex: dict, n: int = 8, seed: int = 0) -> np.ndarray:
 # --------------------------------------------------------------------------- ablations
 
 
-def delta_per_seed(drops: pd.DataFrame) -> pd.DataFrame:
-    """Per run (variant, IF, seed, method, bits): head and tail drop and ``delta`` = tail - head
-    (points; positive: the tail pays more). Chapter 3's ablations and claim 3's verdict."""
-    d = drops[drops["metric"].isin(["head", "tail"]) & (drops["bits"] != FLOAT)]
-    d = d.pivot_table(
-        index=["variant", "imbalance_factor", "seed", "method", "bits"], columns="metric", values="drop"
-    ).reset_index()
-    return d.assign(delta=d["tail"] - d["head"])
-
-
 def ablations(drops: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
     """Per variant, IF, method and bits: Δ's mean ± CI over seeds, who pays (``tail``, ``head``
     or ``–`` when the interval contains 0), and whether that differs from the default quantizer."""
@@ -489,18 +478,7 @@ def calibration_counts(qres: dict[str, dict]) -> pd.DataFrame | None:
 
 def cost(qres: dict[str, dict]) -> tuple[pd.DataFrame, dict]:
     """Wall time of every sweep (table per variant) and the totals the prose states."""
-    wall = pd.DataFrame(
-        [
-            {
-                "variant": v,
-                "seconds": r["provenance"]["wall_seconds"],
-                "device": r["provenance"]["device"]["name"],
-                "threads": r["provenance"]["device"]["torch_threads"],
-            }
-            for v, by in qres.items()
-            for r in by.values()
-        ]
-    )
+    wall = cost_frame(qres).rename(columns={"group": "variant"})
     facts = {
         "wall_min": f"{wall['seconds'].sum() / 60:.0f}",
         "wall_default_min": f"{wall[wall['variant'] == 'default']['seconds'].sum() / 60:.1f}",

@@ -13,18 +13,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import kendalltau
 
-from .. import blog, verdicts
+from .. import blog, claims, frames, verdicts
 from ..config import MPQConfig
 from ..data import blog_head_tail, class_groups
-from ..frames import ALLOCATION_LABELS, mpq_correct, mpq_frame, mpq_select, pct
-from ..mpq import sensitivity_tables
+from ..frames import ALLOCATION_LABELS, mpq_correct, mpq_frame, mpq_select, pct, rule_frame
 from ..results import decode_predictions
+from ..sensitivity import sensitivity_tables
 from ..tables import pm
 from ..uncertainty import benjamini_hochberg, mean_ci, paired_difference, per_class_mcnemar
-from ..vocab import CLASSES, LAYER_NAMES, METHOD_LABELS
+from ..vocab import CLASSES, DECOUPLED, LAYER_NAMES, METHOD_LABELS
 
 #: Which model chapter 4's figures and the budget sweep show.
-HEAD = "crt"
+HEAD = DECOUPLED
 #: The allocations of the rule analogue (Table 2) in the order shown, and the blog's row names.
 TABLE2_ROWS = ("float", "norm-driven", "tail-driven", "random")
 TABLE2_BLOG = {"float": "float", "norm-driven": "norm-driven 6&4", "tail-driven": "tail-driven 6&4"}
@@ -190,7 +190,8 @@ def split_halves(labels, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarr
 def layer_losses(r: dict, head: str, bits: int, metric: str = "overall", images: np.ndarray | None = None):
     """Accuracy points lost by quantizing each layer alone at ``bits`` (one stored chapter-4 run),
     under an accuracy ``metric`` (``overall``, ``tail``, ...) on the validation images ``images``
-    (None: all). The same sensitivity as the allocations use (:func:`ltmpq.mpq.sensitivity_tables`)."""
+    (None: all). The same sensitivity as the allocations use
+    (:func:`ltmpq.sensitivity.sensitivity_tables`)."""
     if head not in r["sweep"]:
         raise ValueError(f"the stored sweep has no head {head!r}; it has {list(r['sweep'])}")
     swept = sorted({int(b) for by_bits in r["sweep"][head]["layers"].values() for b in by_bits})
@@ -273,19 +274,6 @@ def rank_facts(agreement: dict[str, pd.DataFrame]) -> dict:
 
 
 # --------------------------------------------------------------------------- the 6&4 rule (Table 2, Fig. 10)
-
-
-def rule_frame(frame: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The float model and the rule's allocations at ``k`` (random: mean over its draws), per seed."""
-    d = frame[(frame["kind"] == "float") | (frame["kind"].isin(["rule", "rule-random"]) & (frame["k"] == k))]
-    return d.groupby(["head", "allocation", "seed", "metric"])["value"].mean().reset_index()
-
-
-def rule_metric(frame: pd.DataFrame, k: int, allocation: str, metric: str, head: str = HEAD) -> pd.Series:
-    """One allocation's test metric per seed (indexed by seed), of the rule at ``k``."""
-    d = rule_frame(frame, k)
-    d = d[(d["head"] == head) & (d["allocation"] == allocation) & (d["metric"] == metric)]
-    return d.set_index("seed")["value"].sort_index()
 
 
 def table2(frame: pd.DataFrame, k: int, heads: Sequence[str]) -> pd.DataFrame:
@@ -502,18 +490,16 @@ def budget_facts(bud: pd.DataFrame, mres: dict, mcfg: MPQConfig) -> dict:
 
 def cost(mres: dict) -> tuple[pd.DataFrame, dict]:
     """Seconds per seed for each part of the run, and the totals the prose states."""
-    t = pd.DataFrame(
-        [
-            {
-                "seed": cfg.seed,
-                **r["seconds"],
-                "total": sum(r["seconds"].values()),
-                "threads": r["provenance"]["device"]["torch_threads"],
-                "allocations": len(r["allocations"]),
-            }
-            for cfg, r in mres.items()
-        ]
-    ).set_index("seed")
+    f = frames.cost_frame({"chapter 4": mres})
+    # one row per run (a seed appears once per imbalance factor), its parts in the order it recorded them
+    t = f.pivot_table(index="result", columns="part", values="seconds", sort=False)
+    t = t[list(dict.fromkeys(f["part"]))]
+    t.columns.name = None
+    t.insert(0, "seed", f.groupby("result", sort=False)["seed"].first())
+    t["total"] = t[list(dict.fromkeys(f["part"]))].sum(axis=1)
+    t["threads"] = f.groupby("result", sort=False)["threads"].first()
+    t["allocations"] = [len(r["allocations"]) for r in mres.values()]
+    t = t.set_index("seed")
     facts = {
         "cost_total_min": f"{t['total'].sum() / 60:.0f}",
         "cost_sweep_s": f"{t['sweep'].mean():.0f}",
@@ -522,3 +508,24 @@ def cost(mres: dict) -> tuple[pd.DataFrame, dict]:
         "n_alloc": int(t["allocations"].iloc[0]),
     }
     return t, facts
+
+
+def study_parts(s1: dict, dec: dict, qres: dict, mres: dict, quant_bits, k: int, n_splits: int,
+                bits: int) -> list:  # fmt: skip
+    """Every part of the four claims from a model set's stored results (chapters 1-2's ``s1`` and
+    ``dec``, chapter 3's default sweeps ``qres``, chapter 4's ``mres`` at one imbalance factor):
+    chapter 4 judges another model set (e.g. the predecessor's) by it, to show what changed."""
+    acc = frames.metrics_frame(s1, dec)
+    drops = frames.drop_frame(frames.quant_frame({"default": qres}))
+    gap = rank_agreement(mres, HEAD, bits, n_splits)["per_seed"].set_index("seed")["gap"]
+    return claims.study_parts(acc, drops, quant_bits, gap, frames.mpq_frame(mres), k)
+
+
+def claim4_by_imbalance(mres: dict, k: int, bits: int, n_splits: int) -> pd.DataFrame:
+    """Claim 4's verdict table at each imbalance factor chapter 4 ran (``mres``: its stored runs
+    of every factor), with an ``IF`` column, strongest imbalance first."""
+    tables = []
+    for f, group in by_imbalance(mres).items():
+        gap = rank_agreement(group, HEAD, bits, n_splits)["per_seed"].set_index("seed")["gap"]
+        tables.append(claims.verdict_table(claims.claim4(gap, frames.mpq_frame(group), k)).assign(IF=f))
+    return pd.concat(tables, ignore_index=True)

@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .. import claims, fairness, verdicts
+from .. import claims, correlation, verdicts
+from ..frames import delta_per_seed
 from ..tables import pm
 from ..uncertainty import mean_ci
-from ..vocab import FLOAT, METHOD_LABELS
-from .ch3_quantization import BLOG_MODELS, blog_drop, delta_per_seed
+from ..vocab import BLOG_MODELS, FLOAT, METHOD_LABELS
+from .ch3_quantization import blog_drop
 
 #: The blog's 6-bit pattern for the baseline, in accuracy points lost from float: the tail loses
 #: at least ``TAIL_HIT`` while the head loses at most ``HEAD_SPARED`` (blog: 6.5 and 0.5).
@@ -294,7 +295,7 @@ def predictors(bits: int) -> dict[str, str]:
 def mechanism_table(frame: pd.DataFrame, bits: Sequence[int], n_boot: int = 2000) -> pd.DataFrame:
     """Per (images, head, bits): each predictor's Spearman rho with the per-class drop over
     classes (mean over seeds, pigeonhole-bootstrap CI), its partial rho given the training count,
-    and |rho| minus the training count's |rho| (:func:`ltmpq.fairness.compare_predictors`).
+    and |rho| minus the training count's |rho| (:func:`ltmpq.correlation.compare_predictors`).
     A drop that is the same for every class of a seed (nothing to rank: a model too small, or a
     bit-width that changes nothing) gives NaN rows rather than an error."""
     out = []
@@ -315,7 +316,7 @@ def mechanism_table(frame: pd.DataFrame, bits: Sequence[int], n_boot: int = 2000
                     }
                 )
             else:
-                t = fairness.compare_predictors(
+                t = correlation.compare_predictors(
                     g, target, predictors(b), control="−log(training count)",
                     reference="−log(training count)", n_boot=n_boot,
                 )  # fmt: skip

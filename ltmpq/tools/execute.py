@@ -48,6 +48,23 @@ def parameter_names(nb) -> list[str]:
     return names
 
 
+def check_output(source: Path, output: Path) -> None:
+    """Refuse an ``output`` that cannot receive the executed notebook, before anything runs (an
+    execution takes minutes, and writing over a chapter source would lose it)."""
+    source, output = Path(source), Path(output)
+    if output.exists() and os.path.samefile(output, source):  # also through a symlink or a hard link
+        raise ValueError(f"output {output} is the chapter source {source}; name the .ipynb notebook to write")
+    if output.is_dir():
+        raise ValueError(f"output {output} is a folder; name the .ipynb notebook to write, "
+                         f"e.g. {output / f'{source.stem}.ipynb'}")  # fmt: skip
+    if output.suffix != ".ipynb":  # writing JSON to a .py (or any other) name could clobber a source
+        raise ValueError(f"output {output} must end in .ipynb (an executed notebook), got {output.suffix!r}")
+    # the nearest existing ancestor must be a folder, or the write fails only after the execution
+    parent = next((p for p in output.parents if p.exists()), None)
+    if parent is not None and not parent.is_dir():
+        raise ValueError(f"output {output} cannot be written: {parent} is a file, not a folder")
+
+
 def execute_chapter(
     source: Path, output: Path, parameters: dict[str, Any] | None = None, progress: bool = False
 ) -> None:
@@ -55,6 +72,7 @@ def execute_chapter(
     source, output = Path(source), Path(output)
     if not source.is_file():
         raise FileNotFoundError(f"no chapter source {source}")
+    check_output(source, output)
     nb = jupytext.read(source)
     known = parameter_names(nb)
     unknown = [name for name in (parameters or {}) if name not in known]

@@ -2,7 +2,7 @@
 
 One command trains stage 1 (VGG16 width 1.0, the profile's epochs) for each seed, fits chapter 2's
 decoupled classifiers, and quantizes them with chapter 3's default quantizer at the profile's
-bit-widths: ``ltmpq.runs.run_profile(profile, [IF], seeds, stages=("stage1", "decoupled",
+bit-widths: ``ltmpq.engine.run_grid(profile, [IF], seeds, stages=("stage1", "decoupled",
 "quantized"), variants=["default"])``. It prints the plan and a budget estimate first; on a GPU
 the estimate uses the training loop's images/s measured there (a few seconds), elsewhere a
 stated planning figure (:data:`PLANNING`). On CUDA, :mod:`ltmpq.training` keeps the images on
@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 
 from ..cli import imbalance_factor_arg, seed_arg
-from ..config import PROFILES, DecoupledRun, QuantizedRun, Stage1Config, get_profile, with_overrides
+from ..config import PROFILES, Stage1Config, get_profile, with_overrides
 from ..data import long_tail_counts
 from ..models import VGG16
 from ..vocab import NUM_CLASSES
@@ -261,15 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     if len(set(args.imbalance_factors)) != len(args.imbalance_factors):
         parser.error(f"--if must be distinct, got {args.imbalance_factors}")
     debug = args.debug or bool(os.environ.get("LTMPQ_DEBUG"))
-    from .. import results, runs
+    from .. import plan, results
     from ..data import DataError, DataNotFoundError
+    from ..engine import run_grid
     from ..results import MissingResultError
     from ..training import default_device
 
     try:
         prof = get_profile(args.profile)
-        todo = runs.plan(args.profile, args.imbalance_factors, args.seeds, STAGES)
-        cfgs = [cfg for cfg, _ in todo]
+        todo = plan.grid(args.profile, args.imbalance_factors, args.seeds, STAGES, VARIANTS)
+        cfgs = list(dict.fromkeys(r.stage1 for r in todo))
         device = default_device()
         settings = configure_torch(device)
         print(f"device: {'; '.join(settings)}")
@@ -289,8 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             print("dry run: nothing trained")
             return 0
         t0 = time.perf_counter()
-        runs.run_profile(args.profile, args.imbalance_factors, args.seeds, stages=STAGES,
-                         progress=not args.quiet, variants=list(VARIANTS))  # fmt: skip
+        run_grid(args.profile, args.imbalance_factors, args.seeds, stages=STAGES, variants=list(VARIANTS),
+                 progress=not args.quiet, stop_on_error=True)  # fmt: skip
         wall = time.perf_counter() - t0
     except KeyboardInterrupt:
         if debug:
@@ -303,22 +304,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     missing = 0
-    qcfg = prof.quant_configs(VARIANTS)[VARIANTS[0]]
     for cfg in cfgs:
-        paths = {
-            "stage1": results.result_path(args.profile, "stage1", cfg),
-            "decoupled": results.result_path(args.profile, "decoupled", DecoupledRun(cfg, prof.decouple)),
-            "quantized": results.result_path(
-                args.profile, "quantized", QuantizedRun(cfg, prof.decouple, qcfg, prof.quant_bits, True)
-            ),
-        }
-        here = {kind: path.is_file() for kind, path in paths.items()}
+        here = {r.kind: results.run_state(r, args.profile) == "ok" for r in todo if r.stage1 == cfg}
         missing += not all(here.values())
-        s1 = results.load(paths["stage1"], cfg) or {}
+        s1 = results.load(plan.result_path(args.profile, "stage1", cfg), cfg) or {}
         speed = s1.get("train_images_per_second")
         print(f"  {cfg.tag:>16}: " + ", ".join(f"{k} {'stored' if v else 'MISSING'}" for k, v in here.items())
               + (f"; stage 1 trained at {speed:,.0f} img/s" if speed else ""))  # fmt: skip
-    where = results.result_path(args.profile, "stage1", cfgs[0]).parent.parent
+    where = plan.result_path(args.profile, "stage1", cfgs[0]).parent.parent
     print(f"done in {wall:.0f} s (estimate {est.seconds:.0f} s); results in {where}")
     return 1 if missing else 0
 

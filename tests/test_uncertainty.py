@@ -1,23 +1,83 @@
-"""Chapter 3's statistics (ltmpq.stats: BH, exact McNemar, paired drop-gap bootstrap) and its tables
-(ltmpq.report: bits_order, quant_frame, quant_per_class, quant_predictions, drop_frame).
-
-The stored quantized sweeps are built by hand in the shape ltmpq.experiments.quantized stores
-(fractions, null for an empty group, predictions encoded as strings), so nothing is trained.
-"""
+"""ltmpq.uncertainty: intervals over seeds, binomial intervals, Benjamini-Hochberg, exact McNemar and
+chapter 3's paired drop-gap bootstrap; each checked against scipy or a hand computation."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
+from fakes import direct_gap
 from scipy import stats as sps
 
-from ltmpq import frames
-from ltmpq.config import Stage1Config
-from ltmpq.results import encode_predictions
-from ltmpq.uncertainty import benjamini_hochberg, mcnemar_exact, paired_drop_gap
+from ltmpq.uncertainty import benjamini_hochberg, binomial_half_width, mcnemar_exact, mean_ci, paired_drop_gap
+
+# ------------------------------------------------------------------ stats
+
+
+@pytest.mark.parametrize("confidence", [0.95, 0.9, 0.5])
+def test_mean_ci_matches_scipy_t_interval(confidence):
+    v = np.array([61.0, 63.5, 60.25, 64.0, 62.2])
+    mean, half, n = mean_ci(v, confidence)
+    lo, hi = sps.t.interval(confidence, len(v) - 1, loc=v.mean(), scale=sps.sem(v))
+    assert n == 5
+    assert mean == pytest.approx(v.mean())
+    assert half == pytest.approx((hi - lo) / 2)
+    assert mean - half == pytest.approx(lo) and mean + half == pytest.approx(hi)
+
+
+def test_mean_ci_two_values_by_hand():
+    # t(0.975, 1) = 12.706; std(ddof=1) of (60, 64) = 2 sqrt(2); / sqrt(2) -> 2
+    mean, half, n = mean_ci([60.0, 64.0])
+    assert (mean, n) == (62.0, 2)
+    assert half == pytest.approx(12.7062 * 2, abs=1e-3)
+
+
+def test_mean_ci_ignores_nans():
+    with_nan = mean_ci([1.0, float("nan"), 2.0, 4.0, float("nan")])
+    assert with_nan == pytest.approx(mean_ci([1.0, 2.0, 4.0]))
+    assert with_nan[2] == 3
+
+
+def test_mean_ci_single_value_has_nan_half_width():
+    mean, half, n = mean_ci([0.7])
+    assert mean == 0.7 and math.isnan(half) and n == 1
+    mean, half, n = mean_ci([float("nan"), 0.7])  # one value left after dropping NaN
+    assert mean == 0.7 and math.isnan(half) and n == 1
+
+
+@pytest.mark.parametrize("values", [[], [float("nan"), float("nan")], np.array([])])
+def test_mean_ci_empty_gives_nan_nan_0(values):
+    mean, half, n = mean_ci(values)
+    assert math.isnan(mean) and math.isnan(half) and n == 0
+
+
+@pytest.mark.parametrize("confidence", [0, 1, -0.5, 1.5, 95])
+def test_mean_ci_rejects_bad_confidence(confidence):
+    with pytest.raises(ValueError, match="confidence"):
+        mean_ci([1.0, 2.0, 3.0], confidence)
+
+
+def test_binomial_half_width_is_the_wilson_interval_by_hand():
+    """Wilson: centre (k + z²/2) / (n + z²), half-width z / (n + z²) * sqrt(k (n - k) / n + z² / 4)."""
+    z = sps.norm.ppf(0.975)
+    for acc, n in ((0.8, 10_000), (0.563, 1000), (0.39, 6000), (0.1, 40)):
+        k = round(acc * n)
+        wilson = z / (n + z**2) * math.sqrt(k * (n - k) / n + z**2 / 4)
+        assert binomial_half_width(acc, n) == pytest.approx(wilson, rel=1e-9)
+    got = binomial_half_width(0.8, 10_000)
+    assert got == pytest.approx(0.00784, abs=1e-5)  # ~0.78 points, as the normal approximation says here
+    # wider at a lower n, not zero at a perfect accuracy (unlike the normal approximation)
+    assert binomial_half_width(0.8, 100) > 9 * got
+    assert 0 < binomial_half_width(1.0, 100) < 0.025
+    assert binomial_half_width(0.8, 10_000, confidence=0.9) < got
+
+
+@pytest.mark.parametrize(("acc", "n"), [(1.2, 100), (-0.1, 100), (0.5, 0)])
+def test_binomial_half_width_rejects_impossible_inputs(acc, n):
+    with pytest.raises(ValueError, match="accuracy must be in"):
+        binomial_half_width(acc, n)
+
 
 # ------------------------------------------------------------------ benjamini_hochberg
 
@@ -165,20 +225,6 @@ def make_labels(sizes=CLASS_SIZES, seed=0) -> np.ndarray:
     return np.random.default_rng(seed).permutation(np.repeat(np.arange(len(sizes)), sizes))
 
 
-def direct_gap(labels, ref, new, high=HIGH, low=LOW) -> tuple[float, float, float]:
-    """(mean over runs of low-group drop - high-group drop, mean high drop, mean low drop), in points."""
-    ref, new = np.atleast_2d(ref), np.atleast_2d(new)
-    gaps, highs, lows = [], [], []
-    for r in range(ref.shape[0]):
-        acc_drop = {c: ref[r, labels == c].mean() - new[r, labels == c].mean() for c in set(high) | set(low)}
-        h = 100 * np.mean([acc_drop[c] for c in high])
-        lo = 100 * np.mean([acc_drop[c] for c in low])
-        gaps.append(lo - h)
-        highs.append(h)
-        lows.append(lo)
-    return float(np.mean(gaps)), float(np.mean(highs)), float(np.mean(lows))
-
-
 def tail_effect(labels, runs=3, base=0.8, tail_loss=0.3, seed=0):
     """(ref, new) correctness: low-class images lose correctness with probability ``tail_loss``."""
     rng = np.random.default_rng(seed)
@@ -203,7 +249,7 @@ def test_drop_gap_point_estimate_is_the_direct_computation():
     rng = np.random.default_rng(5)
     new = new ^ (rng.random(new.shape) < 0.05)  # some head changes too, in both directions
     got = paired_drop_gap(labels, ref, new, HIGH, LOW, n_boot=200)
-    est, high, low = direct_gap(labels, ref, new)
+    est, high, low = direct_gap(labels, ref, new, HIGH, LOW)
     assert got["estimate"] == pytest.approx(est, abs=1e-9)
     assert got["drop_high"] == pytest.approx(high, abs=1e-9)
     assert got["drop_low"] == pytest.approx(low, abs=1e-9)
@@ -378,214 +424,3 @@ def test_drop_gap_class_without_images_raises():
     keep = labels != 4
     with pytest.raises(ValueError, match="class 4 has no test images"):
         paired_drop_gap(labels[keep], ref[:, keep], new[:, keep], HIGH, LOW, n_boot=10)
-
-
-# ------------------------------------------------------------------ bits_order
-
-
-def test_bits_order_float_first_then_fewer_bits():
-    assert frames.bits_order({"4", "float", "8", "6"}) == ["float", "8", "6", "4"]
-    assert frames.bits_order(["2", "16", "float", "8", "8"]) == ["float", "16", "8", "2"]  # numeric
-
-
-def test_bits_order_without_float():
-    assert frames.bits_order(["4", "16", "8", "2"]) == ["16", "8", "4", "2"]  # not "8" > "4" > "2" > "16"
-    assert frames.bits_order([]) == []
-
-
-# ------------------------------------------------------------------ stored quantized sweeps
-
-IF = 0.01
-SEEDS = (0, 1)
-CFGS = [Stage1Config(imbalance_factor=IF, seed=s) for s in SEEDS]
-BITS = ("float", "8", "4")
-METHODS = ("crt", "lws")
-N_CLASSES = 4
-LABELS = [0, 1, 2, 3, 0, 1, 2, 3, 3, 0]
-#: fractions at float; each bit-width loses LOSS[bits] (and the "ablate" variant 0.01 more)
-FLOAT_METRICS = {"overall": 0.80, "head": 0.90, "tail": 0.50, "few": None}
-LOSS = {"float": 0.0, "8": 0.02, "4": 0.30}
-
-
-def metric(variant: str, seed: int, method: str, bits: str, name: str) -> float | None:
-    v = FLOAT_METRICS[name]
-    if v is None:
-        return None
-    return round(
-        v + 0.01 * seed + (0.05 if method == "lws" else 0) - LOSS[bits] - (variant == "ablate") * 0.01, 6
-    )
-
-
-def per_class(seed: int, method: str, bits: str) -> list[float | None]:
-    return [round(0.9 - 0.2 * c - LOSS[bits] + 0.01 * seed, 6) if c != 3 or bits != "4" else None
-            for c in range(N_CLASSES)]  # fmt: skip
-
-
-def predictions(seed: int, method: str, bits: str) -> np.ndarray:
-    rng = np.random.default_rng([seed, METHODS.index(method), BITS.index(bits)])
-    return rng.integers(0, N_CLASSES, len(LABELS))
-
-
-def quant_result(cfg: Stage1Config, variant: str = "default", keep: bool = True) -> dict:
-    """A stored quantized sweep (ltmpq.experiments.quantized's shape) of float, 8 and 4 bits."""
-    entries = {}
-    for bits in BITS:
-        methods = {}
-        for m in METHODS:
-            ev = {
-                "metrics": {k: metric(variant, cfg.seed, m, bits, k) for k in FLOAT_METRICS},
-                "per_class": per_class(cfg.seed, m, bits),
-            }
-            val = {"metrics": {k: 0.1 for k in FLOAT_METRICS}, "per_class": [0.1] * N_CLASSES}
-            if keep:
-                ev["predictions"] = encode_predictions(predictions(cfg.seed, m, bits))
-            methods[m] = {"val": val, "test": ev}
-        entries[bits] = {"bit_map": {}, "size": {}, "methods": methods, "seconds": 0.1}
-    return {"kind": "quantized", "profile": "cpu", "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
-            "train_counts": [50, 20, 8, 2], "calibration_counts": None, "entries": entries}  # fmt: skip
-
-
-def stage1_result(cfg: Stage1Config, labels=LABELS) -> dict:
-    return {"kind": "stage1", "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
-            "test_labels": list(labels)}  # fmt: skip
-
-
-@pytest.fixture
-def qres() -> dict[str, dict]:
-    return {v: {c: quant_result(c, v, keep=v == "default") for c in CFGS} for v in ("default", "ablate")}
-
-
-def test_quant_frame_rows_and_values(qres):
-    df = frames.quant_frame(qres)
-    assert list(df.columns) == ["variant", "imbalance_factor", "seed", "method", "bits", "metric", "value"]
-    assert len(df) == 2 * len(CFGS) * len(BITS) * len(METHODS) * len(FLOAT_METRICS)
-    assert not df.duplicated(["variant", "seed", "method", "bits", "metric"]).any()
-    assert set(df["bits"]) == set(BITS) and set(df["variant"]) == {"default", "ablate"}
-    assert (df["imbalance_factor"] == IF).all()
-    for row in df.itertuples():
-        v = metric(row.variant, row.seed, row.method, row.bits, row.metric)
-        if v is None:
-            assert math.isnan(row.value)
-        else:
-            assert row.value == pytest.approx(100 * v)
-    one = df[(df.variant == "ablate") & (df.seed == 1) & (df.method == "lws") & (df.bits == "4")]
-    assert one.set_index("metric")["value"]["overall"] == pytest.approx(55.0)  # 80 + 1 + 5 - 30 - 1
-
-
-def test_quant_frame_val_split(qres):
-    df = frames.quant_frame(qres, split="val")
-    assert len(df) == 2 * len(CFGS) * len(BITS) * len(METHODS) * len(FLOAT_METRICS)
-    assert df["value"].to_numpy() == pytest.approx(10.0)
-
-
-def test_quant_per_class_rows_and_values(qres):
-    df = frames.quant_per_class(qres["default"])
-    assert list(df.columns) == ["imbalance_factor", "seed", "method", "bits", "class", "accuracy"]
-    assert len(df) == len(CFGS) * len(BITS) * len(METHODS) * N_CLASSES
-    for seed, method, bits, c, acc in df[["seed", "method", "bits", "class", "accuracy"]].itertuples(
-        index=False
-    ):
-        v = per_class(seed, method, bits)[c]
-        if v is None:
-            assert math.isnan(acc)
-        else:
-            assert acc == pytest.approx(100 * v)
-    assert df["accuracy"].isna().sum() == len(CFGS) * len(METHODS)  # class 3 at 4 bits
-
-
-def test_drop_frame_against_the_float_row_of_the_same_run(qres):
-    frame = frames.quant_frame(qres)
-    out = frames.drop_frame(frame)
-    assert len(out) == len(frame)
-    pd.testing.assert_frame_equal(out[frame.columns], frame)
-    ref = {
-        (r.variant, r.seed, r.method, r.metric): r.value for r in frame[frame.bits == "float"].itertuples()
-    }
-    for row in out.itertuples():
-        base = ref[row.variant, row.seed, row.method, row.metric]
-        if math.isnan(row.value):
-            assert math.isnan(row.drop) and math.isnan(row.relative_drop)
-            continue
-        assert row.reference == pytest.approx(base)
-        assert row.drop == pytest.approx(base - row.value)
-        assert row.relative_drop == pytest.approx(100 * (base - row.value) / base)
-        assert row.drop == pytest.approx(100 * LOSS[row.bits])  # by construction
-    fl = out[out.bits == "float"]
-    assert (fl["drop"].dropna() == 0).all()
-    one = out[(out.variant == "default") & (out.seed == 0) & (out.method == "crt") & (out.bits == "4")]
-    one = one.set_index("metric")
-    assert one.loc["tail", "drop"] == pytest.approx(30.0)
-    assert one.loc["tail", "relative_drop"] == pytest.approx(60.0)  # 30 of 50 points
-    assert one.loc["head", "relative_drop"] == pytest.approx(100 * 30 / 90)
-
-
-def test_drop_frame_other_reference(qres):
-    out = frames.drop_frame(frames.quant_frame(qres), reference="8")
-    row = out[(out.variant == "default") & (out.seed == 1) & (out.method == "lws") & (out.bits == "4")]
-    row = row.set_index("metric").loc["overall"]
-    assert row["reference"] == pytest.approx(84.0)  # 80 + 1 + 5 - 2
-    assert row["drop"] == pytest.approx(28.0)
-    assert row["relative_drop"] == pytest.approx(100 * 28 / 84)
-
-
-def test_quant_predictions_decodes_the_stored_strings(qres):
-    s1 = {c: stage1_result(c) for c in CFGS}
-    labels, preds = frames.quant_predictions(qres["default"], s1, IF, "lws", "4")
-    np.testing.assert_array_equal(labels, LABELS)
-    assert preds.shape == (len(SEEDS), len(LABELS))
-    for i, s in enumerate(SEEDS):
-        np.testing.assert_array_equal(preds[i], predictions(s, "lws", "4"))
-    assert not np.array_equal(preds[0], preds[1])
-
-
-def test_quant_predictions_keeps_by_cfg_order_and_filters_the_imbalance_factor():
-    other = Stage1Config(imbalance_factor=0.1, seed=0)
-    cfgs = [CFGS[1], other, CFGS[0]]
-    by_cfg = {c: quant_result(c) for c in cfgs}
-    s1 = {c: stage1_result(c, labels=[1, 1] if c is other else LABELS) for c in cfgs}
-    labels, preds = frames.quant_predictions(by_cfg, s1, IF, "crt", "float")
-    assert preds.shape == (2, len(LABELS))
-    np.testing.assert_array_equal(preds[0], predictions(1, "crt", "float"))
-    np.testing.assert_array_equal(preds[1], predictions(0, "crt", "float"))
-
-
-def test_quant_predictions_reads_list_encoded_predictions():
-    """More than 10 classes: predictions are stored as a list of ints."""
-    labels = np.arange(12)
-    pred = np.array([11, 10, 2, 3, 4, 5, 6, 7, 8, 9, 1, 0])
-    assert isinstance(encode_predictions(pred), list)
-    by_cfg = {c: quant_result(c) for c in CFGS}
-    for c in CFGS:
-        by_cfg[c]["entries"]["8"]["methods"]["crt"]["test"]["predictions"] = encode_predictions(pred)
-    s1 = {c: stage1_result(c, labels) for c in CFGS}
-    got_labels, preds = frames.quant_predictions(by_cfg, s1, IF, "crt", "8")
-    np.testing.assert_array_equal(got_labels, labels)
-    np.testing.assert_array_equal(preds, np.stack([pred, pred]))
-
-
-def test_quant_predictions_without_kept_predictions_raises(qres):
-    s1 = {c: stage1_result(c) for c in CFGS}
-    with pytest.raises(ValueError, match="keep_predictions"):
-        frames.quant_predictions(qres["ablate"], s1, IF, "crt", "8")
-    mixed = {CFGS[0]: quant_result(CFGS[0]), CFGS[1]: quant_result(CFGS[1], keep=False)}
-    with pytest.raises(ValueError, match="did not keep its predictions"):
-        frames.quant_predictions(mixed, s1, IF, "crt", "8")
-
-
-def test_quant_predictions_on_different_test_labels_raises(qres):
-    s1 = {CFGS[0]: stage1_result(CFGS[0]), CFGS[1]: stage1_result(CFGS[1], labels=LABELS[::-1])}
-    with pytest.raises(ValueError, match="other images"):
-        frames.quant_predictions(qres["default"], s1, IF, "crt", "8")
-
-
-def test_quant_predictions_feed_the_paired_tests(qres):
-    """From stored sweeps to McNemar and the drop gap: correctness is prediction == label."""
-    s1 = {c: stage1_result(c) for c in CFGS}
-    labels, ref = frames.quant_predictions(qres["default"], s1, IF, "crt", "float")
-    _, new = frames.quant_predictions(qres["default"], s1, IF, "crt", "4")
-    ok_ref, ok_new = ref == labels, new == labels
-    got = paired_drop_gap(labels, ok_ref, ok_new, [0, 1], [2, 3], n_boot=100)
-    assert got["estimate"] == pytest.approx(direct_gap(labels, ok_ref, ok_new, [0, 1], [2, 3])[0])
-    mc = mcnemar_exact(ok_ref[0], ok_new[0])
-    assert mc["a_only"] == int(np.sum(ok_ref[0] & ~ok_new[0]))
-    assert mc["b_only"] == int(np.sum(~ok_ref[0] & ok_new[0]))
