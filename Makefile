@@ -40,11 +40,12 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check ltmpq tests notebooks
 	$(VENV)/bin/ruff format --check ltmpq tests notebooks
 
+# One worker per core; a test file stays on one worker, so the smoke book is built once.
 test: $(STAMP) $(MATHJAX) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n auto --dist loadfile
 
 # MathJax 3 from the npm registry, served by the book itself (no CDN at reading time).
 $(MATHJAX):

@@ -18,6 +18,8 @@ TABLE1: dict[tuple[float, str], dict[str, float]] = {
     (0.01, "crt"): {"overall": 75.8, "head": 81.4, "tail": 72.0},
 }
 
+#: The imbalance factor of Figs. 7-10 and Table 2.
+FIG7_8_IF = 0.01
 #: Figs. 7 and 8, IF 0.01: (method, weight bits; 32 = float) -> head / tail.
 FIG7_8: dict[tuple[str, int], dict[str, float]] = {
     ("baseline", 32): {"head": 88.5, "tail": 46.3},
@@ -40,6 +42,20 @@ FIG9_TAIL_RANK = {"L4": 1, "L13": 2, "L14": 3, "L15": 4, "L16": 5, "L6": 6, "L10
 
 #: Fig. 10 (approximate): the per-class accuracies the text quotes, norm-driven -> tail-driven MPQ.
 FIG10 = {2: {"norm-driven": 71.0, "tail-driven": 65.0}, 8: {"norm-driven": 67.0, "tail-driven": 76.0}}
+
+
+def gap(imbalance_factor: float, method: str) -> float | None:
+    """The blog's head-tail gap (points) of Table 1, or None where it has no such cell."""
+    cell = TABLE1.get((imbalance_factor, method))
+    return None if cell is None else round(cell["head"] - cell["tail"], 6)
+
+
+def drop_delta(method: str, bits: int) -> float | None:
+    """The blog's tail drop minus head drop (points) from float to ``bits`` (Figs. 7/8), or None."""
+    if (method, bits) not in FIG7_8:
+        return None
+    ref, q = FIG7_8[(method, 32)], FIG7_8[(method, bits)]
+    return round((ref["tail"] - q["tail"]) - (ref["head"] - q["head"]), 6)
 
 
 def table1_frame() -> pd.DataFrame:

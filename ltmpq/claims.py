@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import verdicts
+from . import blog, verdicts
 from .frames import delta_per_seed, gap_per_seed, rule_metric
 from .vocab import BLOG_MODELS, METHOD_LABELS
 
@@ -31,6 +31,8 @@ class Part:
     threshold: float
     direction: str
     where: str  # the chapter ("03_quantization") or the section ("#sec-table2") that measures it
+    blog: float | None = None  # the same quantity from the blog's published numbers (None: not given)
+    condition: str = ""  # what the part is measured under, when the claim's parts differ in it ("6 bits")
 
     def evidence(self) -> dict:
         return verdicts.evidence(self.values.to_numpy(dtype=float), self.threshold, self.direction)
@@ -38,6 +40,11 @@ class Part:
 
 def _no_values() -> pd.Series:
     return pd.Series(dtype=float)
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    """``a - b`` of two published values, None when the blog lacks either."""
+    return None if a is None or b is None else round(a - b, 6)
 
 
 def claim1(frame: pd.DataFrame) -> list[Part]:
@@ -59,6 +66,7 @@ def claim1(frame: pd.DataFrame) -> list[Part]:
             0.0,
             "greater",
             "01_evaluation",
+            blog.gap(f_hi, "baseline"),
         ),
         Part(
             1,
@@ -69,6 +77,7 @@ def claim1(frame: pd.DataFrame) -> list[Part]:
             0.0,
             "greater",
             "01_evaluation",
+            _minus(blog.gap(f_lo, "baseline"), blog.gap(f_hi, "baseline")),
         ),
     ]
 
@@ -88,6 +97,7 @@ def claim2(frame: pd.DataFrame) -> list[Part]:
             0.0,
             "greater",
             "02_decoupling",
+            _minus(blog.gap(f_lo, "baseline"), blog.gap(f_lo, "crt")),
         ),
         Part(
             2,
@@ -98,6 +108,7 @@ def claim2(frame: pd.DataFrame) -> list[Part]:
             verdicts.GAP_REMAINS,
             "greater",
             "02_decoupling",
+            blog.gap(f_lo, "crt"),
         ),
     ]
 
@@ -113,7 +124,8 @@ def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "defau
     quantizer ``variant`` (chapter 3: the default; chapter 5: each hypothesis).
     ``drops``: :func:`ltmpq.frames.drop_frame` of the sweeps."""
     d = delta_per_seed(drops)
-    d = d[(d["variant"] == variant) & (d["imbalance_factor"] == min(d["imbalance_factor"]))]
+    f_lo = min(d["imbalance_factor"])
+    d = d[(d["variant"] == variant) & (d["imbalance_factor"] == f_lo)]
     parts = []
     for i, b in enumerate(claim3_bits(quant_bits)):
         for j, m in enumerate(BLOG_MODELS):
@@ -128,6 +140,8 @@ def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "defau
                     verdicts.MUCH_MORE,
                     "greater",
                     "03_quantization",
+                    blog.drop_delta(m, int(b)) if f_lo == blog.FIG7_8_IF else None,
+                    f"{b} bits",
                 )
             )
     return parts
@@ -181,6 +195,7 @@ def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
             verdicts.ALMOST_NO_COST,
             "less",
             "#sec-table2",
+            _minus(blog.TABLE2["norm-driven 6&4"], blog.TABLE2["tail-driven 6&4"]),
         ),
     ]
 
@@ -242,7 +257,9 @@ def estimate_text(ev: dict) -> str:
 
 
 def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
-    """One row per part: what is measured, the estimate with its 95% CI over seeds, p and verdict."""
+    """One row per part: what is measured, the estimate with its two-sided 95% CI over seeds, the
+    two-sided p of "the quantity equals the threshold", the verdict, the blog's own value of the
+    quantity and whether our interval covers it (:func:`ltmpq.verdicts.reproduces`)."""
     rows = []
     for p in parts:
         ev = p.evidence()
@@ -251,10 +268,13 @@ def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
                 "claim": p.claim,
                 "part": p.part,
                 "statement": p.statement,
+                "condition": p.condition,
                 "measured": f"{p.quantity} {'>' if p.direction == 'greater' else '<'} {p.threshold:g}?",
                 "estimate [95% CI]": estimate_text(ev),
                 "p": ev["pvalue"],
                 "verdict": ev["verdict"],
+                "blog": np.nan if p.blog is None else p.blog,
+                "reproduces blog": verdicts.reproduces(ev["ci_low"], ev["ci_high"], p.blog),
                 "where": p.where,
             }
         )
@@ -264,6 +284,18 @@ def verdict_table(parts: Sequence[Part]) -> pd.DataFrame:
 def claim_verdicts(table: pd.DataFrame) -> dict[int, str]:
     """Each claim's verdict from its parts' (:func:`ltmpq.verdicts.combine`)."""
     return {int(c): verdicts.combine(g["verdict"]) for c, g in table.groupby("claim")}
+
+
+def claim_conditions(table: pd.DataFrame) -> dict[int, str]:
+    """Each claim's verdict with the conditions it holds under (:func:`ltmpq.verdicts.where_it_holds`
+    over its parts grouped by condition): ``"holds at 3 bits; not at 6 and 4 bits"``, or the verdict
+    itself where every condition agrees."""
+    return {
+        int(c): verdicts.where_it_holds(
+            {k: list(h["verdict"]) for k, h in g.groupby("condition", sort=False)}
+        )
+        for c, g in table.groupby("claim")
+    }
 
 
 def part_facts(parts: Sequence[Part]) -> dict[str, str]:
@@ -290,6 +322,10 @@ def verdict_html(table: pd.DataFrame) -> str:
     """The verdict table as HTML, with links to where each part is measured."""
     shown = table.assign(
         p=table["p"].map(lambda p: "–" if np.isnan(p) else f"{p:.3f}" if p >= 0.001 else "<0.001"),
+        blog=table["blog"].map(lambda v: "–" if np.isnan(v) else f"{v:+.1f}"),
         where=table["where"].map(_link),
-    )[["part", "statement", "measured", "estimate [95% CI]", "p", "verdict", "where"]]
+    ).rename(columns={"p": "p (two-sided)"})
+    cols = ["part", "statement", "measured", "estimate [95% CI]", "p (two-sided)", "verdict", "blog",
+            "reproduces blog", "where"]  # fmt: skip
+    shown = shown[cols]
     return shown.to_html(index=False, escape=False, classes="verdicts")

@@ -22,6 +22,14 @@ def setup() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "figure.figsize": (8, 4)})
 
 
+def if_palette(imbalance_factors) -> dict[float, tuple]:
+    """One colour per imbalance factor, the strongest imbalance (smallest IF) darkest: a reader's
+    eye goes to the dark bars, and they are the long tail's. Every chapter's IF colours."""
+    ifs = sorted(set(imbalance_factors), reverse=True)  # mildest first: lightest
+    colours = sns.color_palette("crest", len(ifs) + 1)[1:]  # the palest shade barely shows on white
+    return dict(zip(ifs, colours, strict=True))
+
+
 def t_interval(values) -> tuple[float, float]:
     """Seaborn ``errorbar=`` callable: the 95% Student-t interval over seeds."""
     m, h, _ = mean_ci(np.asarray(values, dtype=float))

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .config import ACT_CLIPPINGS, ACT_SCHEMES, QUANT_HYPOTHESES, QuantConfig
+from .config import ACT_CLIPPINGS, ACT_SCHEMES, CLIPPINGS, QUANT_HYPOTHESES, QuantConfig
 from .models import VGG16
 from .vocab import FLOAT, LAYER_NAMES, check_bits
 
@@ -190,6 +190,22 @@ def fold_batchnorm(model: VGG16) -> VGG16:
             block[0] = fuse_conv_bn_eval(block[0], block[1])
             block[1] = nn.Identity()
     return model
+
+
+def clipping_profile(model: VGG16, bits: int, fold_bn: bool = True) -> dict[str, dict[str, float]]:
+    """Per weight layer at ``bits`` (per-channel symmetric grids): the clipping ratio the MSE search
+    picks (``alpha``: its scale over the min-max one, averaged over channels) and the relative
+    squared weight error ``||Q(W) - W||^2 / ||W||^2`` of min-max and of MSE clipping. Chapter 3:
+    why minimising the weight error is not minimising the accuracy lost."""
+    net = fold_batchnorm(model) if fold_bn else model
+    out = {}
+    for name, layer in net.layers.items():
+        w = weight_module(layer).weight.detach()
+        ratio = weight_scale(w, bits, "channel", "mse") / weight_scale(w, bits, "channel", "minmax")
+        norm = float((w**2).sum())
+        err = {c: float(((quantize_weight(w, bits, "channel", c) - w) ** 2).sum()) / norm for c in CLIPPINGS}
+        out[name] = {"alpha": float(ratio.mean()), "error_minmax": err["minmax"], "error_mse": err["mse"]}
+    return out
 
 
 def weight_module(layer: nn.Module) -> nn.Conv2d | nn.Linear:

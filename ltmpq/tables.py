@@ -6,11 +6,16 @@ Used by chapters 0-4.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from .io import atomic_write
 
 
 def pm(mean: float, ci: float) -> str:
@@ -73,6 +78,17 @@ def ci_text(half: float) -> str:
 def scrolling(html: str, font_size: str = "0.85em") -> str:
     """Wrap an HTML table so that a page narrower than the table scrolls it instead of clipping."""
     return f'<div style="overflow-x: auto; font-size: {font_size}">{html}</div>'
+
+
+def download(df: pd.DataFrame, name: str) -> Path:
+    """Write a chapter's table as ``data/<name>.csv`` beside the executed notebook, where the
+    book's ``{download}`` links find it (the folder comes from ``LTMPQ_DOWNLOADS``, which
+    :func:`ltmpq.tools.execute.execute_chapter` sets; ``./data`` otherwise)."""
+    if not re.fullmatch(r"[\w.-]+", name):
+        raise ValueError(f"a download's name is letters, digits, '_', '.' or '-', got {name!r}")
+    path = Path(os.environ.get("LTMPQ_DOWNLOADS") or "data") / f"{name}.csv"
+    atomic_write(path, lambda tmp: df.to_csv(tmp))
+    return path
 
 
 def glue_all(values: Mapping[str, Any]) -> None:

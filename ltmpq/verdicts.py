@@ -53,9 +53,12 @@ def verdict(ci_low: float, ci_high: float, threshold: float = 0.0, direction: st
 
 
 def evidence(values, threshold: float = 0.0, direction: str = "greater", confidence: float = 0.95) -> dict:
-    """Per-seed ``values`` of a quantity -> estimate, t-interval, one-sided p-value and verdict.
+    """Per-seed ``values`` of a quantity -> estimate, two-sided t-interval, two-sided p-value and
+    verdict.
 
-    The p-value tests H0 "the quantity is not ``direction`` than ``threshold``" (one-sample t).
+    The p-value tests H0 "the quantity equals ``threshold``" (one-sample t, two-sided), the
+    same question the two-sided interval answers: p < 0.05 exactly when the interval excludes the
+    threshold, on whichever side.
     """
     _check_direction(direction)
     v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
@@ -63,11 +66,23 @@ def evidence(values, threshold: float = 0.0, direction: str = "greater", confide
     lo, hi = mean - half, mean + half
     p = float("nan")
     if n >= 2 and v.std() > 0:
-        p = float(sps.ttest_1samp(v, threshold, alternative=direction).pvalue)
+        p = float(sps.ttest_1samp(v, threshold).pvalue)
     elif n >= 2:  # identical values: the t statistic is undefined, the answer is not
-        p = 0.0 if (mean > threshold if direction == "greater" else mean < threshold) else 1.0
+        p = 1.0 if mean == threshold else 0.0
     return {"estimate": mean, "ci_low": lo, "ci_high": hi, "n": n, "pvalue": p, "threshold": threshold,
             "direction": direction, "verdict": verdict(lo, hi, threshold, direction)}  # fmt: skip
+
+
+def reproduces(ci_low: float, ci_high: float, published: float | None) -> str:
+    """Does our seed-level interval cover the blog's value? ``yes``, ``no: ours lower`` (the whole
+    interval below it), ``no: ours higher``, or ``–`` where the blog gives no value or we have no
+    interval. Agreement with the blog is asked apart from the verdict: a claim can hold here for
+    other numbers than the blog's."""
+    if published is None or np.isnan(published) or np.isnan(ci_low) or np.isnan(ci_high):
+        return "–"
+    if ci_high < published:
+        return "no: ours lower"
+    return "no: ours higher" if ci_low > published else "yes"
 
 
 def combine(verdicts: Iterable[str]) -> str:
@@ -79,6 +94,35 @@ def combine(verdicts: Iterable[str]) -> str:
     if all(v == SUPPORTED for v in vs):
         return SUPPORTED
     return NOT_SUPPORTED if NOT_SUPPORTED in vs else INCONCLUSIVE
+
+
+#: How :func:`where_it_holds` words each verdict of a group of conditions.
+HOLDS = {SUPPORTED: "holds", NOT_SUPPORTED: "not", INCONCLUSIVE: "inconclusive"}
+
+
+def where_it_holds(by_condition: dict[str, Iterable[str]]) -> str:
+    """A claim's verdict with its conditions, from its parts' verdicts grouped by the condition
+    each is measured under (e.g. ``{"6 bits": [...], "3 bits": [...]}``): the verdict itself when
+    every condition agrees, else which conditions it holds at, which not and which are open:
+    ``"holds at 3 bits; not at 6 and 4 bits"``. Each condition's verdict is :func:`combine`'s."""
+    each = {c: combine(vs) for c, vs in by_condition.items()}
+    if not each:
+        raise ValueError("a claim needs at least one condition with its parts' verdicts")
+    if len(set(each.values())) == 1:
+        return next(iter(each.values()))
+    out = []
+    for v in VERDICTS:
+        conds = [c for c, w in each.items() if w == v]
+        if conds:
+            listed = conds[0] if len(conds) == 1 else ", ".join(conds[:-1]) + " and " + conds[-1]
+            # "at 6 bits and 4 bits" reads as "at 6 and 4 bits" when they share their unit
+            units = {c.split(" ", 1)[1] for c in conds if " " in c}
+            if len(conds) > 1 and len(units) == 1 and all(" " in c for c in conds):
+                unit = units.pop()
+                heads = [c.split(" ", 1)[0] for c in conds]
+                listed = ", ".join(heads[:-1]) + " and " + heads[-1] + " " + unit
+            out.append(f"{HOLDS[v]} at {listed}")
+    return "; ".join(out)
 
 
 def side(mean: float, half: float, positive: str, negative: str, neither: str = "–") -> str:

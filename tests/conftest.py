@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from fakes import random_cifar, write_batches, write_imagefolder
+from fakes import hand_results, random_cifar, write_batches, write_imagefolder
 
 import ltmpq.data
 import ltmpq.paths
@@ -133,3 +133,26 @@ def patched_data(monkeypatch, tiny_cifar):
 
     monkeypatch.setattr(artifacts, "dataset", fake_load)
     return calls
+
+
+@pytest.fixture
+def hand_stored():
+    """Chapters 0-2's hand-computable (stage-1, decoupled) results (:func:`fakes.hand_results`),
+    both keyed by Stage1Config."""
+    return hand_results()
+
+
+@pytest.fixture
+def hand_frame(hand_stored):
+    """:func:`ltmpq.frames.metrics_frame` of :func:`hand_stored`."""
+    from ltmpq import frames
+
+    return frames.metrics_frame(*hand_stored)
+
+
+@pytest.fixture
+def hand_summary(hand_frame):
+    """:func:`ltmpq.frames.summarize` of :func:`hand_frame`."""
+    from ltmpq import frames
+
+    return frames.summarize(hand_frame)

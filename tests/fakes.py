@@ -1,19 +1,24 @@
 """Fakes the tests share: synthetic CIFAR-10 (in memory, as a JPEG folder, as pickled batches), a
-random VGG16 whose BatchNorms matter, and stored results of any run of the plan, made with the
+random VGG16 whose BatchNorms matter, stored results of any run of the plan, made with the
 header the stages themselves use (:meth:`ltmpq.plan.Run.payload`) and checked by the same schema
-as every stored result (:func:`ltmpq.results.save`).
+as every stored result (:func:`ltmpq.results.save`), hand-computable stage-1 and decoupled results
+for chapters 0-2's analysis, the oracle :func:`direct_gap`, and small comparison helpers.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
+from scipy import stats as sps
 from torch import nn
 
-from ltmpq import plan, provenance, results
+from ltmpq import frames, plan, provenance, results
 from ltmpq.config import Stage1Config
 from ltmpq.data import Cifar10, DataSource, class_groups
 from ltmpq.metrics import evaluate
@@ -84,6 +89,11 @@ def random_vgg(seed: int = 0, num_classes: int = NUM_CLASSES) -> VGG16:
                 m.weight.copy_(0.5 + torch.rand(c, generator=gen))
                 m.bias.copy_(0.2 * torch.randn(c, generator=gen))
     return model.eval()
+
+
+#: QuantConfig's chapter-5 fields spelled out at their defaults: the same quantizer as leaving them out
+EXPLICIT_DEFAULTS = dict(weight_scheme="symmetric", act_scheme="unsigned", act_clipping="mse",
+                         act_percentile=99.99, first_last_bits=None, logit_bits=None)  # fmt: skip
 
 
 # ------------------------------------------------------------------ stored results
@@ -163,6 +173,177 @@ def stage1_run(cfg: Stage1Config) -> plan.Run:
     return plan.Run(cfg, "stage1")
 
 
+# ------------------------------------------------------------------ hand-computable results (chapters 0-2)
+# Stage-1 and decoupled results built by hand in the shape those runs store (fractions, null for an
+# empty group), with head and tail accuracies chosen so that every expected gap, mean and 95%
+# t-interval of chapters 0-2's analysis and claims 1-2 can be computed by hand (IF-major, then seed).
+
+#: t(0.975, 2): the 95% two-sided Student quantile for three seeds (hand value 4.3027).
+T3 = float(sps.t.ppf(0.975, 2))
+#: The 95% t half-width of three seeds whose standard deviation is 1 (e.g. gaps 10, 11, 12).
+HALF1 = T3 / math.sqrt(3)
+#: z(0.975) of the normal approximation.
+Z = 1.959964
+
+SEEDS = (0, 1, 2)
+IFS = (0.1, 0.02, 0.01)
+VAL_PER_CLASS = 50
+N_TEST = 1000  # 100 test images per class
+
+#: Training counts per class (class 0 the largest), by imbalance factor. At IF 0.01 the first four
+#: (head) classes hold 3000 of 3750 images: a head share of exactly 80%.
+COUNTS_BY_IF = {
+    0.1: [1200, 1000, 800, 600, 500, 400, 300, 200, 150, 120],  # total 5270
+    0.02: [1200, 950, 700, 500, 400, 300, 200, 130, 80, 60],  # total 4520
+    0.01: [1200, 900, 600, 300, 270, 210, 120, 75, 45, 30],  # total 3750
+    0.05: [1200, 950, 700, 500, 400, 300, 200, 130, 80, 60],
+}
+#: The blog's per-class counts (n_max 5000), the standard CIFAR-10-LT ones.
+BLOG_001 = [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]  # total 12406
+BLOG_01 = [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]  # total 20431
+
+
+def ht(*gaps, head=90.0):
+    """(head, tail) accuracies (points), one per seed, with the given head-tail gaps."""
+    return [(head, head - g) for g in gaps]
+
+
+#: (IF, method) -> (head, tail) test accuracy in points for seeds 0, 1, 2.
+SPEC = {
+    (0.1, "baseline"): [(90, 80), (91, 80), (92, 80)],  # gaps 10, 11, 12
+    (0.02, "baseline"): [(90, 70), (90, 68), (90, 69)],  # gaps 20, 22, 21
+    (0.01, "baseline"): [(90, 50), (90, 52), (90, 54)],  # gaps 40, 38, 36
+    (0.1, "crt"): [(85, 85), (85, 84), (85, 86)],  # gaps 0, 1, -1
+    (0.02, "crt"): [(85, 65), (85, 62), (85, 65)],  # gaps 20, 23, 20
+    (0.01, "crt"): [(80, 65), (80, 66), (80, 67)],  # gaps 15, 14, 13
+    **{(f, "tau_norm"): ht(30, 30, 30, head=85) for f in IFS + (0.05,)},
+    **{(f, "lws"): ht(-8, -9, -10, head=75) for f in IFS + (0.05,)},  # over-corrects: tail above head
+    **{(f, "ncm"): ht(5, 6, 7, head=80) for f in IFS + (0.05,)},
+}
+#: tau chosen on validation per IF and seed.
+TAUS = {0.1: (0.2, 0.4, 0.4), 0.02: (0.5, 0.5, 0.6), 0.01: (0.6, 0.8, 1.0), 0.05: (0.3, 0.3, 0.3)}
+TAU_GRID = (0.0, 0.5, 1.0)
+#: Per-class test accuracy (fractions) of the decoupled methods: OFFSET + 0.02 * class (+-0.01 by seed).
+OFFSET = {"crt": 0.5, "tau_norm": 0.4, "lws": 0.6, "ncm": 0.3}
+
+
+def _metrics(head: float, tail: float) -> dict:
+    """Stored metrics (fractions) of a run with these head / tail accuracies (points).
+
+    The test set is balanced with 4 head and 6 tail classes, so overall = 0.4 head + 0.6 tail.
+    """
+    overall = 0.4 * head + 0.6 * tail
+    return {
+        "overall": overall / 100,
+        "balanced": overall / 100,
+        "macro_f1": (overall - 1) / 100,
+        "worst_class": (tail - 10) / 100,
+        "head": head / 100,
+        "tail": tail / 100,
+        "many": head / 100,
+        "medium": tail / 100,
+        "few": None,
+        "deployment": (head - 5) / 100,
+    }
+
+
+def _split(head: float, tail: float, per_class: list[float], which: str) -> dict:
+    """One split's stored entry; the validation numbers are off (gap 5 points wider)."""
+    if which == "val":
+        head, tail = head - 5, tail - 10
+    return {"metrics": _metrics(head, tail), "per_class": per_class}
+
+
+def _groups(counts) -> dict:
+    return {
+        "head": [0, 1, 2, 3],
+        "tail": [4, 5, 6, 7, 8, 9],
+        "many": [c for c, n in enumerate(counts) if n > 100],
+        "medium": [c for c, n in enumerate(counts) if 20 <= n <= 100],
+        "few": [c for c, n in enumerate(counts) if n < 20],
+    }
+
+
+def _baseline_per_class(counts, seed: int) -> list[float]:
+    """Exactly log-linear on average over seeds: 10 + 20 log10(count) percent (seeds +-2)."""
+    return [(10 + 20 * math.log10(n) + 2 * (seed - 1)) / 100 for n in counts]
+
+
+def _stage1_result(f: float, seed: int, spec: dict) -> dict:
+    counts = COUNTS_BY_IF[f]
+    head, tail = spec[(f, "baseline")][seed]
+    pc = _baseline_per_class(counts, seed)
+    return {
+        "kind": "stage1",
+        "imbalance_factor": f,
+        "seed": seed,
+        "train_counts": list(counts),
+        "groups": _groups(counts),
+        "split_sizes": {"train": sum(counts), "val": 10 * VAL_PER_CLASS, "test": N_TEST},
+        "test_labels": np.repeat(np.arange(10), N_TEST // 10).tolist(),
+        "val": _split(head, tail, pc, "val"),
+        "test": _split(head, tail, pc, "test"),
+    }
+
+
+def _choice(method: str, f: float, seed: int) -> dict:
+    return {
+        "crt": {"epoch": 10 + seed, "val_balanced": 0.6},
+        "tau_norm": {"tau": TAUS[f][seed], "val_balanced": 0.55},
+        "lws": {"epoch": 20 + seed, "val_balanced": 0.62},
+        "ncm": {"val_balanced": 0.5},
+    }[method]
+
+
+def _classifier(f: float, seed: int) -> dict:
+    """At IF 0.01 class 0's norm is 2.0/2.2/2.4 (mean 2.2), class 9's 1.0/1.1/1.2 (mean 1.1): ratio 2;
+    biases 0.6 and -0.2 on average: difference 0.8. Elsewhere ratio 1.5 and difference 0.3."""
+    d = seed - 1
+    if f == 0.01:
+        n0, n9, b0, b9 = 2.2 + 0.2 * d, 1.1 + 0.1 * d, 0.6 + 0.1 * d, -0.2 - 0.1 * d
+    else:
+        n0, n9, b0, b9 = 1.5, 1.0, 0.3, 0.0
+    return {
+        "weight_norm": list(np.linspace(n0, n9, 10)),
+        "bias": list(np.linspace(b0, b9, 10)),
+    }
+
+
+def _decoupled_result(f: float, seed: int, spec: dict) -> dict:
+    methods = {}
+    for m in ("crt", "tau_norm", "lws", "ncm"):
+        head, tail = spec[(f, m)][seed]
+        pc = [OFFSET[m] + 0.02 * c + 0.01 * (seed - 1) for c in range(10)]
+        curve = [0.5, 0.6 + 0.01 * seed, 0.55] if m == "tau_norm" else [0.6]
+        methods[m] = {
+            "choice": _choice(m, f, seed),
+            "val_curve": curve,
+            "val": _split(head, tail, pc, "val"),
+            "test": _split(head, tail, pc, "test"),
+        }
+    return {
+        "kind": "decoupled",
+        "imbalance_factor": f,
+        "seed": seed,
+        "methods": methods,
+        "stage1_classifier": _classifier(f, seed),
+    }
+
+
+def hand_results(overrides: dict | None = None, ifs=IFS, seeds=SEEDS):
+    """(stage-1 results, decoupled results), both keyed by Stage1Config, IF-major then seed."""
+    spec = {**SPEC, **(overrides or {})}
+    cfgs = [Stage1Config(imbalance_factor=f, seed=s, val_per_class=VAL_PER_CLASS) for f in ifs for s in seeds]
+    s1 = {c: _stage1_result(c.imbalance_factor, c.seed, spec) for c in cfgs}
+    dec = {c: _decoupled_result(c.imbalance_factor, c.seed, spec) for c in cfgs}
+    return s1, dec
+
+
+def frame_of(overrides=None, ifs=IFS, seeds=SEEDS) -> pd.DataFrame:
+    """:func:`ltmpq.frames.metrics_frame` of :func:`hand_results`."""
+    return frames.metrics_frame(*hand_results(overrides, ifs, seeds))
+
+
 # ------------------------------------------------------------------ oracles
 
 
@@ -178,3 +359,24 @@ def direct_gap(labels, ref, new, high, low) -> tuple[float, float, float]:
         highs.append(h)
         lows.append(lo)
     return float(np.mean(gaps)), float(np.mean(highs)), float(np.mean(lows))
+
+
+# ------------------------------------------------------------------ comparisons
+
+
+def same_json(a, b) -> bool:
+    """Equality as stored: NaN equals NaN, tuples equal lists."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def state_snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of ``module``'s state dict (parameters and buffers), detached."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def assert_same_state(module: nn.Module, snap: dict[str, torch.Tensor]) -> None:
+    """``module``'s state equals the snapshot ``snap`` exactly (the same keys, bitwise equal tensors)."""
+    state = module.state_dict()
+    assert state.keys() == snap.keys()
+    for k, v in snap.items():
+        assert torch.equal(state[k], v), k

@@ -490,3 +490,23 @@ def test_data_cache_is_keyed_by_source(make_imagefolder, tmp_path, monkeypatch):
     db = load_cifar10(find_source(allow_download=False))
     assert not np.array_equal(da.train_x, db.train_x)
     assert da.source.sha256 != db.source.sha256
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_an_imbalance_factor_that_empties_a_class_names_the_smallest_usable_one():
+    """Probe: --if 1e-9 gave 7 classes with no training image and a 3-output network, stored."""
+    with pytest.raises(ValueError, match=r"leaves class 4 with no training image \(n_max = 4900\); the "
+                       r"smallest that keeps one image per class is 1/4900, about 0.000205"):  # fmt: skip
+        long_tail_counts(4900, 1e-9)
+    assert long_tail_counts(4900, 0.000205)[-1] == 1  # the number said works
+    with pytest.raises(ValueError, match="leaves class 5 with no training image"):
+        long_tail_counts(10, 0.05, profile="step")
+
+
+def test_training_labels_without_every_class_are_refused():
+    """Probe: an empty class folder became a 9-class study stored under the normal name."""
+    labels = np.repeat(np.arange(9), 20)  # truck absent
+    with pytest.raises(DataError, match=r"hold 9 of CIFAR-10's 10 classes \(absent: \[9\]\)"):
+        make_splits(labels, np.repeat(np.arange(10), 2), 0.5, val_per_class=2)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import assert_same_state, state_snapshot
 from scipy.stats import chisquare
 from sklearn.metrics import balanced_accuracy_score
 from torch import nn
@@ -111,23 +112,12 @@ def stage2_data():
 CFG = DecoupleConfig(epochs=3, batch_size=64, lr=0.1, tau_grid=(0.0, 0.5, 1.0, 1.5), seed=0)
 
 
-def _snapshot(module: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in module.state_dict().items()}
-
-
-def _assert_same_state(module: nn.Module, snap: dict[str, torch.Tensor]) -> None:
-    state = module.state_dict()
-    assert state.keys() == snap.keys()
-    for k, v in snap.items():
-        assert torch.equal(state[k], v), k
-
-
 def test_crt_returns_a_new_linear_and_leaves_base_untouched(stage2_data):
     base, feats, labels, val_feats, val_labels = stage2_data
-    before = _snapshot(base)
+    before = state_snapshot(base)
     feats_before = feats.clone()
     fit = crt(base, feats, labels, val_feats, val_labels, CFG)
-    _assert_same_state(base, before)
+    assert_same_state(base, before)
     assert torch.equal(feats, feats_before)
     assert isinstance(fit.classifier, nn.Linear) and fit.classifier is not base
     assert fit.classifier.weight.shape == base.weight.shape
@@ -153,9 +143,9 @@ def test_crt_is_deterministic(stage2_data):
 
 def test_lws_learns_only_scales(stage2_data):
     base, feats, labels, val_feats, val_labels = stage2_data
-    before = _snapshot(base)
+    before = state_snapshot(base)
     fit = lws(base, feats, labels, val_feats, val_labels, CFG)
-    _assert_same_state(base, before)
+    assert_same_state(base, before)
     clf = fit.classifier
     assert isinstance(clf, ScaledLinear)
     assert [n for n, p in clf.named_parameters() if p.requires_grad] == ["scales"]
@@ -184,9 +174,9 @@ def test_tau_normalize():
 
 def test_tau_norm_picks_first_best_tau(stage2_data):
     base, _, _, val_feats, val_labels = stage2_data
-    before = _snapshot(base)
+    before = state_snapshot(base)
     fit = tau_norm(base, val_feats, val_labels, CFG)
-    _assert_same_state(base, before)
+    assert_same_state(base, before)
     assert len(fit.val_curve) == len(CFG.tau_grid)
     best = int(np.argmax(fit.val_curve))
     assert fit.choice["tau"] == CFG.tau_grid[best]
@@ -217,12 +207,12 @@ def test_ncm_predicts_nearest_class_mean():
 
 def test_fit_all_runs_every_method_without_touching_base(stage2_data):
     base, feats, labels, val_feats, val_labels = stage2_data
-    before = _snapshot(base)
+    before = state_snapshot(base)
     fitted = fit_all(base, feats, labels, val_feats, val_labels, CFG)
-    _assert_same_state(base, before)
+    assert_same_state(base, before)
     assert tuple(fitted) == METHODS
     assert fitted["baseline"].classifier is not base
-    _assert_same_state(fitted["baseline"].classifier, before)
+    assert_same_state(fitted["baseline"].classifier, before)
     for name, fit in fitted.items():
         with torch.no_grad():
             acc = balanced_accuracy(fit.classifier(val_feats), val_labels)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ltmpq import engine, plan, results
-from ltmpq.config import QUANT_HYPOTHESES, DecoupledRun, get_profile
+from ltmpq.config import QUANT_ABLATIONS, QUANT_HYPOTHESES, DecoupledRun, get_profile
 
 SMOKE = get_profile("smoke")
 
@@ -150,3 +150,89 @@ def test_a_worker_killed_mid_task_is_replaced_and_the_task_rerun(tmp_path):
     report = engine.execute(tasks, fn, jobs=2, progress=False)
     assert marker.exists() and not report.failed, report.summary()
     assert {o.task.key for o in report.outcomes} == {t.key for t in tasks}
+
+
+# ------------------------------------------------------------------ chapter 5's tasks
+
+
+def _by_cfg(tasks):
+    out = {}
+    for t in tasks:
+        out.setdefault(t.stage1, []).append(t)
+    return out
+
+
+def test_hypotheses_stage_is_one_sweep_per_distinct_quantizer_at_the_hypothesis_ifs():
+    hyp = SMOKE.quant_configs(list(QUANT_HYPOTHESES))
+    tasks = engine.grid("smoke", stages=["hypotheses"])
+    assert {t.kind for t in tasks} == {"quantized"}  # chapter 3's sweep with other quantizers
+    assert {t.stage1.imbalance_factor for t in tasks} == set(SMOKE.hypothesis_ifs)
+    by_cfg = _by_cfg(tasks)
+    assert sorted(c.seed for c in by_cfg) == list(SMOKE.seeds)
+    for ts in by_cfg.values():
+        configs = [hyp[t.variant] for t in ts]
+        assert len(set(configs)) == len(configs)  # no quantizer twice
+        assert set(configs) == set(hyp.values())  # every distinct hypothesis once
+        assert [t.variant for t in ts] == [h for h in QUANT_HYPOTHESES if hyp[h] in set(configs)]
+        assert all(t.deps == (f"decoupled-{t.stage1.tag}",) for t in ts)  # made on demand if not asked for
+    assert len({t.key for t in tasks}) == len(tasks)
+
+
+def test_hypotheses_beside_chapter_3_skip_the_quantizers_its_variants_already_run():
+    abl = SMOKE.quant_configs([*QUANT_ABLATIONS])
+    hyp = SMOKE.quant_configs(list(QUANT_HYPOTHESES))
+    shared = [h for h in QUANT_HYPOTHESES if hyp[h] in set(abl.values())]
+    # "per-tensor weights, BN folded" is chapter 3's "per-tensor" quantizer
+    assert shared == ["per-tensor weights, BN folded"]
+    assert hyp["per-tensor weights, BN folded"] == abl["per-tensor"]
+    by_cfg = _by_cfg(engine.grid("smoke", stages=["quantized", "hypotheses"]))
+    assert len(by_cfg) == len(SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    for cfg, ts in by_cfg.items():
+        assert {t.kind for t in ts} == {"quantized"}
+        names = [t.variant for t in ts]
+        configs = [(abl | hyp)[n] for n in names]
+        assert len(set(configs)) == len(configs), cfg.tag  # no quantizer swept twice for a run
+        if cfg.imbalance_factor in SMOKE.hypothesis_ifs:
+            assert names == [*QUANT_ABLATIONS, *(h for h in QUANT_HYPOTHESES if h not in shared)]
+        else:  # IF 0.1: chapter 3's variants only
+            assert names == list(QUANT_ABLATIONS)
+
+
+def test_explain_stage_runs_at_the_explain_ifs_after_stage_2():
+    tasks = engine.grid("smoke", stages=["explain"])
+    assert [t.key for t in tasks] == ["explain-if0.01-seed0", "explain-if0.01-seed1"]
+    # what it builds on is named whether or not the grid makes it (it is made on demand)
+    assert all(t.kind == "explain" and t.variant is None for t in tasks)
+    assert [t.deps for t in tasks] == [("decoupled-if0.01-seed0",), ("decoupled-if0.01-seed1",)]
+    full = {t.key: t for t in engine.grid("smoke")}
+    assert full["explain-if0.01-seed0"].deps == ("decoupled-if0.01-seed0",)
+    assert full["quantized-if0.01-seed1-logits at 8 bits"].deps == ("decoupled-if0.01-seed1",)
+    assert "explain-if0.1-seed0" not in full and "quantized-if0.1-seed0-logits at 8 bits" not in full
+    # asked for both factors, explain silently keeps the one it runs at
+    assert [r.stage1.imbalance_factor for r in plan.grid("smoke", [0.1, 0.01], [0], ["explain"])] == [0.01]
+
+
+# ------------------------------------------------------------------ the scale ladder's tasks
+
+
+def test_the_ladder_tasks_train_decouple_and_quantize_each_rung_after_what_it_needs():
+    prof = get_profile("cpu")
+    tasks = engine.grid("cpu", seeds=[1], stages=["ladder"])
+    keys = [t.key for t in tasks]
+    assert (
+        len(keys) == len(set(keys)) == 2 + 3 * (2 + 2)
+    )  # base sweeps, then 3 rungs x (train, stage 2, 2 sweeps)
+    by_key = {t.key: t for t in tasks}
+    for t in tasks:
+        assert t.stage1.imbalance_factor == 0.01 and t.stage1.seed == 1
+        # what it builds on comes first when the grid makes it (the base model's stage 2 is made on demand)
+        assert all(keys.index(d) < keys.index(t.key) for d in t.deps if d in keys)
+    wide = prof.rung_config(prof.stage1_config(0.01, 1), "width 0.5")
+    assert by_key["stage1-if0.01-seed1-w0.5"].stage1 == wide
+    assert by_key["quantized-if0.01-seed1-w0.5-default"].deps == ("decoupled-if0.01-seed1-w0.5",)
+    assert {t.variant for t in tasks if t.kind == "quantized"} == set(prof.ladder_variants)
+    # asked with chapter 3's sweeps, the base rung's default sweep is listed once
+    both = [
+        t.key for t in engine.grid("cpu", seeds=[1], imbalance_factors=[0.01], stages=["quantized", "ladder"])
+    ]
+    assert both.count("quantized-if0.01-seed1-default") == 1

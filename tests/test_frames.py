@@ -1,5 +1,6 @@
 """ltmpq.frames: stored results as tidy tables (chapters 1-3), from results built by hand in the shape
-the stages store (fractions, null for an empty group, predictions as strings), so nothing is trained."""
+the stages store (fractions, null for an empty group, predictions as strings), so nothing is trained;
+the head-tail gaps also on chapters 0-2's hand-computable results (the ``hand_*`` fixtures)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from scipy import stats as sps
 
 from ltmpq import blog, frames, load, tables
 from ltmpq.analysis import ch1_evaluation as ch1
+from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.config import Stage1Config
 from ltmpq.results import encode_predictions
 from ltmpq.uncertainty import mcnemar_exact, mean_ci, paired_drop_gap
@@ -446,3 +448,62 @@ def test_quant_predictions_feed_the_paired_tests(qres):
     mc = mcnemar_exact(ok_ref[0], ok_new[0])
     assert mc["a_only"] == int(np.sum(ok_ref[0] & ~ok_new[0]))
     assert mc["b_only"] == int(np.sum(~ok_ref[0] & ok_new[0]))
+
+
+# ------------------------------------------------------------------ gaps
+
+
+def test_gap_frame_is_head_minus_tail_per_test_run(hand_frame):
+    """gap_frame: one row per (IF, method, seed), gap = head - tail of the test split."""
+    g = frames.gap_frame(hand_frame)
+    assert list(g.columns) == ["imbalance_factor", "method", "seed", "gap"]
+    assert len(g) == 3 * 5 * 3
+    base = g[(g["imbalance_factor"] == 0.01) & (g["method"] == "baseline")].sort_values("seed")
+    assert base["gap"].tolist() == pytest.approx([40, 38, 36])
+    lws = g[(g["imbalance_factor"] == 0.1) & (g["method"] == "lws")].sort_values("seed")
+    assert lws["gap"].tolist() == pytest.approx([-8, -9, -10])
+
+
+def test_gap_frame_other_split_and_groups(hand_frame):
+    """gap_frame reads the split and the two groups asked for (val is 5 wider; overall - tail = 0.4 gap)."""
+    g = frames.gap_frame(hand_frame, split="val").set_index(["imbalance_factor", "method", "seed"])["gap"]
+    assert g.loc[(0.01, "baseline", 0)] == pytest.approx(45)
+    g = frames.gap_frame(hand_frame, high="overall", low="tail").set_index(
+        ["imbalance_factor", "method", "seed"]
+    )
+    assert g.loc[(0.01, "baseline", 0), "gap"] == pytest.approx(0.4 * 40)
+
+
+def test_gap_per_seed_is_indexed_by_seed(hand_frame):
+    """gap_per_seed: one IF and method's gaps as a Series indexed by seed."""
+    g = frames.gap_per_seed(hand_frame, 0.02, "crt")
+    assert list(g.index) == [0, 1, 2]
+    assert g.tolist() == pytest.approx([20, 23, 20])
+
+
+@pytest.mark.parametrize(("f", "method", "named"), [(0.01, "focal", "'focal'"), (0.5, "baseline", "0.5")])
+def test_gap_per_seed_unknown_method_or_if_raises_naming_it(hand_frame, f, method, named):
+    """gap_per_seed raises ValueError naming a method or imbalance factor that has no runs."""
+    with pytest.raises(ValueError, match=named):
+        frames.gap_per_seed(hand_frame, f, method)
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_bits_that_a_stored_sweep_lacks_get_a_clear_error():
+    """Probe: quant_predictions(..., 8) and layer_losses(..., 7) raised a bare KeyError."""
+    cfg = Stage1Config(imbalance_factor=0.1)
+    entry = {"methods": {"crt": {"test": {"predictions": "0123456789"}}}}
+    by_cfg = {cfg: {"entries": {"float": entry, "8": entry}}}
+    s1 = {cfg: {"test_labels": list(range(10))}}
+    assert frames.quant_predictions(by_cfg, s1, 0.1, "crt", 8)[1].shape == (1, 10)  # 8 reads as "8"
+    with pytest.raises(ValueError, match=r"if0.1-seed0 has no sweep at bits 4; it has \['float', '8'\]"):
+        frames.quant_predictions(by_cfg, s1, 0.1, "crt", 4)
+    with pytest.raises(ValueError, match=r"has no method 'lws'; it has \['crt'\]"):
+        frames.quant_predictions(by_cfg, s1, 0.1, "lws", 8)
+    r = {"sweep": {"crt": {"float": "01", "layers": {"L1": {"4": {}}, "L2": {"4": {}, "6": {}}}}}}
+    with pytest.raises(ValueError, match=r"no layer quantized at 7 bits; it has \[4, 6\]"):
+        ch4.layer_losses(r, "crt", 7)
+    with pytest.raises(ValueError, match=r"no head 'lws'; it has \['crt'\]"):
+        ch4.layer_losses(r, "lws", 4)

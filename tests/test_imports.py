@@ -1,5 +1,5 @@
-"""The package's shape: no import cycle (imports inside functions count), and the modules that read
-and judge results import without torch."""
+"""The package's shape: no import cycle (imports inside functions count), the modules that read
+and judge results import without torch, a small lazy public surface, and chapters free of tooling."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import ast
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 import ltmpq
 
@@ -102,3 +104,24 @@ def test_reading_and_judging_results_needs_no_torch():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ------------------------------------------------------------------ the public surface
+
+
+def test_the_public_surface_is_small_documented_and_lazy():
+    assert set(ltmpq.__all__) == {"ChapterParams", "analysis", "blog", "claims", "frames", "load", "plotting",
+                                  "tables", "verdicts"}  # fmt: skip
+    assert ltmpq.ChapterParams.__module__ == "ltmpq.params"
+    with pytest.raises(AttributeError, match="no attribute 'report'"):
+        ltmpq.report  # noqa: B018 - the old catch-all module is gone
+    code = "import sys, ltmpq; print('torch' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]  # importing the package loads nothing heavy
+
+
+def test_chapters_import_no_tooling():
+    from pathlib import Path
+
+    for nb in sorted(Path(ltmpq.__file__).parent.parent.glob("notebooks/[0-9]*.py")):
+        assert "ltmpq.tools" not in nb.read_text(), nb.name

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from fakes import random_vgg
 from torch import nn
 
 from ltmpq import mpq as mp
@@ -31,22 +32,6 @@ N_IMAGES = 64
 
 
 # ------------------------------------------------------------------ fixtures
-
-
-def random_vgg(seed: int = 0, num_classes: int = 10) -> VGG16:
-    """A width-1/16 VGG16 in eval mode whose BatchNorms are far from the identity (folding matters)."""
-    torch.manual_seed(seed)
-    model = VGG16(num_classes=num_classes, width=1 / 16)
-    gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_(0.3 * torch.randn(c, generator=gen))
-                m.running_var.copy_(0.2 + 2 * torch.rand(c, generator=gen))
-                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
-                m.bias.copy_(0.2 * torch.randn(c, generator=gen))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

@@ -91,3 +91,44 @@ def test_chapter_parameters_past_their_upper_bound_are_refused(cls, field, value
     assert type(getattr(ok, field)[0] if field == "seeds" else getattr(ok, field)) is int
     with pytest.raises(ValueError, match=rf"^{field} must be an int in \[\d+, \d+\], got True$"):
         cls("smoke", **{field: [True] if field == "seeds" else True})
+
+
+# ------------------------------------------------------------------ parameters of the wrong type
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"compute": "Flase"}, "compute must be True or False, got 'Flase'"),
+        ({"compute": 1}, "compute must be True or False, got 1"),
+        ({"seeds": 0}, r"seeds must be a list such as \[0, 1\] or None \(the profile's\), got 0"),
+        ({"seeds": [0, -1]}, "seeds must be an int >= 0, got -1"),
+        ({"seeds": [0, 0]}, r"seeds must not repeat a seed, got \[0, 0\]"),
+        ({"seeds": "01"}, "seeds must be a list"),
+        ({"imbalance_factors": 0.01}, r"imbalance_factors must be a list such as \[0.1, 0.01\]"),
+        ({"imbalance_factors": [0.1, 2]}, r"imbalance_factors must be numbers in \(0, 1\], got 2"),
+        ({"profile": 3}, "profile must be a profile name, got 3"),
+    ],
+)
+def test_chapter_parameters_of_the_wrong_type_are_refused(kwargs, message):
+    """Probes: -p compute Flase trained (a non-empty string is truthy); -p seeds 0 failed with
+    "'int' object is not iterable"."""
+    with pytest.raises(ValueError, match=message):
+        params.ChapterParams(**{"profile": "smoke", **kwargs})
+
+
+def test_chapter_3_and_4_parameters_are_checked_too():
+    assert params.QuantizationParams("smoke", variants=["per-tensor"]).variant_names == [
+        "default",
+        "per-tensor",
+    ]
+    with pytest.raises(ValueError, match=r"unknown quantizer variants \['nope'\]"):
+        params.QuantizationParams("smoke", variants=["nope"])
+    with pytest.raises(ValueError, match="variants must be a list"):
+        params.QuantizationParams("smoke", variants="default")
+    with pytest.raises(ValueError, match="n_boot must be an int >= 100, got 5"):
+        params.QuantizationParams("smoke", n_boot=5)
+    with pytest.raises(ValueError, match=r"rule_k=4 was not run; the profile's MPQ runs have k in \[8\]"):
+        params.MitigationParams("smoke", rule_k=4)
+    with pytest.raises(ValueError, match="n_splits must be an int >= 1, got 0"):
+        params.MitigationParams("smoke", n_splits=0)

@@ -1,4 +1,5 @@
-"""ltmpq.runs: making a run of any kind, and the published artifacts it never overwrites unasked.
+"""ltmpq.runs: making a run of any kind, and the published artifacts it never overwrites unasked;
+chapter 5's hypothesis sweeps and ``runs.explain`` end to end on the committed smoke weights.
 
 Each probe test names what a new user's probe found before: a damaged result retrained over the
 committed weights, weights that do not fit their config used, an outdated result left in place
@@ -10,25 +11,37 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
+import shutil
 import time
 
 import numpy as np
 import pytest
 import torch
+from fakes import same_json
 
 import ltmpq.artifacts as artifacts
-from ltmpq import config, plan, results, runs, weights
+import ltmpq.data
+import ltmpq.paths
+from ltmpq import config, io, plan, results, runs, weights
+from ltmpq.analysis import ch5_six_bits as ch5
 from ltmpq.cli import main
-from ltmpq.config import DecoupleConfig, DecoupledRun, QuantConfig, config_hash, get_profile
+from ltmpq.config import (
+    DecoupleConfig,
+    DecoupledRun,
+    ExplainRun,
+    MPQConfig,
+    QuantConfig,
+    QuantizedRun,
+    config_hash,
+    get_profile,
+)
 from ltmpq.data import long_tail_counts
 from ltmpq.metrics import evaluate
-from ltmpq.vocab import METHODS
-
-
-def _same_json(a, b) -> bool:
-    """Equality as stored: NaN equals NaN, tuples equal lists."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
+from ltmpq.paths import ROOT
+from ltmpq.quantization import ActQuant, hypothesis_configs, model_size, quantize_head, sweep_map
+from ltmpq.training import predict
+from ltmpq.vocab import FLOAT, METHODS
 
 SMOKE = get_profile("smoke")
 
@@ -164,7 +177,7 @@ def test_jobs_and_threads_are_capped_by_the_cpus(flag, capsys, monkeypatch):
 def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_cifar, monkeypatch):
     out = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
     path = plan.result_path("smoke", "stage1", tiny_cfg)
-    assert path.is_file() and _same_json(results.load(path, tiny_cfg), out)
+    assert path.is_file() and same_json(results.load(path, tiny_cfg), out)
     counts = long_tail_counts(15, 0.5)
     assert out["train_counts"] == counts
     assert out["split_sizes"] == {"train": sum(counts), "val": 50, "test": len(tiny_cifar.test_y)}
@@ -185,7 +198,7 @@ def test_stage1_compute_stores_a_consistent_result(tiny_cfg, patched_data, tiny_
     # a stored result is returned as is, without data, training or the cache
     monkeypatch.setattr(artifacts, "dataset", lambda: pytest.fail("recomputed a stored result"))
     monkeypatch.setattr(artifacts, "features", lambda *a, **k: pytest.fail("recomputed a stored result"))
-    assert _same_json(runs.stage1(tiny_cfg, "smoke", compute=False), out)
+    assert same_json(runs.stage1(tiny_cfg, "smoke", compute=False), out)
 
 
 def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
@@ -213,5 +226,215 @@ def test_decoupled_changes_only_the_classifier(tiny_cfg, patched_data):
     assert torch.equal(stored["baseline"]["weight"], before["classifier_weight"])
     assert not torch.equal(stored["crt"]["weight"], before["classifier_weight"])
     assert torch.equal(stored["lws"]["base.weight"], before["classifier_weight"])
-    assert _same_json(results.load(plan.result_path("smoke", "decoupled", run), run), out)
+    assert same_json(results.load(plan.result_path("smoke", "decoupled", run), run), out)
     assert results.load(plan.result_path("smoke", "stage1", tiny_cfg), tiny_cfg) is not None
+
+
+# ------------------------------------------------------------------ bad requests
+
+
+def test_swept_bits_are_checked_not_truncated(tiny_cfg, patched_data):
+    """Probe: quantized(bits=(4.5, "6")) silently became [4, 6]."""
+    for bad in ((4.5, 6), ("6",), (), "8", ("float", 8)):
+        with pytest.raises(ValueError, match="bit"):
+            runs.quantized(tiny_cfg, DecoupleConfig(), QuantConfig(), bad, "smoke", compute=True)
+    assert not patched_data  # refused before any data was read
+
+
+def test_a_run_refuses_a_stored_result_of_other_data(tiny_cfg, patched_data, monkeypatch, capsys):
+    """A stored result is never reused for data it was not computed on."""
+    runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    monkeypatch.setattr(artifacts, "data_digest", lambda: "f" * 64)
+    import ltmpq.results as results
+
+    path = plan.result_path("smoke", "stage1", tiny_cfg)
+    stored = results.load(path, tiny_cfg)
+    stored["provenance"]["data_source"]["sha256"] = "a" * 64
+    io.write_json(path, stored)
+    other = r"is other data \(computed on aaaaaaaaaaaa, this machine's copy is ffffffffffff\): move it away"
+    with pytest.raises(results.ResultError, match=other):
+        runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    assert runs.stage1(tiny_cfg, "smoke", compute=False)["provenance"]["data_source"]["sha256"] == "a" * 64
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [({"act_bits": 8}, "'act_bits': 8"), ({"logit_bits": 8}, "'logit_bits': 8"),
+     ({"first_last_bits": 8}, "'first_last_bits': 8"),
+     ({"weight_scheme": "affine"}, "'weight_scheme': 'affine'")],
+)  # fmt: skip
+def test_chapter_4_refuses_a_quantizer_it_does_not_implement(change, named, tiny_cfg):
+    # before looking for a stored result: a bad request is not a missing one
+    with pytest.raises(
+        ValueError, match=f"quantizes weights only, symmetrically; this QuantConfig sets {{{named}}}"
+    ):
+        runs.mixed_precision(tiny_cfg, DecoupleConfig(), QuantConfig(**change), MPQConfig(), "smoke")
+
+
+# ------------------------------------------------------------------ chapter 5's hypothesis sweeps
+
+
+def test_sweep_runs_two_hypotheses_end_to_end(tiny_cfg, patched_data, monkeypatch):
+    dcfg = DecoupleConfig(epochs=1, batch_size=32, tau_grid=(0.0, 1.0))
+    names = ["naive: per-tensor affine W=A + logits", "W=A, first/last at 8 bits"]
+    hyps = hypothesis_configs(QuantConfig(calibration_size=10), names)
+    calls: list[tuple] = []  # what the backbone and the heads were quantized with
+    real_model, real_logits = runs.quantize_model, runs.quantize_logits
+
+    def spy_model(model, bmap, q, calibration=None):
+        qmodel = real_model(model, bmap, q, calibration)
+        calls.append(("model", dict(bmap), qmodel, calibration))
+        return qmodel
+
+    def spy_logits(head, features, bits, q):
+        calls.append(("logits", bits, features))
+        return real_logits(head, features, bits, q)
+
+    monkeypatch.setattr(runs, "quantize_model", spy_model)
+    monkeypatch.setattr(runs, "quantize_logits", spy_logits)
+    s1 = runs.stage1(tiny_cfg, "smoke", compute=True, progress=False)
+    dec = runs.decoupled(tiny_cfg, dcfg, "smoke", compute=True, progress=False)
+    data = artifacts.dataset()  # the patched tiny data set
+    x_test = torch.from_numpy(data.test_x[artifacts.splits_for(tiny_cfg, data).test])
+    heads = artifacts.classifiers(tiny_cfg, dcfg, progress=False)
+    for name, qcfg in hyps.items():
+        calls.clear()
+        out = runs.quantized(tiny_cfg, dcfg, qcfg, (8, 4), "smoke", compute=True, progress=False)
+        assert set(out["entries"]) == {"float", "8", "4"}
+        assert sum(out["calibration_counts"]) == 10 and out["quant"]["act_bits"] == "match"
+        run = QuantizedRun(tiny_cfg, dcfg, qcfg, (8, 4))
+        assert results.load(plan.result_path("smoke", "quantized", run), run) is not None
+        models = [c for c in calls if c[0] == "model"]
+        assert [m[1] for m in models] == [sweep_map(b, qcfg) for b in (FLOAT, 8, 4)]
+        for key, (_, bmap, qmodel, _calib) in zip(("float", "8", "4"), models, strict=True):
+            entry = out["entries"][key]
+            assert entry["bit_map"] == bmap
+            assert entry["size"] == model_size(artifacts.stage1_model(tiny_cfg, data, progress=False), bmap,
+                                               qcfg.granularity, qcfg.weight_scheme)  # fmt: skip
+            if key == "float":  # the float model stays float: stage 1's and stage 2's predictions
+                got = results.decode_predictions(entry["methods"]["baseline"]["test"]["predictions"])
+                assert got.tolist() == s1["test"]["predictions"]
+                for m in METHODS[1:]:
+                    got = results.decode_predictions(entry["methods"][m]["test"]["predictions"]).tolist()
+                    assert got == dec["methods"][m]["test"]["predictions"], m
+                continue
+            b = int(key)
+            quantizers = [m for m in qmodel.modules() if isinstance(m, ActQuant)]
+            if qcfg.first_last_bits:
+                assert bmap["L1"] == bmap["L16"] == 8 and bmap["L2"] == b
+                assert {m.bits for m in quantizers} == ({b, 8} if b != 8 else {8})
+            else:
+                assert len(quantizers) == 16 and {m.bits for m in quantizers} == {b}  # the input too
+            logits = [c for c in calls if c[0] == "logits"]
+            f, _ = predict(qmodel, x_test)
+            for m, head in heads.items():
+                qhead = quantize_head(head, bmap["L16"], qcfg)
+                if qcfg.logit_bits is not None:
+                    feats = next(c[2] for c in logits if c[1] == b)
+                    qhead = real_logits(qhead, feats, b, qcfg)
+                with torch.no_grad():
+                    want = qhead(f).argmax(1).tolist()
+                got = results.decode_predictions(entry["methods"][m]["test"]["predictions"]).tolist()
+                assert got == want, (name, key, m)
+        n_logit_calls = sum(c[0] == "logits" for c in calls)
+        assert n_logit_calls == (2 * len(METHODS) if qcfg.logit_bits is not None else 0)  # not at float
+
+
+# ------------------------------------------------------------------ ltmpq.runs.explain end to end
+
+
+CFG = SMOKE.stage1_config(0.01, 0)
+RUN = ExplainRun(CFG, SMOKE.decouple, SMOKE.quant, SMOKE.explain)
+
+
+def _explain(compute: bool) -> dict:
+    return runs.explain(CFG, SMOKE.decouple, SMOKE.quant, SMOKE.explain, "smoke", compute=compute,
+                        progress=False)  # fmt: skip
+
+
+def test_explain_without_compute_names_the_command(isolated_dirs):
+    with pytest.raises(results.MissingResultError, match="--stage explain") as err:
+        _explain(compute=False)  # nothing stored: the fresh results dir is empty
+    msg = str(err.value)
+    assert f"explain/{CFG.tag}-" in msg and "ExplainRun if0.01-seed0" in msg
+    assert "make runs PROFILE=smoke RUN_ARGS='--if 0.01 --seed 0 --stage explain'" in msg
+    # the stage-1 and stage-2 results alone do not make it either
+    shutil.copytree(ROOT / "results" / "smoke", isolated_dirs["results"] / "smoke")
+    with pytest.raises(results.MissingResultError, match="--stage explain"):
+        _explain(compute=False)
+
+
+@pytest.fixture
+def smoke_store(isolated_dirs, monkeypatch):
+    """The committed smoke results and weights in the temporary results dir, and the real CIFAR-10
+    (the search conftest narrows to LTMPQ_DATA restored); its decoded arrays linked from the
+    project's cache when they are there, so that nothing is decoded or trained."""
+    import ltmpq.artifacts as artifacts
+
+    shutil.copytree(ROOT / "results" / "smoke", isolated_dirs["results"] / "smoke")
+    monkeypatch.delenv("LTMPQ_DATA")
+    monkeypatch.setattr(ltmpq.data, "data_candidates", ltmpq.paths.data_candidates)
+    decoded = isolated_dirs["cache"] / "data"
+    decoded.mkdir(parents=True)
+    for f in sorted((ROOT / ".cache" / "data").glob("cifar10-*")):
+        (decoded / f.name).symlink_to(f)  # a rebuilt entry replaces the link, never the file
+    try:
+        ltmpq.data.find_source(allow_download=False)  # no download attempt (into the project) when absent
+        artifacts.dataset()
+    except ltmpq.data.DataNotFoundError as exc:
+        pytest.skip(f"needs the CIFAR-10 copy the smoke weights were trained on ({exc})")
+    return isolated_dirs
+
+
+def test_explain_end_to_end_on_the_smoke_weights(smoke_store, monkeypatch):
+    s1 = json.loads(next((smoke_store["results"] / "smoke" / "stage1").glob(f"{CFG.tag}-*.json")).read_text())
+    r = _explain(compute=True)
+    stored = results.load(plan.result_path("smoke", "explain", RUN), RUN)
+    assert stored == r and r["kind"] == "explain" and r["stage_version"] == plan.STAGE_VERSIONS["explain"]
+    assert r["weights_sha256"] == s1["weights_sha256"] and r["train_counts"] == s1["train_counts"]
+    assert r["quant"] == {**r["quant"], "act_bits": 8, "calibration_size": 20}  # W8A8 of the default
+    assert sum(r["calibration_counts"]) == 20
+    assert r["explain"]["heads"] == ["baseline", "crt"]
+
+    # the integer runtime against the simulation, on every test image, for both heads
+    assert set(r["integer"]) == {"baseline", "crt"}
+    for h, c in r["integer"].items():
+        assert c["n"] == 1000 and len(c["per_class_difference"]) == 10
+        assert (c["engine"], c["reduce_range"], c["round_sim_input"]) == ("x86", False, False)
+        assert 0 <= c["agreement"] <= 1 and 0 <= c["agreement_rounded_input"] <= 1
+        # fed the integer model's rounded input, the simulation agrees at least as often (here:
+        # baseline 1.0 and 1.0, cRT 0.982 and 1.0): the input rounding is the gap
+        assert c["agreement_rounded_input"] >= c["agreement"], h
+        # the accuracies can differ only on the images whose predictions differ
+        assert abs(c["int_accuracy"] - c["sim_accuracy"]) <= 1 - c["agreement"] + 1e-12, h
+        assert math.isfinite(c["max_abs_logit_difference"]) and c["max_abs_logit_difference"] >= 0
+    facts = ch5.integer_facts(ch5.integer_frame({CFG: r}))
+    assert facts["int_runs"] == 1
+
+    # curvature: validation images for both heads, training images for the baseline
+    assert {k: sorted(v) for k, v in r["curvature"].items()} == {
+        "val": ["baseline", "crt"],
+        "train": ["baseline"],
+    }
+    for images, by_head in r["curvature"].items():
+        for h, cols in by_head.items():
+            assert {"class", "images", "trace", "trace_stderr", "grad_norm2", "hawq_6", "hawq_4"} <= set(cols)
+            assert cols["class"] == list(range(10)), (images, h)
+            for k in ("trace", "grad_norm2", "hawq_6", "hawq_4"):
+                assert len(cols[k]) == 10 and all(math.isfinite(v) for v in cols[k]), (images, h, k)
+            # 50 balanced validation images; up to 5 training images of each class
+            want = [5] * 10 if images == "val" else [min(5, n) for n in r["train_counts"]]
+            assert cols["images"] == want, (images, h)
+
+    # a second call returns the stored result: nothing is measured again
+    def measured_again(*args, **kwargs):
+        raise AssertionError("the stored explain result was recomputed")
+
+    monkeypatch.setattr("ltmpq.integer.compare_models", measured_again)
+    monkeypatch.setattr("ltmpq.fairness.class_curvature", measured_again)
+    again = _explain(compute=True)
+    assert again == r and again["provenance"]["created"] == r["provenance"]["created"]
+    assert _explain(compute=False) == r
+    assert os.listdir(smoke_store["results"] / "smoke" / "explain") == [
+        plan.result_path("smoke", "explain", RUN).name
+    ]

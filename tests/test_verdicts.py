@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from ltmpq import uncertainty, verdicts
 from ltmpq.analysis import ch4_mitigation as ch4
@@ -55,12 +56,13 @@ def test_evidence_matches_a_t_interval():
     mean, half, n = uncertainty.mean_ci(v)
     assert ev["estimate"] == pytest.approx(2.5)
     assert (ev["ci_low"], ev["ci_high"]) == pytest.approx((mean - half, mean + half))
-    assert ev["pvalue"] == pytest.approx(0.01523, abs=5e-5)  # one-sided t-test: t = 3.873, df = 3
+    assert ev["pvalue"] == pytest.approx(0.03047, abs=5e-5)  # two-sided t-test: t = 3.873, df = 3
 
 
 def test_evidence_with_identical_values_and_one_seed():
     assert verdicts.evidence([2.0, 2.0, 2.0], 0.0)["pvalue"] == 0.0
-    assert verdicts.evidence([2.0, 2.0, 2.0], 3.0)["pvalue"] == 1.0
+    assert verdicts.evidence([2.0, 2.0, 2.0], 3.0)["pvalue"] == 0.0  # two-sided: 2 is not 3 either
+    assert verdicts.evidence([3.0, 3.0, 3.0], 3.0)["pvalue"] == 1.0
     one = verdicts.evidence([5.0], 0.0)
     assert one["verdict"] == INCONCLUSIVE and np.isnan(one["pvalue"])
 
@@ -191,3 +193,40 @@ def test_rank_stability_of_clearly_ordered_layers_is_perfect():
     np.testing.assert_allclose(stab[["same", "cross"]].to_numpy(), 1.0)
     losses = ch4.layer_losses(r, "crt", 4)
     np.testing.assert_allclose(losses.to_numpy(), [0, 20, 50, 80])
+
+
+# ------------------------------------------------------------------ the review's rules
+
+
+def test_the_p_value_is_two_sided_and_agrees_with_the_interval():
+    v = np.array([0.5, 1.5, 1.0, 2.0, 1.2])
+    ev = verdicts.evidence(v, 0.0, "greater")
+    assert ev["pvalue"] == pytest.approx(sps.ttest_1samp(v, 0.0).pvalue)  # two-sided, not one-sided
+    assert (ev["pvalue"] < 0.05) == (ev["ci_low"] > 0 or ev["ci_high"] < 0)
+    below = verdicts.evidence(-v, 0.0, "greater")  # the same distance on the other side: the same p
+    assert below["pvalue"] == pytest.approx(ev["pvalue"]) and below["verdict"] == NOT_SUPPORTED
+    assert verdicts.evidence([1.0, 1.0, 1.0], 1.0)["pvalue"] == 1.0
+    assert verdicts.evidence([2.0, 2.0, 2.0], 1.0)["pvalue"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "blog_value", "said"),
+    [(1.0, 2.0, 1.5, "yes"), (1.0, 2.0, 2.5, "no: ours lower"), (1.0, 2.0, 0.5, "no: ours higher"),
+     (1.0, 2.0, None, "–"), (np.nan, np.nan, 1.0, "–"), (1.0, 2.0, 2.0, "yes")],
+)  # fmt: skip
+def test_reproduces_asks_whether_our_interval_covers_the_blog(low, high, blog_value, said):
+    assert verdicts.reproduces(low, high, blog_value) == said
+
+
+def test_where_a_claim_holds_groups_its_parts_by_condition():
+    w = verdicts.where_it_holds
+    assert w(
+        {"6 bits": [NOT_SUPPORTED, INCONCLUSIVE], "4 bits": [INCONCLUSIVE] * 2, "3 bits": [SUPPORTED] * 2}
+    ) == ("holds at 3 bits; not at 6 bits; inconclusive at 4 bits")
+    assert w({"6 bits": [NOT_SUPPORTED], "4 bits": [NOT_SUPPORTED], "3 bits": [SUPPORTED]}) == (
+        "holds at 3 bits; not at 6 and 4 bits"
+    )
+    assert w({"": [SUPPORTED, SUPPORTED]}) == SUPPORTED  # one condition: the verdict itself
+    assert w({"a": [INCONCLUSIVE], "b": [INCONCLUSIVE]}) == INCONCLUSIVE
+    with pytest.raises(ValueError, match="at least one condition"):
+        w({})

@@ -1,6 +1,7 @@
 """Chapter 1: does overall accuracy hide the head/tail gap, and does the gap grow with imbalance?
 
-The head-tail gap per seed (also chapter 2's and the verdicts'), Table 1 beside the blog, the
+The head-tail gap per seed (also chapter 2's and the verdicts'), Table 1 beside the blog (what
+carries over and what does not, each of our numbers with its two-sided interval over seeds), the
 accuracy of a class against its training count, the metrics beyond overall accuracy, and how
 much of a single run's number is test-set noise.
 """
@@ -16,21 +17,90 @@ from scipy import stats
 from .. import blog, verdicts
 from ..config import Stage1Config
 from ..frames import gap_frame, gap_per_seed, summarize
-from ..tables import ci_text, pm
+from ..tables import ci_text, interval, pm
+from ..uncertainty import mean_ci
+from ..vocab import METHODS
 
-#: The metrics of chapter 1's full table, in the order shown.
-REPORTED = (
-    "overall",
-    "balanced",
-    "macro_f1",
-    "worst_class",
-    "head",
-    "tail",
-    "many",
-    "medium",
-    "few",
-    "deployment",
-)
+#: The metrics of chapter 1's full table and of the chapters' downloadable tables, in the order
+#: shown. Kang et al.'s many/medium/few groups (by training count) are stored but not shown: with
+#: ten classes they hold one to eight classes each, and "few" is empty on CIFAR-10-LT.
+REPORTED = ("overall", "balanced", "macro_f1", "worst_class", "head", "tail", "deployment")
+
+#: The key columns of :func:`ltmpq.frames.metrics_frame`, in the order the downloads sort by.
+KEYS = ["imbalance_factor", "seed", "method", "split", "metric"]
+
+
+def tidy_metrics(frame: pd.DataFrame) -> pd.DataFrame:
+    """The per-seed metrics as a chapter offers them for download: the :data:`REPORTED` metrics of
+    every run, method and split (percent), indexed by :data:`KEYS`; imbalance factors from the
+    mildest, then seeds, methods in :data:`ltmpq.vocab.METHODS` order, validation before test,
+    metrics in :data:`REPORTED` order."""
+    d = frame[frame["metric"].isin(REPORTED)].copy()
+    methods = [m for m in METHODS if m in set(d["method"])] + [
+        m for m in dict.fromkeys(d["method"]) if m not in METHODS
+    ]
+    order = {
+        "imbalance_factor": lambda s: -s,
+        "method": lambda s: s.map({m: i for i, m in enumerate(methods)}),
+        "split": lambda s: s.map({"val": 0, "test": 1}),
+        "metric": lambda s: s.map({m: i for i, m in enumerate(REPORTED)}),
+    }
+    d = d.sort_values(KEYS, key=lambda s: order.get(s.name, lambda v: v)(s), kind="stable")
+    return d.set_index(KEYS)[["value"]]
+
+
+# --------------------------------------------------------------------------- intervals in words
+
+
+def interval_text(values, signed: bool = False, digits: int = 1) -> str:
+    """Mean and two-sided 95% t-interval over seeds, ``"10.1 [7.9, 12.3]"`` (``signed``:
+    ``"+10.1 [+7.9, +12.3]"``); one seed has no interval and says so, no seed says that."""
+    ev = verdicts.evidence(np.asarray(values, dtype=float))
+    if ev["n"] == 0:
+        return "no run"
+    if ev["n"] < 2:
+        return f"{ev['estimate']:{'+' if signed else ''}.{digits}f} (one seed, no interval)"
+    return interval(ev["estimate"], ev["ci_low"], ev["ci_high"], digits=digits, signed=signed)
+
+
+def side_text(values, positive: str, negative: str, neither: str = "no detectable difference") -> str:
+    """Which side of zero the two-sided 95% interval over seeds of ``values`` lies on, in words
+    (:func:`ltmpq.verdicts.side`): ``neither`` when it contains zero or there is no interval."""
+    v = np.asarray([x for x in values if not np.isnan(x)], dtype=float)
+    m, h, _ = mean_ci(v) if v.size else (np.nan, np.nan, 0)
+    return verdicts.side(m, h, positive, negative, neither)
+
+
+#: How :func:`vs_blog_text` words :func:`ltmpq.verdicts.reproduces`.
+VS_BLOG = {
+    "yes": "our interval contains the blog's value",
+    "no: ours lower": "ours below the blog's",
+    "no: ours higher": "ours above the blog's",
+}
+
+
+def vs_blog_text(values, published: float | None) -> str:
+    """Whether the two-sided 95% interval over seeds of ``values`` lies below, above or around the
+    blog's ``published`` value, in words."""
+    if published is None:
+        return "the blog gives no value"
+    ev = verdicts.evidence(np.asarray(values, dtype=float))
+    return VS_BLOG.get(verdicts.reproduces(ev["ci_low"], ev["ci_high"], published), "one seed, no interval")
+
+
+def seed_values(
+    frame: pd.DataFrame, imbalance_factor: float, metric: str, method: str = "baseline"
+) -> pd.Series:
+    """One test metric of each seed's run (percent, indexed by seed) at one imbalance factor and method."""
+    d = frame[
+        (frame["split"] == "test")
+        & (frame["imbalance_factor"] == imbalance_factor)
+        & (frame["method"] == method)
+        & (frame["metric"] == metric)
+    ]
+    if d.empty:
+        raise ValueError(f"no {method!r} {metric!r} at imbalance factor {imbalance_factor!r}")
+    return d.set_index("seed")["value"].sort_index()
 
 
 def recipe_facts(cfg: Stage1Config, n_seeds: int) -> dict:
@@ -55,6 +125,25 @@ def recipe_facts(cfg: Stage1Config, n_seeds: int) -> dict:
         "precision": precision,
         "wd": f"{cfg.weight_decay:g}",
     }
+
+
+def precision_note(cfg: Stage1Config) -> dict:
+    """The training arithmetic explained for a reader who does not know torch's autocast."""
+    note = {
+        "bf16": "torch's autocast runs convolutions and matrix products in bfloat16, a 16-bit floating-point "
+        "format with float32's range and fewer digits, and the rest in float32",
+        "fp32": "every operation in 32-bit floating point",
+    }.get(cfg.precision, cfg.precision)
+    return {"precision_note": note}
+
+
+def kang_group_facts(s1: dict) -> dict:
+    """At the strongest imbalance: how many classes Kang et al.'s many / medium / few groups hold
+    (the stored ``groups`` of the first run there), e.g. ``"8, 2 and 0"``."""
+    f_lo = min(c.imbalance_factor for c in s1)
+    groups = next(r["groups"] for c, r in s1.items() if c.imbalance_factor == f_lo)
+    many, medium, few = (len(groups[g]) for g in ("many", "medium", "few"))
+    return {"kang_sizes": f"{many}, {medium} and {few}"}
 
 
 # --------------------------------------------------------------------------- the head-tail gap
@@ -127,6 +216,147 @@ def vs_blog_facts(comparison: pd.DataFrame) -> dict:
     return {"vs_blog": word, "vs_blog_points": f"{abs(d):.1f}"}
 
 
+def blog_gaps_table(frame: pd.DataFrame, method: str = "baseline") -> pd.DataFrame:
+    """Per imbalance factor (mildest first): head minus tail accuracy, ours (mean and two-sided
+    95% interval over seeds) beside the blog's, and where ours lies against it."""
+    ifs = sorted(frame["imbalance_factor"].unique(), reverse=True)
+    rows = []
+    for f in ifs:
+        g = gap_per_seed(frame, f, method)
+        rows.append({"IF": f, "ours": interval_text(g), "blog": blog.gap(f, method),
+                     "ours against the blog": vs_blog_text(g, blog.gap(f, method))})  # fmt: skip
+    return pd.DataFrame(rows).set_index("IF")
+
+
+def _change(frame: pd.DataFrame, metric: str, f_from: float, f_to: float) -> pd.Series:
+    return seed_values(frame, f_to, metric) - seed_values(frame, f_from, metric)
+
+
+def _blog_change(metric: str, f_from: float, f_to: float) -> float | None:
+    a, b = blog.TABLE1.get((f_from, "baseline")), blog.TABLE1.get((f_to, "baseline"))
+    return None if a is None or b is None else round(b[metric] - a[metric], 6)
+
+
+def _published(value: float | None) -> str:
+    return "no value" if value is None else f"{value:+.1f}"
+
+
+def blog_shape_facts(frame: pd.DataFrame) -> dict:
+    """What carries over from the blog's Fig. 5 and what does not, from the mildest imbalance
+    (``hi``) to the strongest (``lo``), each of ours as mean [two-sided 95% interval] over seeds:
+
+    - the gap at both ends and its growth, beside the blog's and where ours lies against it;
+    - how the head's and the tail's accuracy change (and in which direction, by the interval);
+    - the tail and the head at both ends against the blog's (where the gaps differ)."""
+    ifs = sorted(frame["imbalance_factor"].unique(), reverse=True)
+    f_hi, f_lo = ifs[0], ifs[-1]
+    out: dict = {}
+    for end, f in (("hi", f_hi), ("lo", f_lo)):
+        g = gap_per_seed(frame, f, "baseline")
+        out[f"gap_{end}_ci"] = interval_text(g)
+        out[f"blog_gap_{end}"] = (
+            "no value" if blog.gap(f, "baseline") is None else f"{blog.gap(f, 'baseline'):.1f}"
+        )
+        out[f"gap_{end}_vs_blog"] = vs_blog_text(g, blog.gap(f, "baseline"))
+        out[f"gap_{end}_side"] = side_text(g, "the head ahead", "the tail ahead")
+        for metric in ("head", "tail"):
+            v = seed_values(frame, f, metric)
+            published = blog.TABLE1.get((f, "baseline"), {}).get(metric)
+            out[f"{metric}_{end}_ci"] = interval_text(v)
+            out[f"blog_{metric}_{end}"] = "no value" if published is None else f"{published:.1f}"
+            out[f"{metric}_{end}_vs_blog"] = vs_blog_text(v, published)
+    growth = (
+        gap_per_seed(frame, f_lo, "baseline") - gap_per_seed(frame, f_hi, "baseline")
+        if f_lo != f_hi
+        else pd.Series(dtype=float)
+    )
+    blog_growth = (
+        None
+        if blog.gap(f_lo, "baseline") is None or blog.gap(f_hi, "baseline") is None
+        else round(blog.gap(f_lo, "baseline") - blog.gap(f_hi, "baseline"), 6)
+    )
+    out |= {
+        "growth_ci": interval_text(growth, signed=True),
+        "blog_growth": _published(blog_growth),
+        "growth_vs_blog": vs_blog_text(growth, blog_growth),
+    }
+    for metric in ("head", "tail"):
+        change = _change(frame, metric, f_hi, f_lo) if f_lo != f_hi else pd.Series(dtype=float)
+        published = _blog_change(metric, f_hi, f_lo)
+        out |= {
+            f"{metric}_change": interval_text(change, signed=True),
+            f"{metric}_change_side": side_text(change, "rises", "falls", "no detectable change"),
+            f"blog_{metric}_change": _published(published),
+            f"{metric}_change_vs_blog": vs_blog_text(change, published),
+        }
+    return out
+
+
+def _negated(value: float | None) -> float | None:
+    return None if value is None else -value
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def carry_over_facts(frame: pd.DataFrame) -> dict:
+    """What of the blog's Fig. 5 holds on our runs and what does not, as two phrases for the prose.
+
+    Holds: the gap at the mildest imbalance, its growth, and the tail's fall, each where our
+    two-sided 95% interval over seeds lies on the same side of zero as the blog's value. Does not:
+    each of those with the opposite or an undetectable sign, and the gap's size at either end and
+    its growth where our interval excludes the blog's value (the blog's values have no interval)."""
+    ifs = sorted(frame["imbalance_factor"].unique(), reverse=True)
+    f_hi, f_lo = ifs[0], ifs[-1]
+    gap_hi, gap_lo = gap_per_seed(frame, f_hi, "baseline"), gap_per_seed(frame, f_lo, "baseline")
+    growth = gap_lo - gap_hi if f_lo != f_hi else pd.Series(dtype=float)
+    tail = _change(frame, "tail", f_hi, f_lo) if f_lo != f_hi else pd.Series(dtype=float)
+    b_hi, b_lo = blog.gap(f_hi, "baseline"), blog.gap(f_lo, "baseline")
+    b_growth = None if b_hi is None or b_lo is None else b_lo - b_hi
+    signs = [  # (what, our per-seed values, the blog's value)
+        (f"a head–tail gap at IF {f_hi:g}", gap_hi, b_hi),
+        ("the gap's growth with the imbalance", growth, b_growth),
+        ("the tail's fall with the imbalance", -tail, _negated(_blog_change("tail", f_hi, f_lo))),
+    ]
+    holds, differs = [], []
+    for what, values, published in signs:
+        if published is None:
+            continue
+        ours = side_text(values, "+", "-", "0")
+        (holds if ours == ("+" if published > 0 else "-") else differs).append(what)
+    sizes = [
+        (f"the gap's size at IF {f_hi:g}", gap_hi, b_hi),
+        (f"the gap's size at IF {f_lo:g}", gap_lo, b_lo),
+        ("its growth", growth, b_growth),
+    ]
+    for what, values, published in sizes:
+        reading = vs_blog_text(values, published)
+        if reading in (VS_BLOG["no: ours lower"], VS_BLOG["no: ours higher"]):
+            differs.append(f"{what} ({reading})")
+    return {
+        "carries_over": _listed(holds) if holds else "no part of the pattern with a clear sign in our runs",
+        "does_not_carry_over": _listed(differs) if differs else "no size that our intervals can tell apart",
+    }
+
+
+def vs_blog_cells(summary: pd.DataFrame, methods: Sequence[str] = ("baseline",)) -> dict:
+    """Over the blog's Table 1 cells (IF x overall/head/tail) that we also measured: in how many our
+    two-sided 95% interval over seeds lies below the blog's value, contains it, or lies above it."""
+    ours = summary[(summary["split"] == "test") & summary["method"].isin(methods)]
+    m = blog.table1_frame().merge(ours, on=["imbalance_factor", "method", "metric"], how="inner")
+    found = [
+        verdicts.reproduces(a - h, a + h, b) for a, h, b in zip(m["mean"], m["ci"], m["blog"], strict=True)
+    ]
+    n = len(found)
+    return {
+        "vs_blog_n": n,
+        "vs_blog_below": f"{found.count('no: ours lower')} of {n}",
+        "vs_blog_within": f"{found.count('yes')}",
+        "vs_blog_above": f"{found.count('no: ours higher')}",
+    }
+
+
 def fig5_table(comparison: pd.DataFrame) -> pd.DataFrame:
     """Rows (imbalance factor, metric), columns blog | ours | difference (one method)."""
     t = comparison.pivot_table(
@@ -171,6 +401,26 @@ def deployment_facts(summary: pd.DataFrame) -> dict:
         "deploy_lo": f"{deploy:.1f}",
         "deploy_minus_overall": f"{deploy - overall:.1f}",
     }
+
+
+def deployment_gain_facts(frame: pd.DataFrame) -> dict:
+    """At the strongest imbalance: deployment-weighted minus balanced overall accuracy, per seed
+    (points, mean [two-sided 95% interval]), and on which side of zero its interval lies."""
+    f_lo = min(frame["imbalance_factor"])
+    d = seed_values(frame, f_lo, "deployment") - seed_values(frame, f_lo, "overall")
+    return {
+        "deploy_vs_overall": interval_text(d, signed=True),
+        "deploy_side": side_text(
+            d, "higher on the training distribution", "lower on the training distribution"
+        ),
+    }
+
+
+def headline_facts(frame: pd.DataFrame) -> dict:
+    """The answer's numbers at the strongest imbalance: overall, head and tail accuracy of the
+    baseline, each as mean [two-sided 95% interval] over seeds."""
+    f_lo = min(frame["imbalance_factor"])
+    return {f"{m}_lo_ci": interval_text(seed_values(frame, f_lo, m)) for m in ("overall", "head", "tail")}
 
 
 def noise_facts(s1: dict, summary: pd.DataFrame) -> dict:

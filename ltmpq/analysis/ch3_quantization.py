@@ -135,9 +135,26 @@ def drop_facts(drops: pd.DataFrame, qbits: Sequence[str], f_blog: float) -> dict
 # --------------------------------------------------------------------------- paired drop-gap tests
 
 
+def reading(ci_low: float, ci_high: float, much_more: float = verdicts.MUCH_MORE) -> str:
+    """What a two-sided 95% interval of Δ = tail drop - head drop says, in words that name both
+    directions and the practical threshold (claim 3's "much more"): ``tail pays ≥ 1 point more``
+    (the interval above the threshold), ``tail pays more, < 1 point`` (above 0, below the
+    threshold), ``tail pays more`` (above 0, the threshold inside), ``head pays more`` (below 0),
+    ``no detectable difference`` (0 inside)."""
+    if np.isnan(ci_low) or np.isnan(ci_high):
+        return "no interval"
+    if ci_low > much_more:
+        return f"tail pays ≥ {much_more:g} point more"
+    if ci_low > 0:
+        return f"tail pays more, < {much_more:g} point" if ci_high < much_more else "tail pays more"
+    return "head pays more" if ci_high < 0 else "no detectable difference"
+
+
 def paired_tests(default: dict, s1: dict, qbits: Sequence[str], head, tail, n_boot: int) -> pd.DataFrame:
     """Δ = tail drop - head drop from float to each bit-width, per IF and method, by the paired
-    bootstrap over test images (:func:`ltmpq.uncertainty.paired_drop_gap`); one BH family."""
+    bootstrap over test images (:func:`ltmpq.uncertainty.paired_drop_gap`): two-sided 95% interval
+    and p-value, Benjamini-Hochberg over the whole family (``q``), and the interval in words
+    (:func:`reading`)."""
     rows = []
     for f in sorted({c.imbalance_factor for c in default}, reverse=True):
         for m in METHODS:
@@ -147,8 +164,9 @@ def paired_tests(default: dict, s1: dict, qbits: Sequence[str], head, tail, n_bo
                 res = paired_drop_gap(labels, ref == labels, new == labels, head, tail, n_boot=n_boot, seed=0)
                 rows.append({"imbalance_factor": f, "method": m, "bits": b, **res})
     paired = pd.DataFrame(rows)
-    paired["q"] = benjamini_hochberg(paired["pvalue"])
-    paired["verdict"] = np.where(paired["q"] < ALPHA, "tail pays more", "no significant difference")
+    paired["q"] = benjamini_hochberg(paired["pvalue_two_sided"])
+    paired["reading"] = [reading(lo, hi) for lo, hi in zip(paired["ci_low"], paired["ci_high"], strict=True)]
+    paired["survives BH"] = np.where(paired["q"] < ALPHA, "yes", "no")
     return paired
 
 
@@ -162,34 +180,70 @@ def paired_table(paired: pd.DataFrame) -> pd.DataFrame:
         "estimate": "Δ",
         "ci_low": "Δ low",
         "ci_high": "Δ high",
-        "pvalue": "p (one-sided)",
+        "pvalue_two_sided": "p (two-sided)",
         "q": "q (BH)",
-        "verdict": "verdict",
+        "reading": "the 95% interval says",
+        "survives BH": "q < 0.05",
     }
     return shown[list(cols)].rename(columns=cols)
 
 
 def paired_facts(paired: pd.DataFrame, qbits: Sequence[str]) -> dict:
-    """How many comparisons find the tail paying significantly more, at which bit-widths, and Δ at
-    the blog's and at our lowest bit-width for the baseline and cRT."""
+    """How the paired comparisons read (tail more, head more, no difference; after BH), where the
+    tail first pays more, and Δ at the blog's and at our lowest bit-width for the baseline and cRT."""
     f_lo, b6, lowest = min(paired["imbalance_factor"]), blog_bits(qbits), qbits[-1]
     sig = paired[paired["q"] < ALPHA]
-    out: dict = {"n_tests": len(paired), "n_sig": len(sig), "lowest_bits": lowest}
+    tail_sig, head_sig = sig[sig["estimate"] > 0], sig[sig["estimate"] < 0]
+    much_more = int((paired["ci_low"] > verdicts.MUCH_MORE).sum())
+    out: dict = {"n_tests": len(paired), "n_sig": len(tail_sig), "n_sig_head": len(head_sig),
+                 "n_much_more": much_more, "lowest_bits": lowest}  # fmt: skip
     for m in BLOG_MODELS:
         at = paired[(paired["imbalance_factor"] == f_lo) & (paired["method"] == m)].set_index("bits")
         r, r6 = at.loc[lowest], at.loc[b6]
         out[f"delta_low_{m}"] = f"{r['estimate']:.1f} [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
         out[f"q_low_{m}"] = f"{r['q']:.3g}"
         out[f"delta_b6_{m}"] = f"{r6['estimate']:.1f} [{r6['ci_low']:.1f}, {r6['ci_high']:.1f}]"
-    sig_bits = sorted({int(b) for b in sig["bits"]}, reverse=True)
+    sig_bits = sorted({int(b) for b in tail_sig["bits"]}, reverse=True)
     first = max(sig_bits) if sig_bits else None
     out["sig_bits"] = ", ".join(map(str, sig_bits)) if sig_bits else "none"
     out["first_sig_bits"] = f"{first} bits" if first else "no bit-width tested"
-    out["first_sig_max"] = f"{sig[sig['bits'] == str(first)]['estimate'].max():.1f}" if first else "n/a"
+    out["first_sig_max"] = (
+        f"{tail_sig[tail_sig['bits'] == str(first)]['estimate'].max():.1f}" if first else "–"
+    )
     rng = paired.groupby("bits")["estimate"].agg(["min", "max"])
     out["delta_range_table"] = ", ".join(
         f"{b} bits {rng.loc[b, 'min']:+.1f} to {rng.loc[b, 'max']:+.1f}" for b in qbits
     )
+    return out
+
+
+def seed_deltas(drops: pd.DataFrame, variant: str = "default") -> pd.DataFrame:
+    """Δ = tail drop - head drop per (IF, method, bits): mean, two-sided 95% t-interval over seeds
+    (one trained model per seed) and the interval in words (:func:`reading`): the chapter's headline."""
+    d = delta_per_seed(drops)
+    d = d[d["variant"] == variant]
+    rows = []
+    for (f, m, b), g in d.groupby(["imbalance_factor", "method", "bits"], sort=False):
+        mean, half, n = mean_ci(g["delta"].to_numpy())
+        lo, hi = mean - half, mean + half
+        rows.append({"imbalance_factor": f, "method": m, "bits": b, "delta": mean, "ci_low": lo,
+                     "ci_high": hi, "n": n, "reading": reading(lo, hi)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def seed_delta_facts(deltas: pd.DataFrame, qbits: Sequence[str]) -> dict:
+    """The headline numbers: Δ over seeds for the baseline and cRT at the strongest imbalance, at the
+    blog's 6 bits, at 4 and at our lowest, with its interval and its reading."""
+    f_lo = min(deltas["imbalance_factor"])
+    out = {}
+    for b in dict.fromkeys([blog_bits(qbits), *(["4"] if "4" in qbits else []), qbits[-1]]):
+        for m in BLOG_MODELS:
+            r = deltas[(deltas["imbalance_factor"] == f_lo) & (deltas["method"] == m) & (deltas["bits"] == b)]
+            if r.empty:
+                continue
+            r = r.iloc[0]
+            out[f"seed_delta_{m}_{b}"] = f"{r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+            out[f"seed_reading_{m}_{b}"] = r["reading"]
     return out
 
 
@@ -394,6 +448,25 @@ def ablations(drops: pd.DataFrame, variants: Sequence[str]) -> pd.DataFrame:
     return abl
 
 
+#: Variants that equal the default quantizer by construction (per-channel min-max scales move with
+#: BatchNorm's per-channel factor): run and checked (``bn_same``), left out of tables and figures.
+SAME_AS_DEFAULT = ("BN not folded",)
+
+
+def variant_label(name: str) -> str:
+    """A quantizer variant as the chapter writes it out (its config name abbreviates)."""
+    return (
+        name.replace("act.", "activations")
+        .replace("LT calib.", "long-tailed calibration")
+        .replace("calib.", "calibration")
+    )
+
+
+def shown_variants(names: Sequence[str]) -> list[str]:
+    """The quantizer variants a table or figure shows: all but :data:`SAME_AS_DEFAULT`."""
+    return [v for v in names if v not in SAME_AS_DEFAULT]
+
+
 def ablation_grid(abl: pd.DataFrame, method: str, ifs: Sequence[float], qbits: Sequence[str]):
     """One model's ablation heatmap: Δ and its cell mark, variants (rows) x (IF, bits) columns."""
     columns = [f"IF {f:g}\n{b}-bit" for f in ifs for b in qbits]
@@ -444,15 +517,16 @@ def ablation_facts(frame: pd.DataFrame, abl: pd.DataFrame, variants: Sequence[st
     }
     if not effect:
         keys = ("top_variant", "top_effect", "n_changed_variants", "changed_variants", "bn_same")
-        return dict.fromkeys(keys, "n/a (no ablations run)")
+        return dict.fromkeys(keys, "no variant beside the default was run")
     changed = abl[abl["variant"] != "default"].groupby("variant", observed=False)["changed"].sum()
     top = max(effect, key=effect.get)
     return {
-        "top_variant": top,
+        "top_variant": variant_label(top),
         "top_effect": f"{effect[top]:.1f}",
         "n_changed_variants": int((changed > 0).sum()),
-        "changed_variants": ", ".join(f"{v} ({n} cells)" for v, n in changed.items() if n) or "none",
-        "bn_same": f"{effect['BN not folded']:.2f}" if "BN not folded" in effect else "n/a",
+        "changed_variants": ", ".join(f"{variant_label(v)} ({n} cells)" for v, n in changed.items() if n)
+        or "none of them",
+        "bn_same": f"{effect['BN not folded']:.2f}" if "BN not folded" in effect else "not measured",
     }
 
 
@@ -487,3 +561,22 @@ def cost(qres: dict[str, dict]) -> tuple[pd.DataFrame, dict]:
     }
     table = wall.groupby("variant", sort=False)["seconds"].agg(["count", "sum", "mean"])
     return table.rename(columns={"count": "runs", "sum": "total (s)", "mean": "per run (s)"}), facts
+
+
+def clipping_facts(profiles: Sequence[dict], frame: pd.DataFrame, imbalance_factor: float, bits: str) -> dict:
+    """Why MSE clipping loses more than min-max at few bits, for the prose: over the models of
+    ``profiles`` (each :func:`ltmpq.quantization.clipping_profile`, layer -> alpha and relative weight
+    errors), the mean clipping ratio the MSE search picks, both weight errors, and the baseline's
+    tail accuracy at ``bits`` under each clipping (mean over seeds, at ``imbalance_factor``)."""
+    cells = [v for p in profiles for v in p.values()]
+    tail = frame[(frame["metric"] == "tail") & (frame["bits"] == bits) & (frame["method"] == "baseline")
+                 & (frame["imbalance_factor"] == imbalance_factor)]  # fmt: skip
+    by = tail.groupby("variant")["value"].mean()
+    return {
+        "mse_bits": bits,
+        "mse_alpha": f"{np.mean([c['alpha'] for c in cells]):.2f}",
+        "mse_err_minmax": f"{100 * np.mean([c['error_minmax'] for c in cells]):.1f}",
+        "mse_err_mse": f"{100 * np.mean([c['error_mse'] for c in cells]):.1f}",
+        "mse_tail_default": f"{by.get('default', np.nan):.1f}",
+        "mse_tail_mse": f"{by.get('MSE clipping', np.nan):.1f}",
+    }

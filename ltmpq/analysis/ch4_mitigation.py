@@ -25,9 +25,6 @@ from ..vocab import CLASSES, DECOUPLED, LAYER_NAMES, METHOD_LABELS
 
 #: Which model chapter 4's figures and the budget sweep show.
 HEAD = DECOUPLED
-#: The allocations of the rule analogue (Table 2) in the order shown, and the blog's row names.
-TABLE2_ROWS = ("float", "norm-driven", "tail-driven", "random")
-TABLE2_BLOG = {"float": "float", "norm-driven": "norm-driven 6&4", "tail-driven": "tail-driven 6&4"}
 #: The budgeted allocations of the Pareto figure, in legend order.
 BUDGET_KINDS = (
     "norm-driven",
@@ -65,8 +62,6 @@ def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot:
         "n_tail_half": int((val_counts[tail] // 2).sum()),  # half A of split_halves: floor(n / 2) per class
         "n_layers": len(first["layer_params"]),
         "n_choices": len(mcfg.choices),
-        "blog_shift_2": f"{blog.FIG10[2]['norm-driven'] - blog.FIG10[2]['tail-driven']:.0f}",
-        "blog_shift_8": f"{blog.FIG10[8]['tail-driven'] - blog.FIG10[8]['norm-driven']:.0f}",
         "n_seeds": len(mres),
         "f_mpq": f"{next(iter(mres)).imbalance_factor:g}",
         "n_val": len(first["val_labels"]),
@@ -81,7 +76,7 @@ def setup_facts(mres: dict, mcfg: MPQConfig, rule_k: int, n_splits: int, n_boot:
         "n_boot": n_boot,
         "ks": ", ".join(map(str, mcfg.rule_ks)),
         "tolerance": f"{mcfg.random_tolerance:g}",
-        "blog_t2": "{}, {} and {}".format(*(blog.TABLE2[k] for k in TABLE2_BLOG.values())),
+        "blog_t2": "{}, {} and {}".format(*blog.TABLE2.values()),
         "blog_top1": blog.FIG9_NORM_ORDER[0],
         # the validation split is balanced: its overall accuracy is its class-balanced accuracy
         "balanced_gap": f"{100 * balanced_gap:.2g}",
@@ -148,14 +143,23 @@ def ranks(mean_sens: pd.DataFrame, metric: str, largest_first: bool = True) -> d
     return {n: i + 1 for i, n in enumerate(order)}
 
 
+def blog_ranks(figure_ranks: dict[str, int]) -> dict[str, int]:
+    """The blog's Fig. 9 ranks in our convention (1 = most sensitive = largest loss): its figure
+    ranks its nine layers by accuracy after quantization, 1 = highest (smallest loss), so the
+    order reverses among them."""
+    n = len(figure_ranks)
+    return {layer: n + 1 - r for layer, r in figure_ranks.items()}
+
+
 def rank_table(mean_sens: pd.DataFrame) -> pd.DataFrame:
-    """The blog's Fig. 9 ranks beside ours, in the figure's convention, with our losses."""
+    """Each layer's rank by overall ("norm") and tail sensitivity in our convention (1 = the
+    largest accuracy loss), ours beside the blog's Fig. 9 converted to it, with our losses."""
     t = pd.DataFrame(
         {
-            "blog: norm rank": {n: i + 1 for i, n in enumerate(blog.FIG9_NORM_ORDER)},
-            "blog: tail rank": blog.FIG9_TAIL_RANK,
-            "ours: norm rank": ranks(mean_sens, "overall", largest_first=False),
-            "ours: tail rank": ranks(mean_sens, "tail", largest_first=False),
+            "ours: norm rank": ranks(mean_sens, "overall"),
+            "blog: norm rank": blog_ranks({n: i + 1 for i, n in enumerate(blog.FIG9_NORM_ORDER)}),
+            "ours: tail rank": ranks(mean_sens, "tail"),
+            "blog: tail rank": blog_ranks(blog.FIG9_TAIL_RANK),
             "ours: norm loss": mean_sens["overall"],
             "ours: tail loss": mean_sens["tail"],
         }
@@ -276,14 +280,22 @@ def rank_facts(agreement: dict[str, pd.DataFrame]) -> dict:
 # --------------------------------------------------------------------------- the 6&4 rule (Table 2, Fig. 10)
 
 
-def table2(frame: pd.DataFrame, k: int, heads: Sequence[str]) -> pd.DataFrame:
-    """The blog's Table 2 analogue: rows (model, allocation); overall (with the blog's), head,
-    tail as mean ± CI over seeds, and the average weight bits."""
+def table2(
+    frame: pd.DataFrame, k: int, heads: Sequence[str], uniform_bits: Sequence[int] = (6, 4)
+) -> pd.DataFrame:
+    """The blog's Table 2 analogue: rows (model, allocation): float, uniform weights at the rule's
+    bit-widths (``uniform_bits``), the rule's norm- and tail-driven maps and random ones; overall
+    (with the blog's value where it gives one: :func:`table2_blog`), head, tail as mean ± CI over
+    seeds, and the average weight bits."""
+    uni = frame[(frame["kind"] == "uniform") & frame["bits"].isin(list(uniform_bits))]
+    uni = uni.assign(allocation=[f"uniform {b:g}-bit" for b in uni["bits"]])
+    uni_seed = uni.groupby(["head", "allocation", "seed", "metric"])["value"].mean().reset_index()
+    per_seed = pd.concat([rule_frame(frame, k), uni_seed])
     rule = frame[
         (frame["kind"] == "float") | (frame["kind"].isin(["rule", "rule-random"]) & (frame["k"] == k))
     ]
-    per_seed = rule_frame(frame, k)
-    bits = rule.groupby(["head", "allocation", "seed"])["average_bits"].mean().reset_index()
+    bits = pd.concat([rule, uni]).groupby(["head", "allocation", "seed"])["average_bits"].mean().reset_index()
+    published = table2_blog(uniform_bits)
     rows = []
     for (h, alloc), g in per_seed.groupby(["head", "allocation"], sort=False):
         row = {
@@ -291,13 +303,49 @@ def table2(frame: pd.DataFrame, k: int, heads: Sequence[str]) -> pd.DataFrame:
             "allocation": alloc,
             "overall": pm_of(g[g["metric"] == "overall"]["value"]),
         }
-        row["blog"] = blog.TABLE2.get(TABLE2_BLOG.get(alloc, ""), np.nan) if h == HEAD else np.nan
+        row["blog"] = published.get(alloc, np.nan) if h == HEAD else np.nan
         for m in ("head", "tail"):
             row[m] = pm_of(g[g["metric"] == m]["value"])
         row["bits"] = bits[(bits["head"] == h) & (bits["allocation"] == alloc)]["average_bits"].mean()
         rows.append(row)
     t = pd.DataFrame(rows).set_index(["model", "allocation"])
-    return t.reindex([(METHOD_LABELS[h], a) for h in (HEAD, "baseline") if h in heads for a in TABLE2_ROWS])
+    order = ["float", f"uniform {max(uniform_bits):g}-bit", "norm-driven", "tail-driven", "random",
+             *(f"uniform {b:g}-bit" for b in sorted(uniform_bits, reverse=True)[1:])]  # fmt: skip
+    # rows in Table 2's order; a uniform control the runs did not evaluate is left out, not shown empty
+    return t.reindex([(METHOD_LABELS[h], a) for h in (HEAD, "baseline") if h in heads for a in order
+                      if a in TABLE2_ALWAYS or (METHOD_LABELS[h], a) in t.index])  # fmt: skip
+
+
+#: Table 2's rows shown whether or not a run measured them (a missing one reads "—").
+TABLE2_ALWAYS = ("float", "norm-driven", "tail-driven", "random")
+
+
+def table2_blog(uniform_bits: Sequence[int] = (6, 4)) -> dict[str, float]:
+    """The blog's overall accuracies of the decoupled model beside our Table 2 rows: its Table 1
+    float (75.8) on the float row, and its Table 2 "32bit" (70.7) on the uniform 6-bit row, which
+    it equals: 0.4 x head + 0.6 x tail of its Fig. 8's 6-bit model (the head/tail split is 4/6
+    classes of a balanced test set); its norm- and tail-driven 6&4 values on theirs."""
+    out = {
+        "float": blog.TABLE1[(blog.FIG7_8_IF, DECOUPLED)]["overall"],
+        "norm-driven": blog.TABLE2["norm-driven 6&4"],
+        "tail-driven": blog.TABLE2["tail-driven 6&4"],
+    }
+    if 6 in uniform_bits:
+        out["uniform 6-bit"] = blog.TABLE2["float"]
+    return out
+
+
+def table2_blog_facts() -> dict[str, str]:
+    """Why the blog's Table 2 "32bit" row is its uniform 6-bit model: the numbers, for the prose."""
+    six = blog.FIG7_8[(DECOUPLED, 6)]
+    n_head = len(blog_head_tail()["head"])
+    share = n_head / len(CLASSES)
+    rebuilt = share * six["head"] + (1 - share) * six["tail"]
+    return {
+        "blog_t2_32": f"{blog.TABLE2['float']:g}",
+        "blog_t1_crt": f"{blog.TABLE1[(blog.FIG7_8_IF, DECOUPLED)]['overall']:g}",
+        "blog_u6_rebuilt": f"{share:g} × {six['head']:g} + {1 - share:g} × {six['tail']:g} = {rebuilt:.1f}",
+    }
 
 
 def rule_correctness(mres: dict, k: int, heads: Sequence[str]) -> tuple[np.ndarray, dict]:
@@ -347,6 +395,7 @@ def table2_facts(t2: pd.DataFrame, paired: pd.DataFrame, mres: dict, k: int) -> 
         "t2_norm": crt.loc["norm-driven", "overall"],
         "t2_tailmpq": crt.loc["tail-driven", "overall"],
         "t2_random": crt.loc["random", "overall"],
+        "t2_u6": crt.loc["uniform 6-bit", "overall"] if "uniform 6-bit" in crt.index else "–",
         "t2_bits_norm": f"{crt.loc['norm-driven', 'bits']:.2f}",
         "t2_bits_tail": f"{crt.loc['tail-driven', 'bits']:.2f}",
     }
@@ -384,12 +433,21 @@ def class_tests(labels, correct: dict, seeds: Sequence[int]) -> pd.DataFrame:
 
 
 def class_test_facts(tests: pd.DataFrame) -> dict:
-    """How many per-class changes survive BH, of how many, and how many have any discordant image."""
-    return {
+    """How many per-class changes survive BH, of how many, and how many have any discordant image;
+    and, for each class the blog's Fig. 10 quotes, our change in every seed beside the blog's
+    shift, and in how many seeds its sign is the blog's."""
+    out = {
         "n_sig_class": int((tests["q"] < 0.05).sum()),
         "n_class_tests": len(tests),
         "n_nonzero_class": int((tests["a_only"] + tests["b_only"] > 0).sum()),
     }
+    for c, shift in blog.FIG10.items():
+        ours = tests[tests["class"] == c]["delta"].to_numpy()
+        theirs = shift["tail-driven"] - shift["norm-driven"]
+        out[f"class{c}_ours"] = ", ".join(f"{v:+.1f}" for v in ours)
+        out[f"class{c}_blog"] = f"{theirs:+.0f}"
+        out[f"class{c}_same_sign"] = f"{int(np.sum(np.sign(ours) == np.sign(theirs)))} of {len(ours)}"
+    return out
 
 
 # --------------------------------------------------------------------------- the budget sweep
@@ -453,11 +511,22 @@ def dominance_by_imbalance(mres: dict) -> pd.DataFrame:
             {
                 "IF": f,
                 "seeds": len(group),
-                "tail-driven dominates at budgets": ", ".join(f"{b:g}" for b in wins) or "none",
+                "tail-driven dominates at": budgets_text(wins),
                 **{f"Δtail at {b:g} bits": v for b, v in table["tail: Δtail"].items()},
             }
         )
     return pd.DataFrame(rows).set_index("IF")
+
+
+def budgets_text(budgets: Sequence[float]) -> str:
+    """Bit budgets as a phrase that follows "at": ``no budget``, ``a budget of 4 bits``,
+    ``budgets of 4 and 5 bits``."""
+    bs = [f"{b:g}" for b in budgets]
+    if not bs:
+        return "no budget"
+    if len(bs) == 1:
+        return f"a budget of {bs[0]} bits"
+    return f"budgets of {', '.join(bs[:-1])} and {bs[-1]} bits"
 
 
 def budget_facts(bud: pd.DataFrame, mres: dict, mcfg: MPQConfig) -> dict:
@@ -478,7 +547,7 @@ def budget_facts(bud: pd.DataFrame, mres: dict, mcfg: MPQConfig) -> dict:
         return f"{sum(pairs)} of {len(pairs)}"
 
     return {
-        "dominate_budgets": ", ".join(f"{b:g}" for b in wins) if wins else "none of the budgets",
+        "dominate_budgets": budgets_text(wins),
         "best_tail_alloc": ", ".join(f"{b:g}: {best.loc[b].idxmax()}" for b in best.index),
         "u_low_bits": min(mcfg.choices),
         "u_low_tail": pm_of(u[u["metric"] == "tail"]["value"]),
@@ -496,10 +565,11 @@ def cost(mres: dict) -> tuple[pd.DataFrame, dict]:
     t = t[list(dict.fromkeys(f["part"]))]
     t.columns.name = None
     t.insert(0, "seed", f.groupby("result", sort=False)["seed"].first())
+    t.insert(0, "IF", f.groupby("result", sort=False)["imbalance_factor"].first())
     t["total"] = t[list(dict.fromkeys(f["part"]))].sum(axis=1)
     t["threads"] = f.groupby("result", sort=False)["threads"].first()
     t["allocations"] = [len(r["allocations"]) for r in mres.values()]
-    t = t.set_index("seed")
+    t = t.set_index(["IF", "seed"])
     facts = {
         "cost_total_min": f"{t['total'].sum() / 60:.0f}",
         "cost_sweep_s": f"{t['sweep'].mean():.0f}",

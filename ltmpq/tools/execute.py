@@ -30,6 +30,10 @@ from ..paths import ROOT
 USER_ERRORS = ("ValueError", "MissingResultError", "DataNotFoundError", "DataError", "FileNotFoundError")
 
 
+#: Where a chapter writes its downloadable tables (:func:`ltmpq.tables.download`).
+DOWNLOADS = "LTMPQ_DOWNLOADS"
+
+
 def parameter_names(nb) -> list[str]:
     """The names the cell tagged ``parameters`` assigns, in order."""
     cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
@@ -84,15 +88,24 @@ def execute_chapter(
         src = Path(tmp) / f"{source.stem}.ipynb"
         out = Path(tmp) / f"{source.stem}.executed.ipynb"
         nbformat.write(nb, src)
-        papermill.execute_notebook(
-            str(src), str(out), parameters=parameters or {}, kernel_name="python3",
-            cwd=str(source.parent), progress_bar=progress, log_output=False,
-        )  # fmt: skip
+        # the chapter's downloadable tables land beside the executed notebook (the book links them)
+        before = os.environ.get(DOWNLOADS)
+        os.environ[DOWNLOADS] = str(output.resolve().parent / "data")
+        try:
+            papermill.execute_notebook(
+                str(src), str(out), parameters=parameters or {}, kernel_name="python3",
+                cwd=str(source.parent), progress_bar=progress, log_output=False,
+            )  # fmt: skip
+        finally:
+            if before is None:
+                del os.environ[DOWNLOADS]
+            else:
+                os.environ[DOWNLOADS] = before
         executed = nbformat.read(out, as_version=4)
     for cell in executed.cells:
         tags = cell.metadata.get("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            cell.metadata["tags"] = [*tags, "hide-input"]
+        if "injected-parameters" in tags and "hide-cell" not in tags:  # collapsed, as the parameters are
+            cell.metadata["tags"] = [t for t in tags if t != "hide-input"] + ["hide-cell"]
     atomic_write(output, lambda tmp: nbformat.write(executed, tmp))
 
 

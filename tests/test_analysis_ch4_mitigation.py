@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltmpq import claims, frames, verdicts
+from ltmpq import blog, claims, frames, verdicts
 from ltmpq.analysis import ch4_mitigation as ch4
 from ltmpq.config import MPQConfig, Stage1Config
 from ltmpq.results import encode_predictions
@@ -145,8 +145,6 @@ def test_setup_facts_state_the_method():
         "n_tail_half": 12,  # 6 tail classes x 4 images / 2
         "n_layers": 4,
         "n_choices": 3,
-        "blog_shift_2": "6",  # 71 - 65
-        "blog_shift_8": "9",  # 76 - 67
         "n_seeds": 2,
         "f_mpq": "0.01",
         "n_val": 40,
@@ -283,25 +281,27 @@ def test_ranks_in_both_conventions_with_ties_in_layer_order():
 
 
 def test_rank_table_puts_the_blogs_ranks_beside_ours():
-    """Blog ranks (missing for a layer it does not show), ours by smallest loss first, and our losses."""
+    """Ours by the largest loss first (rank 1 = most sensitive), the blog's Fig. 9 ranks converted to that
+    convention (missing for a layer it does not show), and our losses."""
     m = ch4.mean_sensitivity(_sens_frame(), 4, ["L1", "L2", "L4", "L10"])
     t = ch4.rank_table(m)
     assert t.index.name == "layer" and list(t.index) == ["L1", "L2", "L4", "L10"]
     assert list(t.columns) == [
-        "blog: norm rank",
-        "blog: tail rank",
         "ours: norm rank",
+        "blog: norm rank",
         "ours: tail rank",
+        "blog: tail rank",
         "ours: norm loss",
         "ours: tail loss",
     ]
     assert all(str(t[c].dtype) == "Int64" for c in t.columns if "rank" in c)
     # the blog's Fig. 9: norm order L13 L14 L15 L16 L6 L9 L4 L10 L2; tail ranks L4 1, L10 7, L2 9
     assert t.loc["L1", "blog: norm rank"] is pd.NA and t.loc["L1", "blog: tail rank"] is pd.NA
-    assert t.loc[["L2", "L4", "L10"], "blog: norm rank"].tolist() == [9, 7, 8]
-    assert t.loc[["L2", "L4", "L10"], "blog: tail rank"].tolist() == [9, 1, 7]
-    assert t["ours: norm rank"].tolist() == [1, 3, 4, 2]
-    assert t["ours: tail rank"].tolist() == [2, 4, 3, 1]
+    # figure ranks 9, 7, 8 of nine become 10 - r: 1, 3, 2; tail ranks 9, 1, 7 become 1, 9, 3
+    assert t.loc[["L2", "L4", "L10"], "blog: norm rank"].tolist() == [1, 3, 2]
+    assert t.loc[["L2", "L4", "L10"], "blog: tail rank"].tolist() == [1, 9, 3]
+    assert t["ours: norm rank"].tolist() == [3, 1, 2, 4]
+    assert t["ours: tail rank"].tolist() == [3, 1, 2, 4]
     assert t["ours: norm loss"].tolist() == [2.0, 5.0, 5.0, 2.0]
     assert t["ours: tail loss"].tolist() == [1.0, 3.0, 2.0, 0.0]
 
@@ -569,13 +569,25 @@ def test_table2_rows_values_blog_column_and_bits(rule_frame):
     assert crt["overall"].tolist() == ["71.0 ± 2.5", "70.0 ± 2.5", "67.0 ± 0.0", "63.0 ± 2.5"]
     assert crt["head"].tolist() == ["80.0 ± 0.0", "79.0 ± 0.0", "78.0 ± 2.5", "70.0 ± 0.0"]
     assert crt["tail"].tolist() == ["62.0 ± 5.0", "59.0 ± 2.5", "62.0 ± 2.5", "52.0 ± 2.5"]
-    assert crt["blog"].iloc[:3].tolist() == [70.7, 70.3, 70.4] and np.isnan(crt["blog"].iloc[3])
+    # the blog's float cRT is Table 1's 75.8; its Table 2 "32bit" 70.7 belongs beside uniform 6 bits
+    assert crt["blog"].iloc[:3].tolist() == [75.8, 70.3, 70.4] and np.isnan(crt["blog"].iloc[3])
     assert crt["bits"].tolist() == pytest.approx([32.0, 4.5, 4.3, 4.5])
     base = t.loc[BASE]
     assert base["blog"].isna().all()
     assert base["overall"].tolist() == ["60.0 ± 0.0", "58.0 ± 0.0", "58.0 ± 0.0", "50.0 ± 0.0"]
     only_crt = ch4.table2(rule_frame, 2, ["crt"])
     assert only_crt.index.tolist() == [(CRT, a) for a in rows]
+    # with uniform 6- and 4-bit runs: uniform 6 bits after float (beside the blog's 70.7), 4 bits last
+    uni = rule_frame[rule_frame["kind"] == "float"].assign(kind="uniform", allocation="uniform", k=None)
+    uni = pd.concat([uni.assign(bits=6.0, average_bits=6.0, value=uni["value"] - 3),
+                     uni.assign(bits=4.0, average_bits=4.0, value=uni["value"] - 9)])  # fmt: skip
+    with_uni = ch4.table2(pd.concat([rule_frame, uni]), 2, ["crt"])
+    assert [a for _, a in with_uni.index] == ["float", "uniform 6-bit", *rows[1:], "uniform 4-bit"]
+    assert with_uni.loc[(CRT, "uniform 6-bit"), "overall"] == "68.0 ± 2.5"  # float's 71.0 - 3
+    assert (
+        with_uni.loc[(CRT, "uniform 6-bit"), "blog"] == 70.7
+        and with_uni.loc[(CRT, "uniform 4-bit"), "bits"] == 4
+    )
 
 
 def test_rule_correctness_by_hand(rule_mres):
@@ -659,7 +671,9 @@ def test_class_tests_correct_over_every_seed_and_class():
     assert by.loc[(5, 0), "pvalue"] == pytest.approx(2 / 1024)
     assert by.loc[(5, 0), "q"] == pytest.approx(20 * 2 / 1024)  # 0.039: family of 20, not of one seed's 10
     assert (by.drop(index=(5, 0))["q"] == 1.0).all()
-    assert ch4.class_test_facts(t) == {"n_sig_class": 1, "n_class_tests": 20, "n_nonzero_class": 2}
+    f = ch4.class_test_facts(t)
+    assert {k: f[k] for k in ("n_sig_class", "n_class_tests", "n_nonzero_class")} == {
+        "n_sig_class": 1, "n_class_tests": 20, "n_nonzero_class": 2}  # fmt: skip
 
 
 def test_class_tests_on_the_stored_rule_maps(rule_mres):
@@ -670,7 +684,9 @@ def test_class_tests_on_the_stored_rule_maps(rule_mres):
     assert by.loc[(0, 0), "delta"] == -50.0 and by.loc[(0, 5), "delta"] == 100.0
     assert by.loc[(0, 5), "pvalue"] == pytest.approx(0.125) and by.loc[(0, 0), "pvalue"] == pytest.approx(0.5)
     assert (by.drop(index=[(0, 0), (0, 5)])["delta"] == 0).all()
-    assert ch4.class_test_facts(t) == {"n_sig_class": 0, "n_class_tests": 30, "n_nonzero_class": 2}
+    f = ch4.class_test_facts(t)
+    assert {k: f[k] for k in ("n_sig_class", "n_class_tests", "n_nonzero_class")} == {
+        "n_sig_class": 0, "n_class_tests": 30, "n_nonzero_class": 2}  # fmt: skip
 
 
 # --------------------------------------------------------------------------- the budget sweep
@@ -812,7 +828,7 @@ def test_budget_facts_for_the_prose():
     """Dominating budgets, best tail allocation per budget, fewest uniform bits, agreeing tail-only maps."""
     f = ch4.budget_facts(_bud(), _budget_mres(), MCFG)
     assert f == {
-        "dominate_budgets": "4",
+        "dominate_budgets": "a budget of 4 bits",
         "best_tail_alloc": "4: tail-driven, 5: tail-Hessian-driven",
         "u_low_bits": 3,
         "u_low_tail": "31.0 ± 2.5",
@@ -824,7 +840,7 @@ def test_budget_facts_for_the_prose():
     tail_loses.loc[
         (tail_loses["allocation"] == "tail-driven") & (tail_loses["metric"] == "overall"), "value"
     ] = 68.0
-    assert ch4.budget_facts(tail_loses, _budget_mres(), MCFG)["dominate_budgets"] == "none of the budgets"
+    assert ch4.budget_facts(tail_loses, _budget_mres(), MCFG)["dominate_budgets"] == "no budget"
 
 
 def test_cost_per_seed_and_totals():
@@ -835,7 +851,7 @@ def test_cost_per_seed_and_totals():
     }
     mres = {_cfg(s): _run([_alloc("crt", "float")] * (3 + s), seconds=secs[s], threads=2 + s) for s in (0, 1)}
     t, facts = ch4.cost(mres)
-    assert t.index.tolist() == [0, 1]
+    assert t.index.tolist() == [(0.01, 0), (0.01, 1)]  # (IF, seed): a seed appears once per IF
     assert t["total"].tolist() == [120.0, 280.0] and t["threads"].tolist() == [2, 3]
     assert t["allocations"].tolist() == [3, 4] and t["hessian"].tolist() == [30.0, 90.0]
     assert facts == {
@@ -902,16 +918,20 @@ SYNTHETIC_PARTS = [
 
 
 def test_verdict_table_of_synthetic_parts():
-    """One row per part: what is measured, estimate and CI as text, p and verdict."""
+    """One row per part: what is measured, estimate and CI as text, two-sided p and verdict, the
+    blog's value and whether our interval covers it."""
     t = claims.verdict_table(SYNTHETIC_PARTS)
     assert list(t.columns) == [
         "claim",
         "part",
         "statement",
+        "condition",
         "measured",
         "estimate [95% CI]",
         "p",
         "verdict",
+        "blog",
+        "reproduces blog",
         "where",
     ]
     assert t["part"].tolist() == ["1a", "1b", "2a", "2b", "4d"]
@@ -930,8 +950,8 @@ def test_verdict_table_of_synthetic_parts():
         "+20.00 [+20.00, +20.00]",
         "+0.20 [-0.05, +0.45]",
     ]
-    # one-sided t with 2 df: p = 1/2 - t / (2 sqrt(2 + t^2)), t = 3 sqrt(3)
-    assert t["p"].iloc[0] == pytest.approx(0.5 - 3 * 3**0.5 / (2 * (2 + 27) ** 0.5))
+    # two-sided t with 2 df: p = 1 - t / sqrt(2 + t^2), t = 3 sqrt(3)
+    assert t["p"].iloc[0] == pytest.approx(1 - 3 * 3**0.5 / (2 + 27) ** 0.5)
     assert np.isnan(t["p"].iloc[2]) and t["p"].iloc[3] == 0.0
     assert claims.claim_verdicts(t) == {1: NOT_SUPPORTED, 2: INCONCLUSIVE, 4: SUPPORTED}
 
@@ -992,17 +1012,21 @@ def test_verdict_html_links_and_p_values():
             "estimate [95% CI]": ["e1", "e2", "e3", "e4", "e5"],
             "p": [float("nan"), 0.0009, 0.001, 0.01755, 0.5],
             "verdict": [SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, SUPPORTED, SUPPORTED],
+            "blog": [3.2, float("nan"), 6.0, float("nan"), -0.1],
+            "reproduces blog": ["no: ours higher", "–", "yes", "–", "yes"],
             "where": ["01_evaluation", "02_decoupling", "03_quantization", "#sec-ranking", "#sec-table2"],
         }
     )
     html = claims.verdict_html(t)
     assert 'class="dataframe verdicts"' in html
     headers = re.findall(r"<th>(.*?)</th>", html)
-    assert headers == ["part", "statement", "measured", "estimate [95% CI]", "p", "verdict", "where"]
+    assert headers == ["part", "statement", "measured", "estimate [95% CI]", "p (two-sided)", "verdict",
+                       "blog", "reproduces blog", "where"]  # fmt: skip
     body = html.split("<tbody>")[1]
     cells = [re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr>(.*?)</tr>", body, re.S)]
     assert [c[4] for c in cells] == ["–", "<0.001", "0.001", "0.018", "0.500"]
-    assert [c[6] for c in cells] == [
+    assert [c[6] for c in cells] == ["+3.2", "–", "+6.0", "–", "-0.1"]
+    assert [c[8] for c in cells] == [
         '<a href="01_evaluation.html">ch. 1</a>',
         '<a href="02_decoupling.html">ch. 2</a>',
         '<a href="03_quantization.html">ch. 3</a>',
@@ -1103,7 +1127,44 @@ def test_dominance_by_imbalance_per_factor():
     table, wins = ch4.dominance(ch4.budget_frame(frames.mpq_frame(base)))
     assert wins  # the fixture has a budget where tail-driven dominates: the column is not empty
     for f in (0.01, 0.1):
-        assert t.loc[f, "tail-driven dominates at budgets"] == (", ".join(f"{b:g}" for b in wins) or "none")
+        assert t.loc[f, "tail-driven dominates at"] == ch4.budgets_text(wins)
         assert t.loc[f, "seeds"] == len(base)
         for b, v in table["tail: Δtail"].items():
             assert t.loc[f, f"Δtail at {b:g} bits"] == v
+
+
+# ------------------------------------------------------------------ the review's rules
+
+
+def test_the_blogs_fig9_ranks_convert_to_ours():
+    assert ch4.blog_ranks({"L13": 1, "L14": 2, "L2": 9, **{f"X{i}": i for i in range(3, 9)}})["L13"] == 9
+    assert ch4.blog_ranks(blog.FIG9_TAIL_RANK)["L4"] == 9 and ch4.blog_ranks(blog.FIG9_TAIL_RANK)["L2"] == 1
+
+
+def test_the_blogs_table2_32bit_row_is_its_uniform_6_bit_model():
+    b = ch4.table2_blog()
+    assert b["uniform 6-bit"] == blog.TABLE2["float"] and b["float"] == blog.TABLE1[(0.01, "crt")]["overall"]
+    six = blog.FIG7_8[("crt", 6)]
+    assert 0.4 * six["head"] + 0.6 * six["tail"] == pytest.approx(blog.TABLE2["float"], abs=0.05)
+    assert ch4.table2_blog_facts()["blog_u6_rebuilt"] == "0.4 × 78.7 + 0.6 × 65.4 = 70.7"
+    assert "uniform 6-bit" not in ch4.table2_blog((8, 4))
+
+
+@pytest.mark.parametrize(
+    ("budgets", "said"),
+    [([], "no budget"), ([4.0], "a budget of 4 bits"), ([4.0, 4.5, 5.0], "budgets of 4, 4.5 and 5 bits")],
+)
+def test_budgets_read_as_a_phrase(budgets, said):
+    assert ch4.budgets_text(budgets) == said
+
+
+def test_our_class_shifts_are_set_beside_the_blogs():
+    tests = pd.DataFrame({"seed": [0, 1, 2, 0, 1, 2], "class": [8, 8, 8, 2, 2, 2], "q": 1.0, "a_only": 1,
+                          "b_only": 1, "delta": [-3.0, -1.1, 2.0, 1.0, -1.0, -2.0]})  # fmt: skip
+    f = ch4.class_test_facts(tests)
+    assert (
+        f["class8_ours"] == "-3.0, -1.1, +2.0"
+        and f["class8_blog"] == "+9"
+        and f["class8_same_sign"] == "1 of 3"
+    )
+    assert f["class2_blog"] == "-6" and f["class2_same_sign"] == "2 of 3"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
+from fakes import HALF1
 
 matplotlib.use("Agg")
 
@@ -48,8 +49,6 @@ TRAIN_COUNTS = {
     0.1: [500, 387, 300, 232, 180, 139, 108, 83, 64, 50],
     0.01: [500, 300, 180, 108, 65, 39, 23, 14, 8, 5],
 }
-#: half-width of the 95% t-interval of three values whose standard deviation is 1
-HALF1 = sps.t.ppf(0.975, 2) / math.sqrt(3)  # 4.3027 / 1.7321 = 2.4841
 
 # ------------------------------------------------------------------ the stored metrics
 
@@ -333,41 +332,46 @@ def test_paired_tests_rows_estimates_q_and_verdicts(paired):
     # IF 0.1 baseline 4 bits: the head pays (class 0 lost in every seed)
     r = cell(paired, imbalance_factor=0.1, method="baseline", bits="4")
     assert (r["drop_high"], r["drop_low"], r["estimate"]) == pytest.approx((25.0, 0.0, -25.0))
-    # every bootstrap replicate of the three tail-paying tests is > 0: p = 1 / (399 + 1); the others
-    # are never > 0: p = 1; BH over 30 with three equal smallest: q = 0.0025 * 30 / 3
+    # every bootstrap replicate of the three tail-paying tests is > 0, of the two head-paying ones
+    # (IF 0.1 baseline and IF 0.01 tau-norm at 4 bits) < 0: two-sided p = 2 / (399 + 1); the others
+    # are exactly 0: p = 1; BH over 30 with five equal smallest: q = 0.005 * 30 / 5
+    head_pays = (paired["bits"] == "4") & (
+        ((paired["imbalance_factor"] == 0.1) & (paired["method"] == "baseline"))
+        | ((paired["imbalance_factor"] == 0.01) & (paired["method"] == "tau_norm"))
+    )
     tail_pays = (paired["imbalance_factor"] == 0.01) & (
         ((paired["method"] == "baseline") & paired["bits"].isin(["6", "4"]))
         | ((paired["method"] == "crt") & (paired["bits"] == "4"))
     )
-    np.testing.assert_allclose(paired.loc[tail_pays, "pvalue"], 1 / 400)
-    np.testing.assert_allclose(paired.loc[~tail_pays, "pvalue"], 1.0)
-    np.testing.assert_allclose(paired.loc[tail_pays, "q"], 0.025)
-    np.testing.assert_allclose(paired.loc[~tail_pays, "q"], 1.0)
-    assert (paired.loc[tail_pays, "verdict"] == "tail pays more").all()
-    assert (paired.loc[~tail_pays, "verdict"] == "no significant difference").all()
+    np.testing.assert_allclose(paired.loc[tail_pays | head_pays, "pvalue_two_sided"], 2 / 400)
+    np.testing.assert_allclose(paired.loc[~(tail_pays | head_pays), "pvalue_two_sided"], 1.0)
+    np.testing.assert_allclose(paired.loc[tail_pays | head_pays, "q"], 0.03)
+    np.testing.assert_allclose(paired.loc[~(tail_pays | head_pays), "q"], 1.0)
+    # the words are the intervals', in both directions and against the practical threshold
+    assert (paired.loc[tail_pays, "reading"] == "tail pays ≥ 1 point more").all()
+    assert (paired.loc[head_pays, "reading"] == "head pays more").all()
+    assert (paired.loc[~(tail_pays | head_pays), "reading"] == "no detectable difference").all()
+    assert (paired.loc[tail_pays | head_pays, "survives BH"] == "yes").all()
     # IF 0.01 tau-norm 4 bits: tail class 5 is right again in every seed (Δ < 0, p = 1)
     r = cell(paired, imbalance_factor=0.01, method="tau_norm", bits="4")
     assert (r["drop_high"], r["drop_low"], r["estimate"]) == pytest.approx((0.0, -100 / 6, -100 / 6))
-    moved = tail_pays | (paired["bits"] == "4") & (
-        ((paired["imbalance_factor"] == 0.1) & (paired["method"] == "baseline"))
-        | ((paired["imbalance_factor"] == 0.01) & (paired["method"] == "tau_norm"))
-    )
-    assert (paired.loc[~moved, "estimate"] == 0).all()
+    assert (paired.loc[~(tail_pays | head_pays), "estimate"] == 0).all()
 
 
 def test_paired_table_columns(paired):
     """paired_table: indexed (IF, model label, bits), the chapter's column names in order."""
     t = ch3.paired_table(paired)
-    assert list(t.columns) == ["head drop", "tail drop", "Δ", "Δ low", "Δ high", "p (one-sided)",
-                               "q (BH)", "verdict"]  # fmt: skip
-    assert t.loc[(0.01, "cRT", "4"), "q (BH)"] == pytest.approx(0.025)
-    assert t.loc[(0.1, "tau-norm", "8"), "verdict"] == "no significant difference"
+    assert list(t.columns) == ["head drop", "tail drop", "Δ", "Δ low", "Δ high", "p (two-sided)",
+                               "q (BH)", "the 95% interval says", "q < 0.05"]  # fmt: skip
+    assert t.loc[(0.01, "cRT", "4"), "q (BH)"] == pytest.approx(0.03)
+    assert t.loc[(0.1, "tau-norm", "8"), "the 95% interval says"] == "no detectable difference"
 
 
 def test_paired_facts_by_hand(paired):
     """paired_facts: n_sig, sig_bits, first significant bits and its largest Δ, Δ at 6 / 4 bits, ranges."""
     got = ch3.paired_facts(paired, QBITS)
-    assert (got["n_tests"], got["n_sig"], got["lowest_bits"]) == (30, 3, "4")
+    assert (got["n_tests"], got["n_sig"], got["n_sig_head"], got["lowest_bits"]) == (30, 3, 2, "4")
+    assert got["n_much_more"] == 3
     assert got["sig_bits"] == "6, 4"
     assert got["first_sig_bits"] == "6 bits"
     assert got["first_sig_max"] == "5.6"  # 100 / 18
@@ -376,20 +380,20 @@ def test_paired_facts_by_hand(paired):
     r = cell(paired, imbalance_factor=0.01, method="baseline", bits="4")
     assert got["delta_low_baseline"] == f"24.5 [{r['ci_low']:.1f}, {r['ci_high']:.1f}]"
     assert got["delta_low_crt"].startswith("16.0 [")
-    assert got["q_low_baseline"] == "0.025" and got["q_low_crt"] == "0.025"
+    assert got["q_low_baseline"] == "0.03" and got["q_low_crt"] == "0.03"
     assert got["delta_range_table"] == "8 bits +0.0 to +0.0, 6 bits +0.0 to +5.6, 4 bits -25.0 to +24.5"
 
 
 def test_paired_facts_when_nothing_is_significant(qres, s1):
-    """With 99 resamples p >= 1/100 and q >= 0.1: no test is significant, and the facts say so."""
+    """With 99 resamples two-sided p >= 2/100 and q >= 0.12: no test survives BH, and the facts say so."""
     few = ch3.paired_tests(qres["default"], s1, QBITS, HEAD, TAIL, n_boot=99)
-    assert few["q"].min() == pytest.approx(0.1)  # 0.01 * 30 / 3
-    assert (few["verdict"] == "no significant difference").all()
+    assert few["q"].min() == pytest.approx(0.12)  # 0.02 * 30 / 5
+    assert (few["survives BH"] == "no").all()
     got = ch3.paired_facts(few, QBITS)
     assert got["n_sig"] == 0
     assert got["sig_bits"] == "none"
     assert got["first_sig_bits"] == "no bit-width tested"
-    assert got["first_sig_max"] == "n/a"
+    assert got["first_sig_max"] == "–"
 
 
 # ------------------------------------------------------------------ per-class changes and McNemar
@@ -810,7 +814,7 @@ def test_ablation_facts_without_ablations(qres):
     got = ch3.ablation_facts(f, ch3.ablations(frames.drop_frame(f), ["default"]), ["default"])
     assert got == dict.fromkeys(
         ("top_variant", "top_effect", "n_changed_variants", "changed_variants", "bn_same"),
-        "n/a (no ablations run)",
+        "no variant beside the default was run",
     )
 
 
@@ -818,7 +822,8 @@ def test_ablation_facts_none_changed_and_no_bn(frame, abl):
     """ablation_facts: 'none' when no variant changes a conclusion, 'n/a' for bn_same without that variant."""
     flat = abl.assign(changed=False)
     got = ch3.ablation_facts(frame, flat, ["default", "per-tensor"])
-    assert (got["changed_variants"], got["n_changed_variants"], got["bn_same"]) == ("none", 0, "n/a")
+    said = (got["changed_variants"], got["n_changed_variants"], got["bn_same"])
+    assert said == ("none of them", 0, "not measured")
 
 
 # ------------------------------------------------------------------ calibration, cost
@@ -905,3 +910,50 @@ def test_diverging_heatmap_smoke(qres, abl):
         assert "+1.5*★" in {t.get_text() for t in axes[1].texts}
     finally:
         plt.close(fig)
+
+
+# ------------------------------------------------------------------ the review's rules
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "said"),
+    [(1.5, 3.0, "tail pays ≥ 1 point more"), (0.1, 0.5, "tail pays more, < 1 point"),
+     (0.2, 2.0, "tail pays more"), (-1.04, -0.56, "head pays more"), (-0.3, 0.4, "no detectable difference"),
+     (np.nan, np.nan, "no interval")],
+)  # fmt: skip
+def test_a_paired_interval_is_read_in_both_directions_with_the_threshold(low, high, said):
+    """The review: an interval wholly below zero was 'no significant difference', +0.12 'tail pays more'."""
+    assert ch3.reading(low, high) == said
+
+
+def test_seed_deltas_are_t_intervals_over_seeds():
+    head_tail = [(1.0, 2.0), (1.0, 4.0), (0.0, 3.0)]  # per seed: head drop, tail drop
+    base = {"variant": "default", "imbalance_factor": 0.01, "method": "crt", "bits": "6"}
+    rows = [
+        base | {"seed": s, "metric": m, "drop": d}
+        for s, ht in enumerate(head_tail)
+        for m, d in zip(("head", "tail"), ht, strict=True)
+    ]
+    drops = pd.DataFrame(rows)
+    r = ch3.seed_deltas(drops).iloc[0]
+    deltas = np.array([1.0, 3.0, 3.0])
+    half = sps.t.ppf(0.975, 2) * deltas.std(ddof=1) / np.sqrt(3)
+    assert r["delta"] == pytest.approx(deltas.mean()) and r["ci_low"] == pytest.approx(deltas.mean() - half)
+    assert r["reading"] == ch3.reading(deltas.mean() - half, deltas.mean() + half) and r["n"] == 3
+
+
+def test_variants_equal_to_the_default_by_construction_are_not_shown():
+    assert ch3.shown_variants(["default", "BN not folded", "per-tensor"]) == ["default", "per-tensor"]
+    assert ch3.variant_label("+ 8-bit act., LT calib.") == "+ 8-bit activations, long-tailed calibration"
+
+
+def test_clipping_facts_average_the_profiles():
+    profiles = [{"L1": {"alpha": 0.5, "error_minmax": 0.1, "error_mse": 0.04}},
+                {"L1": {"alpha": 0.7, "error_minmax": 0.2, "error_mse": 0.06}}]  # fmt: skip
+    base = {"imbalance_factor": 0.01, "seed": 0, "method": "baseline", "bits": "3", "metric": "tail"}
+    frame = pd.DataFrame(
+        [base | {"variant": v, "value": x} for v, x in (("default", 30.0), ("MSE clipping", 16.0))]
+    )
+    f = ch3.clipping_facts(profiles, frame, 0.01, "3")
+    assert f == {"mse_bits": "3", "mse_alpha": "0.60", "mse_err_minmax": "15.0", "mse_err_mse": "5.0",
+                 "mse_tail_default": "30.0", "mse_tail_mse": "16.0"}  # fmt: skip

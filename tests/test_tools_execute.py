@@ -1,4 +1,5 @@
-"""ltmpq.tools.execute: an output that cannot receive the executed chapter is refused before it runs."""
+"""ltmpq.tools.execute: an output that cannot receive the executed chapter is refused before it runs, and
+so is an unknown chapter parameter; every chapter declares its parameters once."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 import ltmpq.tools.execute as execute
 from ltmpq.paths import ROOT
+from ltmpq.tools.execute import execute_chapter, parameter_names
 
 SOURCE = "notebooks/01_evaluation.py"  # relative to ROOT, the working directory below
 SAME = "error: output {out} is the chapter source {src}; name the .ipynb notebook to write"
@@ -65,3 +67,24 @@ def test_an_output_that_cannot_take_the_notebook_is_refused_before_running(
     assert f"error: {err.value}" == expected
     assert (ROOT / SOURCE).read_bytes() == source_bytes and not (ROOT / SOURCE).is_symlink()
     assert {d: sorted(os.listdir(d)) for d in listings} == listings  # no output, no temporary file
+
+
+# ------------------------------------------------------------------ chapter parameters
+
+
+def test_an_unknown_chapter_parameter_is_refused_before_anything_runs(tmp_path):
+    """Probe: -p sedes '[0]' was only a warning and the chapter ran with its defaults."""
+    nb = ROOT / "notebooks" / "04_mitigation.py"
+    expected = (r"unknown parameter 'sedes' for 04_mitigation; its parameters are: profile, compute, "
+                r"imbalance_factor, seeds, rule_k, n_splits, n_boot")  # fmt: skip
+    with pytest.raises(ValueError, match=expected):
+        execute_chapter(nb, tmp_path / "out.ipynb", {"profile": "smoke", "sedes": [0]})
+    assert not (tmp_path / "out.ipynb").exists()
+
+
+def test_every_chapter_declares_its_parameters_once():
+    for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+        import jupytext
+
+        names = parameter_names(jupytext.read(nb))
+        assert names[:2] == ["profile", "compute"] and len(set(names)) == len(names), nb.name
