@@ -88,6 +88,7 @@ def download(df: pd.DataFrame, name: str) -> Path:
         raise ValueError(f"a download's name is letters, digits, '_', '.' or '-', got {name!r}")
     path = Path(os.environ.get("LTMPQ_DOWNLOADS") or "data") / f"{name}.csv"
     atomic_write(path, lambda tmp: df.to_csv(tmp))
+    path.chmod(0o644)  # served with the book: readable by the web server, not only by its writer
     return path
 
 

@@ -54,9 +54,10 @@ from ltmpq.vocab import NUM_CLASSES
 
 v2 = profile
 params_v2 = ChapterParams(v2, compute)
-s1 = load.stage1_results(params_v2)
+# the recipe search comes first: it chose the recipe the model set was trained with
 search = recipe.search_for(v2)
 stored = recipe.results_of(v2, compute=compute)
+s1 = load.stage1_results(params_v2)
 search_table = app.search_frame(v2, stored)
 levers = app.lever_frame({n: recipe.config(v2, n) for n in search.recipes}, search_table)
 chosen = recipe.choose(recipe.table(v2, stored), search.budget_s)

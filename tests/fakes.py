@@ -23,7 +23,7 @@ from ltmpq.config import Stage1Config
 from ltmpq.data import Cifar10, DataSource, class_groups
 from ltmpq.metrics import evaluate
 from ltmpq.models import VGG16
-from ltmpq.vocab import CLASSES, FLOAT, LAYER_NAMES, NUM_CLASSES
+from ltmpq.vocab import CLASSES, FLOAT, LAYER_NAMES, METHODS, NUM_CLASSES
 
 # ------------------------------------------------------------------ data
 
@@ -171,6 +171,19 @@ def save_fake(run: plan.Run, profile: str = "smoke", seed: int = 0, data_source=
 
 def stage1_run(cfg: Stage1Config) -> plan.Run:
     return plan.Run(cfg, "stage1")
+
+
+def quant_sweep(cfg: Stage1Config, bits, test_of, *, methods=METHODS, val: dict | None = None,
+                **header) -> dict:  # fmt: skip
+    """A stored quantized sweep in the shape the quantized stage writes, for the analysis tests:
+    per bit-width and method of ``methods``, ``test_of(method, bits)`` is the test split
+    (``val``, if given, every entry's validation split); ``header`` adds top-level fields."""
+    entries = {}
+    for b in bits:
+        methods = {m: {"test": test_of(m, b)} | ({"val": val} if val is not None else {}) for m in methods}
+        entries[b] = {"bit_map": {}, "size": {}, "methods": methods, "seconds": 0.1}
+    return {"kind": "quantized", "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed, **header,
+            "entries": entries}  # fmt: skip
 
 
 # ------------------------------------------------------------------ hand-computable results (chapters 0-2)

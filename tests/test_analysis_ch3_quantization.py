@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 import matplotlib
-from fakes import HALF1
+from fakes import HALF1, quant_sweep
 
 matplotlib.use("Agg")
 
@@ -34,7 +34,7 @@ from ltmpq.analysis import ch3_quantization as ch3  # noqa: E402
 from ltmpq.config import QuantConfig, Stage1Config  # noqa: E402
 from ltmpq.results import encode_predictions  # noqa: E402
 from ltmpq.uncertainty import per_class_mcnemar  # noqa: E402
-from ltmpq.vocab import METHOD_LABELS, METHODS  # noqa: E402
+from ltmpq.vocab import BLOG_MODELS, METHOD_LABELS, METHODS  # noqa: E402
 
 IFS = (0.1, 0.01)
 SEEDS = (0, 1, 2)
@@ -154,26 +154,20 @@ THREADS = {"default": 1, "per-tensor": 2, "BN not folded": 1}
 def quant_result(cfg: Stage1Config, variant: str) -> dict:
     """One stored quantized sweep; only the default variant keeps its predictions."""
     f, s = cfg.imbalance_factor, cfg.seed
-    entries = {}
-    for b in BITS:
-        methods = {}
-        for m in METHODS:
-            pred = predictions(f, s, m, b)
-            test = {"metrics": metrics(variant, f, s, m, b), "per_class": per_class_acc(pred)}
-            if variant == "default":
-                test["predictions"] = encode_predictions(pred)
-            val = {"metrics": {k: 0.1 for k in FLOAT_ACC}, "per_class": [0.1] * 10}
-            methods[m] = {"val": val, "test": test}
-        entries[b] = {"bit_map": {}, "size": {}, "methods": methods, "seconds": 0.1}
-    return {
-        "kind": "quantized", "profile": "cpu", "imbalance_factor": f, "seed": s,
-        "train_counts": TRAIN_COUNTS[f], "calibration_counts": None,
-        "quant": {"granularity": "channel", "clipping": "minmax", "fold_bn": True, "act_bits": None,
-                  "calibration": "lt", "calibration_size": 250, "calibration_seed": 0},
-        "provenance": {"wall_seconds": WALL[variant],
-                       "device": {"name": "x86_64", "torch_threads": THREADS[variant]}},
-        "entries": entries,
-    }  # fmt: skip
+
+    def test(m: str, b: str) -> dict:
+        pred = predictions(f, s, m, b)
+        out = {"metrics": metrics(variant, f, s, m, b), "per_class": per_class_acc(pred)}
+        return out | ({"predictions": encode_predictions(pred)} if variant == "default" else {})
+
+    return quant_sweep(
+        cfg, BITS, test, val={"metrics": {k: 0.1 for k in FLOAT_ACC}, "per_class": [0.1] * 10},
+        profile="cpu", train_counts=TRAIN_COUNTS[f], calibration_counts=None,
+        quant={"granularity": "channel", "clipping": "minmax", "fold_bn": True, "act_bits": None,
+               "calibration": "lt", "calibration_size": 250, "calibration_seed": 0},
+        provenance={"wall_seconds": WALL[variant],
+                    "device": {"name": "x86_64", "torch_threads": THREADS[variant]}},
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -940,6 +934,21 @@ def test_seed_deltas_are_t_intervals_over_seeds():
     half = sps.t.ppf(0.975, 2) * deltas.std(ddof=1) / np.sqrt(3)
     assert r["delta"] == pytest.approx(deltas.mean()) and r["ci_low"] == pytest.approx(deltas.mean() - half)
     assert r["reading"] == ch3.reading(deltas.mean() - half, deltas.mean() + half) and r["n"] == 3
+
+
+def test_seed_delta_facts_name_every_bit_width_and_the_lowest_as_low():
+    """The prose reads `seed_delta_*_low`, so a profile whose lowest bit-width is 4 still builds."""
+    rows = [
+        {"variant": "default", "imbalance_factor": f, "method": m, "bits": b, "seed": s, "metric": t,
+         "drop": (1.0 if t == "tail" else 0.0) + s + (10.0 if f == 0.1 else 0.0)}
+        for f in (0.01, 0.1) for m in BLOG_MODELS for b in ("6", "4") for s in range(3)
+        for t in ("head", "tail")
+    ]  # fmt: skip
+    facts = ch3.seed_delta_facts(ch3.seed_deltas(pd.DataFrame(rows)), ["6", "4"])
+    assert set(facts) == {f"seed_{k}_{m}_{b}" for k in ("delta", "reading") for m in BLOG_MODELS
+                          for b in ("6", "4", "low")}  # fmt: skip
+    # Δ = 1 in every seed at the strongest imbalance (IF 0.01): a zero-width interval at +1
+    assert facts["seed_delta_crt_low"] == facts["seed_delta_crt_4"] == "+1.0 [+1.0, +1.0]"
 
 
 def test_variants_equal_to_the_default_by_construction_are_not_shown():

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from fakes import direct_gap
+from fakes import direct_gap, quant_sweep
 from scipy import stats as sps
 
 from ltmpq import blog, frames, load, tables
@@ -286,22 +286,16 @@ def predictions(seed: int, method: str, bits: str) -> np.ndarray:
 
 
 def quant_result(cfg: Stage1Config, variant: str = "default", keep: bool = True) -> dict:
-    """A stored quantized sweep (ltmpq.experiments.quantized's shape) of float, 8 and 4 bits."""
-    entries = {}
-    for bits in BITS:
-        methods = {}
-        for m in METHODS:
-            ev = {
-                "metrics": {k: metric(variant, cfg.seed, m, bits, k) for k in FLOAT_METRICS},
-                "per_class": per_class(cfg.seed, m, bits),
-            }
-            val = {"metrics": {k: 0.1 for k in FLOAT_METRICS}, "per_class": [0.1] * N_CLASSES}
-            if keep:
-                ev["predictions"] = encode_predictions(predictions(cfg.seed, m, bits))
-            methods[m] = {"val": val, "test": ev}
-        entries[bits] = {"bit_map": {}, "size": {}, "methods": methods, "seconds": 0.1}
-    return {"kind": "quantized", "profile": "cpu", "imbalance_factor": cfg.imbalance_factor, "seed": cfg.seed,
-            "train_counts": [50, 20, 8, 2], "calibration_counts": None, "entries": entries}  # fmt: skip
+    """A stored quantized sweep (the quantized stage's shape) of float, 8 and 4 bits."""
+
+    def test(m: str, bits: str) -> dict:
+        ev = {"metrics": {k: metric(variant, cfg.seed, m, bits, k) for k in FLOAT_METRICS},
+              "per_class": per_class(cfg.seed, m, bits)}  # fmt: skip
+        return ev | ({"predictions": encode_predictions(predictions(cfg.seed, m, bits))} if keep else {})
+
+    val = {"metrics": {k: 0.1 for k in FLOAT_METRICS}, "per_class": [0.1] * N_CLASSES}
+    header = {"profile": "cpu", "train_counts": [50, 20, 8, 2], "calibration_counts": None}
+    return quant_sweep(cfg, BITS, test, methods=METHODS, val=val, **header)
 
 
 def stage1_result(cfg: Stage1Config, labels=LABELS) -> dict:

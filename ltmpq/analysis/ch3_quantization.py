@@ -232,18 +232,19 @@ def seed_deltas(drops: pd.DataFrame, variant: str = "default") -> pd.DataFrame:
 
 
 def seed_delta_facts(deltas: pd.DataFrame, qbits: Sequence[str]) -> dict:
-    """The headline numbers: Δ over seeds for the baseline and cRT at the strongest imbalance, at the
-    blog's 6 bits, at 4 and at our lowest, with its interval and its reading."""
+    """The headline numbers: Δ over seeds for the baseline and cRT at the strongest imbalance, at
+    every swept bit-width (and the lowest again as ``low``), with its interval and its reading."""
     f_lo = min(deltas["imbalance_factor"])
     out = {}
-    for b in dict.fromkeys([blog_bits(qbits), *(["4"] if "4" in qbits else []), qbits[-1]]):
+    # every swept bit-width by name, and the lowest also as "low" so prose reads on any profile
+    for b, name in [*((b, b) for b in qbits), (qbits[-1], "low")]:
         for m in BLOG_MODELS:
             r = deltas[(deltas["imbalance_factor"] == f_lo) & (deltas["method"] == m) & (deltas["bits"] == b)]
             if r.empty:
                 continue
             r = r.iloc[0]
-            out[f"seed_delta_{m}_{b}"] = f"{r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
-            out[f"seed_reading_{m}_{b}"] = r["reading"]
+            out[f"seed_delta_{m}_{name}"] = f"{r['delta']:+.1f} [{r['ci_low']:+.1f}, {r['ci_high']:+.1f}]"
+            out[f"seed_reading_{m}_{name}"] = r["reading"]
     return out
 
 
