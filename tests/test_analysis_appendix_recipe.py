@@ -8,9 +8,7 @@ read.
 
 from __future__ import annotations
 
-import json
 import math
-import struct
 
 import numpy as np
 import pandas as pd
@@ -21,7 +19,6 @@ from ltmpq import blog, recipe
 from ltmpq.analysis import appendix_recipe as app
 from ltmpq.config import Stage1Config
 from ltmpq.results import encode_predictions
-from ltmpq.vocab import CLASSES
 
 # ------------------------------------------------------------------ the recipe search
 
@@ -693,28 +690,6 @@ def test_rebuild_cost_splits_chapter_4_and_counts_a_shared_result_once():
     g = app.rebuild_cost({"training": slow, "ch3": {0: {**q[0], "provenance": {"wall_seconds": 6000.0}}}})[1]
     # (400 + 100) process-minutes on two processes: 250 minutes cold, 50 from the weights
     assert g["rebuild_cold_h"] == "4.2" and g["rebuild_weights_min"] == "50"
-
-
-def counts_of(rows: dict) -> pd.DataFrame:
-    """A train_counts-shaped frame: IF rows (in the order given), class columns."""
-    return pd.DataFrame([{"IF": f, **dict(zip(CLASSES, c, strict=True))} for f, c in rows.items()]).set_index(
-        "IF"
-    )
-
-
-HAND = {0.01: [100, 50, 40, 30, 20, 10, 5, 3, 2, 1], 0.1: [100, 90, 80, 70, 60, 50, 40, 30, 20, 10]}
-
-
-def write_safetensors(path, shapes: dict) -> None:
-    """A minimal safetensors file: the header (offsets of float32 zeros) and the zeros."""
-    header, offset = {"__metadata__": {"ltmpq": "{}"}}, 0
-    for name, shape in shapes.items():
-        size = 4 * int(np.prod(shape)) if shape else 8
-        header[name] = {"dtype": "F32" if shape else "I64", "shape": list(shape),
-                        "data_offsets": [offset, offset + size]}  # fmt: skip
-        offset += size
-    blob = json.dumps(header).encode()
-    path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(offset))
 
 
 BASE = Stage1Config(imbalance_factor=0.01, width=0.25, val_per_class=300)

@@ -123,55 +123,6 @@ def write_safetensors(path, shapes: dict) -> None:
     path.write_bytes(struct.pack("<Q", len(blob)) + blob + bytes(offset))
 
 
-BASE = Stage1Config(imbalance_factor=0.01, width=0.25, val_per_class=300)
-
-
-def hand_search(names, vals):
-    """A search table: name -> (val balanced, val tail)."""
-    rows = [{"recipe": n, "val balanced": vals[n][0], "val tail": vals[n][1]} for n in names]
-    return pd.DataFrame(rows).set_index("recipe")
-
-
-CONFIGS = {
-    "base": BASE,
-    "bf16": Stage1Config(0.01, width=0.25, val_per_class=300, precision="bf16"),
-    "oc bf16": Stage1Config(0.01, width=0.25, val_per_class=300, precision="bf16", schedule="onecycle"),
-    "oc 60 bf16": Stage1Config(0.01, width=0.25, val_per_class=300, precision="bf16", schedule="onecycle",
-                               epochs=60),
-    "oc 40 fp32": Stage1Config(0.01, width=0.25, val_per_class=300, schedule="onecycle", epochs=40),
-    "oc 40 bf16": Stage1Config(0.01, width=0.25, val_per_class=300, precision="bf16", schedule="onecycle",
-                               epochs=40),
-}  # fmt: skip
-
-
-VALS = {"base": (50.0, 30.0), "bf16": (49.0, 28.0), "oc bf16": (54.0, 36.0), "oc 60 bf16": (58.5, 43.0),
-        "oc 40 fp32": (55.0, 37.5), "oc 40 bf16": (56.25, 40.0)}  # fmt: skip
-
-
-def hand_cells(diffs):
-    """Table 1 cells: (IF, model, metric, v2 - blog)."""
-    return pd.DataFrame(
-        [
-            {
-                "imbalance_factor": f,
-                "method": m,
-                "metric": k,
-                "blog": 1.0,
-                "v1": "a",
-                "v2": "b",
-                "v1 - blog": 0.0,
-                "v2 - blog": d,
-            }
-            for f, m, k, d in diffs
-        ]  # fmt: skip
-    )
-
-
-def runs(counts_by_if: dict) -> dict:
-    return {Stage1Config(imbalance_factor=f, seed=s): {"train_counts": c}
-            for f, by_seed in counts_by_if.items() for s, c in enumerate(by_seed)}  # fmt: skip
-
-
 def test_training_sizes_mildest_first_with_totals_and_rarest():
     """Totals 261 (IF 0.01) and 550 (IF 0.1); rarest 1 and 10; 'images' once, after the first."""
     assert ch0.training_sizes(counts_of(HAND)) == {

@@ -16,10 +16,12 @@ import pytest
 from fakes import (
     HALF1,
     IFS,
+    METRICS_SPEC,
     T3,
     Z,
     frame_of,
     ht,
+    spec_frame,
 )
 from scipy import stats as sps
 
@@ -333,51 +335,6 @@ def test_seed_spread_min_max_std_range(hand_stored):
     assert set(only.columns.get_level_values(0)) == {"tail"}
 
 
-SPEC = {
-    (0.1, "baseline"): [(90, 80), (91, 80), (92, 80)],  # gaps 10, 11, 12
-    (0.01, "baseline"): [(90, 50), (90, 52), (90, 54)],  # gaps 40, 38, 36
-    (0.01, "crt"): [(85, 70), (86, 70), (87, 70)],  # gaps 15, 16, 17
-    (0.01, "tau_norm"): [(90, 51), (90, 53), (90, 55)],  # gaps 39, 37, 35: tail +1 each seed
-    (0.01, "lws"): [(80, 64), (80, 64), (80, 61)],  # gaps 16, 16, 19
-    (0.01, "ncm"): [(80, 40), (80, 40), (80, 40)],  # gaps 40, 40, 40
-    (0.1, "crt"): [(85, 84), (85, 84), (85, 84)],
-    (0.1, "tau_norm"): [(85, 80), (85, 80), (85, 80)],
-    (0.1, "lws"): [(85, 80), (85, 80), (85, 80)],
-    (0.1, "ncm"): [(85, 80), (85, 80), (85, 80)],
-}
-
-
-DEPLOY = [20, 22, 24]
-
-
-def spec_frame(spec=SPEC, splits=("test",), deploy=DEPLOY) -> pd.DataFrame:
-    """A metrics frame as :func:`ltmpq.frames.metrics_frame` makes it: overall = 0.4 head + 0.6 tail
-    (4 head and 6 tail classes, a balanced test set), worst class = tail - 10, Kang's groups too."""
-    rows = []
-    for (f, m), seeds in spec.items():
-        for s, (h, t) in enumerate(seeds):
-            overall = 0.4 * h + 0.6 * t
-            deployment = overall + (deploy[s] if (f, m) == (0.01, "baseline") else 5)
-            values = {
-                "overall": overall,
-                "balanced": overall,
-                "macro_f1": overall - 1,
-                "worst_class": t - 10,
-                "head": h,
-                "tail": t,
-                "many": h,
-                "medium": t,
-                "few": float("nan"),
-                "deployment": deployment,
-            }
-            for split in splits:
-                rows += [
-                    {"imbalance_factor": f, "seed": s, "method": m, "split": split, "metric": k, "value": v}
-                    for k, v in values.items()
-                ]
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture
 def frame():
     return spec_frame()
@@ -391,41 +348,6 @@ def summary_of(frame):
     from ltmpq import frames
 
     return frames.summarize(frame)
-
-
-def classifier(norms, biases=None):
-    return {"weight_norm": list(norms), "bias": list(biases if biases is not None else [0.0] * len(norms))}
-
-
-def tau_run(curve, tau, balanced_s1, head_bias=0.4, tail_bias=-0.2):
-    dec = {
-        "methods": {"tau_norm": {"val_curve": curve, "choice": {"tau": tau, "val_balanced": max(curve)}}},
-        "stage1_classifier": classifier([1.0] * 10, [head_bias] * 4 + [tail_bias] * 6),
-    }
-    s1 = {
-        "val": {"metrics": {"balanced": balanced_s1}},
-        "groups": {"head": [0, 1, 2, 3], "tail": [4, 5, 6, 7, 8, 9]},
-    }
-    return dec, s1
-
-
-def crt_run(curve, epoch):
-    return {
-        "methods": {"crt": {"val_curve": curve, "choice": {"epoch": epoch, "val_balanced": curve[epoch - 1]}}}
-    }
-
-
-@pytest.fixture
-def epoch_runs():
-    dec = {
-        Stage1Config(imbalance_factor=0.01, seed=1): crt_run([0.65, 0.64, 0.64, 0.645], 1),
-        Stage1Config(imbalance_factor=0.1, seed=0): crt_run([0.70, 0.72, 0.71, 0.71], 2),
-        Stage1Config(imbalance_factor=0.01, seed=0): crt_run([0.60, 0.60, 0.59, 0.58], 1),  # a tie
-    }
-    s1 = {
-        c: {"train_counts": [1000, 500, 24] if c.imbalance_factor == 0.01 else [1000, 800, 600]} for c in dec
-    }
-    return dec, s1
 
 
 def test_interval_text_by_hand():
@@ -494,7 +416,7 @@ def test_metrics_table_has_no_group_rows(frame):
 def test_tidy_metrics_order_index_and_values():
     """tidy_metrics: REPORTED metrics only, indexed by the keys, IF mildest first, then seed,
     methods in vocab order (baseline before cRT whatever the input order), val before test."""
-    spec = {k: SPEC[k] for k in [(0.01, "crt"), (0.1, "baseline"), (0.01, "baseline")]}
+    spec = {k: METRICS_SPEC[k] for k in [(0.01, "crt"), (0.1, "baseline"), (0.01, "baseline")]}
     f = spec_frame(spec, splits=("test", "val"))
     before = f.copy()
     t = ch1.tidy_metrics(f)
@@ -529,7 +451,10 @@ def test_blog_gaps_table_by_hand(frame):
 
 def test_blog_gaps_table_where_the_blog_has_no_value():
     """An imbalance factor the blog did not run: no blog value, and it says so."""
-    spec = {(0.05, "baseline"): SPEC[(0.1, "baseline")], (0.01, "baseline"): SPEC[(0.01, "baseline")]}
+    spec = {
+        (0.05, "baseline"): METRICS_SPEC[(0.1, "baseline")],
+        (0.01, "baseline"): METRICS_SPEC[(0.01, "baseline")],
+    }
     t = ch1.blog_gaps_table(spec_frame(spec))
     assert t.loc[0.05, "blog"] is None or np.isnan(t.loc[0.05, "blog"])
     assert t.loc[0.05, "ours against the blog"] == "the blog gives no value"

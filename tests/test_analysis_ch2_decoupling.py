@@ -23,6 +23,7 @@ from fakes import (
     TAU_GRID,
     frame_of,
     ht,
+    spec_frame,
 )
 
 from ltmpq import frames, verdicts
@@ -229,64 +230,9 @@ def test_stored_results_are_not_modified(hand_stored):
     assert (s1, dec) == before
 
 
-SPEC = {
-    (0.1, "baseline"): [(90, 80), (91, 80), (92, 80)],  # gaps 10, 11, 12
-    (0.01, "baseline"): [(90, 50), (90, 52), (90, 54)],  # gaps 40, 38, 36
-    (0.01, "crt"): [(85, 70), (86, 70), (87, 70)],  # gaps 15, 16, 17
-    (0.01, "tau_norm"): [(90, 51), (90, 53), (90, 55)],  # gaps 39, 37, 35: tail +1 each seed
-    (0.01, "lws"): [(80, 64), (80, 64), (80, 61)],  # gaps 16, 16, 19
-    (0.01, "ncm"): [(80, 40), (80, 40), (80, 40)],  # gaps 40, 40, 40
-    (0.1, "crt"): [(85, 84), (85, 84), (85, 84)],
-    (0.1, "tau_norm"): [(85, 80), (85, 80), (85, 80)],
-    (0.1, "lws"): [(85, 80), (85, 80), (85, 80)],
-    (0.1, "ncm"): [(85, 80), (85, 80), (85, 80)],
-}
-
-
-DEPLOY = [20, 22, 24]
-
-
-def spec_frame(spec=SPEC, splits=("test",), deploy=DEPLOY) -> pd.DataFrame:
-    """A metrics frame as :func:`ltmpq.frames.metrics_frame` makes it: overall = 0.4 head + 0.6 tail
-    (4 head and 6 tail classes, a balanced test set), worst class = tail - 10, Kang's groups too."""
-    rows = []
-    for (f, m), seeds in spec.items():
-        for s, (h, t) in enumerate(seeds):
-            overall = 0.4 * h + 0.6 * t
-            deployment = overall + (deploy[s] if (f, m) == (0.01, "baseline") else 5)
-            values = {
-                "overall": overall,
-                "balanced": overall,
-                "macro_f1": overall - 1,
-                "worst_class": t - 10,
-                "head": h,
-                "tail": t,
-                "many": h,
-                "medium": t,
-                "few": float("nan"),
-                "deployment": deployment,
-            }
-            for split in splits:
-                rows += [
-                    {"imbalance_factor": f, "seed": s, "method": m, "split": split, "metric": k, "value": v}
-                    for k, v in values.items()
-                ]
-    return pd.DataFrame(rows)
-
-
 @pytest.fixture
 def frame():
     return spec_frame()
-
-
-def baseline_only(frame):
-    return frame[frame["method"] == "baseline"]
-
-
-def summary_of(frame):
-    from ltmpq import frames
-
-    return frames.summarize(frame)
 
 
 def classifier(norms, biases=None):
