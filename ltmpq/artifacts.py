@@ -253,7 +253,7 @@ def fit_classifiers(cfg: Stage1Config, dcfg: DecoupleConfig, feats: dict) -> dic
 def classifiers(
     cfg: Stage1Config, dcfg: DecoupleConfig, *, progress: bool = True
 ) -> dict[str, torch.nn.Module]:
-    """The five classifiers of chapter 2 (baseline and the decoupled ones) of one stage-1 run.
+    """The classifiers of chapter 2 (baseline and the decoupled ones, ``dcfg.methods``) of one run.
 
     Published ones are loaded and verified; otherwise the cache's, or refitted (deterministically,
     on the features of the same weights) when missing.
@@ -266,15 +266,15 @@ def classifiers(
         path, expected = found
         fix = fix_command(cfg, path.parent.parent.name)
         states = weights.split_classifiers(weights.load(path, expected, fix))
-        for head, module in blank(dim, num_classes).items():
+        for head, module in blank(dim, num_classes, dcfg.methods).items():
             weights.check_shapes(path, states.get(head, {}), module.state_dict(), f"{run.tag} {head}", fix)
-        return rebuild(states, dim, num_classes)
+        return rebuild(states, dim, num_classes, dcfg.methods)
     cache = classifiers_path(cfg, dcfg, feats["weights_sha256"])
     states = load_tensors(cache)
     if states is not None:
         try:
-            return rebuild(states, dim, num_classes)
+            return rebuild(states, dim, num_classes, dcfg.methods)
         except (KeyError, RuntimeError, TypeError, AttributeError) as exc:  # {} or another model's states
             log.warning("incomplete cache entry %s (%s); refitting the classifiers", cache, exc)
     states = {name: f.classifier.state_dict() for name, f in fit_classifiers(cfg, dcfg, feats).items()}
-    return rebuild(states, dim, num_classes)
+    return rebuild(states, dim, num_classes, dcfg.methods)

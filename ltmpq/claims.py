@@ -9,14 +9,14 @@ cannot disagree.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from . import blog, verdicts
 from .frames import delta_per_seed, gap_per_seed, rule_metric
-from .vocab import BLOG_MODELS, METHOD_LABELS
+from .vocab import BLOG_MODELS, DECOUPLED, METHOD_LABELS
 
 
 @dataclass(frozen=True)
@@ -47,68 +47,77 @@ def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else round(a - b, 6)
 
 
-def claim1(frame: pd.DataFrame) -> list[Part]:
+def _label(method: str) -> str:
+    """How a part names a method: the baseline as "baseline", the others by their label."""
+    return "baseline" if method == "baseline" else METHOD_LABELS[method]
+
+
+def claim1(frame: pd.DataFrame, method: str = "baseline") -> list[Part]:
     """Overall accuracy hides the head-tail gap (1a, at the mildest imbalance), and the gap grows
-    with imbalance (1b, strongest minus mildest). ``frame``: :func:`ltmpq.frames.metrics_frame`."""
+    with imbalance (1b, strongest minus mildest), of ``method`` (the blog's: the baseline).
+    ``frame``: :func:`ltmpq.frames.metrics_frame`."""
     f_hi, f_lo = max(frame["imbalance_factor"]), min(frame["imbalance_factor"])
     growth = (
-        gap_per_seed(frame, f_lo, "baseline") - gap_per_seed(frame, f_hi, "baseline")
+        gap_per_seed(frame, f_lo, method) - gap_per_seed(frame, f_hi, method)
         if f_lo != f_hi
         else _no_values()
     )
+    name = _label(method)
     return [
         Part(
             1,
             "1a",
             "a head–tail gap exists at the mildest imbalance",
-            f"head − tail, baseline, IF {f_hi:g}",
-            gap_per_seed(frame, f_hi, "baseline"),
+            f"head − tail, {name}, IF {f_hi:g}",
+            gap_per_seed(frame, f_hi, method),
             0.0,
             "greater",
             "01_evaluation",
-            blog.gap(f_hi, "baseline"),
+            blog.gap(f_hi, method),
         ),
         Part(
             1,
             "1b",
             "the gap grows with imbalance",
-            f"gap(IF {f_lo:g}) − gap(IF {f_hi:g}), baseline",
+            f"gap(IF {f_lo:g}) − gap(IF {f_hi:g}), {name}",
             growth,
             0.0,
             "greater",
             "01_evaluation",
-            _minus(blog.gap(f_lo, "baseline"), blog.gap(f_hi, "baseline")),
+            _minus(blog.gap(f_lo, method), blog.gap(f_hi, method)),
         ),
     ]
 
 
-def claim2(frame: pd.DataFrame) -> list[Part]:
-    """cRT narrows the gap (2a) but more than :data:`~ltmpq.verdicts.GAP_REMAINS` points remain
-    (2b), at the strongest imbalance. ``frame``: :func:`ltmpq.frames.metrics_frame` with chapter 2's."""
+def claim2(frame: pd.DataFrame, method: str = DECOUPLED) -> list[Part]:
+    """Re-balancing by ``method`` (the blog's: cRT) narrows the gap (2a) but more than
+    :data:`~ltmpq.verdicts.GAP_REMAINS` points remain (2b), at the strongest imbalance.
+    ``frame``: :func:`ltmpq.frames.metrics_frame` with chapter 2's."""
     f_lo = min(frame["imbalance_factor"])
-    crt = gap_per_seed(frame, f_lo, "crt")
+    rebalanced = gap_per_seed(frame, f_lo, method)
+    name = METHOD_LABELS[method]
     return [
         Part(
             2,
             "2a",
-            "cRT narrows the gap",
-            f"gap(baseline) − gap(cRT), IF {f_lo:g}",
-            gap_per_seed(frame, f_lo, "baseline") - crt,
+            f"{name} narrows the gap",
+            f"gap(baseline) − gap({name}), IF {f_lo:g}",
+            gap_per_seed(frame, f_lo, "baseline") - rebalanced,
             0.0,
             "greater",
             "02_decoupling",
-            _minus(blog.gap(f_lo, "baseline"), blog.gap(f_lo, "crt")),
+            _minus(blog.gap(f_lo, "baseline"), blog.gap(f_lo, method)),
         ),
         Part(
             2,
             "2b",
             f"a gap of more than {verdicts.GAP_REMAINS:g} points remains",
-            f"gap(cRT), IF {f_lo:g}",
-            crt,
+            f"gap({name}), IF {f_lo:g}",
+            rebalanced,
             verdicts.GAP_REMAINS,
             "greater",
             "02_decoupling",
-            blog.gap(f_lo, "crt"),
+            blog.gap(f_lo, method),
         ),
     ]
 
@@ -118,22 +127,24 @@ def claim3_bits(quant_bits: Sequence[int]) -> list[str]:
     return list(dict.fromkeys(b for b in ("6", "4", str(min(quant_bits))) if int(b) in quant_bits))
 
 
-def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "default") -> list[Part]:
+def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "default",
+           methods: Sequence[str] = BLOG_MODELS) -> list[Part]:  # fmt: skip
     """Lower bit-widths hurt the tail much more: Δ = tail drop - head drop > :data:`~ltmpq.verdicts.MUCH_MORE`
-    at each of :func:`claim3_bits`, for the baseline and cRT, at the strongest imbalance, with the
-    quantizer ``variant`` (chapter 3: the default; chapter 5: each hypothesis).
+    at each of :func:`claim3_bits`, for ``methods`` (the blog's: the baseline and cRT), at the
+    strongest imbalance, with the quantizer ``variant`` (chapter 3: the default; chapter 5: each
+    hypothesis).
     ``drops``: :func:`ltmpq.frames.drop_frame` of the sweeps."""
     d = delta_per_seed(drops)
     f_lo = min(d["imbalance_factor"])
     d = d[(d["variant"] == variant) & (d["imbalance_factor"] == f_lo)]
     parts = []
     for i, b in enumerate(claim3_bits(quant_bits)):
-        for j, m in enumerate(BLOG_MODELS):
+        for j, m in enumerate(methods):
             values = d[(d["method"] == m) & (d["bits"] == b)].set_index("seed")["delta"].sort_index()
             parts.append(
                 Part(
                     3,
-                    f"3{chr(ord('a') + 2 * i + j)}",
+                    f"3{chr(ord('a') + len(methods) * i + j)}",
                     f"at {b} bits the tail loses much more ({METHOD_LABELS[m]})",
                     f"tail drop − head drop, {b} bits",
                     values,
@@ -147,13 +158,14 @@ def claim3(drops: pd.DataFrame, quant_bits: Sequence[int], variant: str = "defau
     return parts
 
 
-def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
+def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int, head: str = DECOUPLED) -> list[Part]:
     """The tail metric changes the layer ranking beyond noise (4a) and, with the blog's rule on
-    cRT, moves accuracy to the tail (4b) from the head (4c) at almost no overall cost (4d).
-    ``rank_gap``: τ(tail, tail) - τ(norm, tail) per seed; ``frame``: :func:`ltmpq.frames.mpq_frame`."""
+    ``head`` (the blog's: cRT), moves accuracy to the tail (4b) from the head (4c) at almost no
+    overall cost (4d). ``rank_gap``: τ(tail, tail) - τ(norm, tail) per seed; ``frame``:
+    :func:`ltmpq.frames.mpq_frame`."""
 
     def diff(metric: str, a: str, b: str) -> pd.Series:
-        return rule_metric(frame, k, a, metric) - rule_metric(frame, k, b, metric)
+        return rule_metric(frame, k, a, metric, head) - rule_metric(frame, k, b, metric, head)
 
     return [
         Part(
@@ -195,9 +207,34 @@ def claim4(rank_gap: pd.Series, frame: pd.DataFrame, k: int) -> list[Part]:
             verdicts.ALMOST_NO_COST,
             "less",
             "#sec-table2",
-            _minus(blog.TABLE2["norm-driven 6&4"], blog.TABLE2["tail-driven 6&4"]),
+            _minus(blog.TABLE2["norm-driven 6&4"], blog.TABLE2["tail-driven 6&4"])
+            if head == DECOUPLED
+            else None,
         ),
     ]
+
+
+def column_parts(
+    acc: pd.DataFrame, drops: pd.DataFrame | None, quant_bits: Sequence[int], method: str, *,
+    rank_gap: pd.Series | None = None, mpq: pd.DataFrame | None = None, k: int = 8, blog_values: bool = True,
+) -> list[Part]:  # fmt: skip
+    """The four claims judged on one model and long-tail ``method`` (a column of the chapter
+    "Beyond VGG16 and cRT"): claim 1 on that method's classifier (1b where ``acc`` has two or more
+    imbalance factors), claim 2 where the method re-balances (not the baseline), claim 3 at the
+    default quantizer where it ran (``drops``), claim 4 where mixed precision ran (``mpq`` and
+    ``rank_gap``). The rules
+    and thresholds are the blog's claims' own; ``blog_values`` False drops the blog's numbers
+    (they are of its VGG16)."""
+    parts = claim1(acc, method)
+    if acc["imbalance_factor"].nunique() < 2:
+        parts = parts[:1]
+    if method != "baseline":
+        parts += claim2(acc, method)
+    if drops is not None and not drops.empty:
+        parts += claim3(drops, quant_bits, "default", (method,))
+    if mpq is not None and rank_gap is not None:
+        parts += claim4(rank_gap, mpq, k, method)
+    return parts if blog_values else [replace(p, blog=None) for p in parts]
 
 
 def study_parts(

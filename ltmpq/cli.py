@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"chapter 3's quantizer variants (default: all of them): {names}; or chapter 5's "
         f"hypotheses: {', '.join(map(repr, QUANT_HYPOTHESES))}",
     )
+    run.add_argument("--family", dest="families", nargs="+", action="extend", metavar="NAME",
+                     help="with --stage families: only these model sets (default: all)")  # fmt: skip
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--retrain", action="store_true",
                      help="train the stage-1 models again although their weights are published "
@@ -118,11 +120,12 @@ def _status(args) -> int:
     )
     runs = plan.grid(prof.name, args.imbalance_factors, args.seeds)
     ifs, seeds = list(args.imbalance_factors or prof.imbalance_factors), list(args.seeds or prof.seeds)
-    rungs = [None, *prof.ladder]
+    groups = [None, *prof.ladder, *prof.families]
 
     def order(run) -> tuple:  # the profile's own models first, as asked (IF, then seed), then the ladder's
-        return (run.rung is not None, ifs.index(run.stage1.imbalance_factor), seeds.index(run.stage1.seed),
-                rungs.index(run.rung))  # fmt: skip
+        group = run.rung or run.family  # and the model sets'
+        return (group is not None, run.family is not None, ifs.index(run.stage1.imbalance_factor),
+                seeds.index(run.stage1.seed), groups.index(group))  # fmt: skip
 
     runs = sorted(runs, key=order)
     rows: dict[tuple, dict[str, list[str]]] = {}  # (model, rung) -> stage -> states
@@ -133,7 +136,7 @@ def _status(args) -> int:
         seen.add(run.id)
         state = results.run_state(run, prof.name, digest)
         missing += state != "ok"
-        rows.setdefault((run.stage1.tag, run.rung), {}).setdefault(run.stage, []).append(state)
+        rows.setdefault((run.stage1.tag, run.rung or run.family), {}).setdefault(run.stage, []).append(state)
     for (tag, rung), by_stage in rows.items():
         cells = []
         for stage, found in by_stage.items():
@@ -168,8 +171,9 @@ def _run(args, parser, debug: bool) -> int:
     if args.retrain and "stage1" not in stages:
         parser.error("--retrain trains stage 1: use it with --stage stage1 or --stage all")
     report = run_grid(args.profile, args.imbalance_factors, args.seeds, stages=stages, variants=args.variants,
-                      retrain=args.retrain, remake=args.remake, jobs=args.jobs, scheduler=args.scheduler,
-                      progress=not args.quiet, threads=args.threads, stop_on_error=debug)  # fmt: skip
+                      families=args.families, retrain=args.retrain, remake=args.remake, jobs=args.jobs,
+                      scheduler=args.scheduler, progress=not args.quiet, threads=args.threads,
+                      stop_on_error=debug)  # fmt: skip
     if report.failed:
         for o in report.failed:
             print(f"{o.state}: {o.task.describe()}: {o.error}", file=sys.stderr)

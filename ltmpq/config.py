@@ -14,13 +14,19 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .vocab import METHODS, check_bits
+from .vocab import ALL_METHODS, EXTRA_METHODS, METHODS, check_bits
 
 PRECISIONS = ("fp32", "bf16")
 #: Stage 1's learning-rate schedules: ``cosine`` (v1: linear warm-up, cosine decay to zero) and
 #: ``onecycle`` (torch's OneCycleLR: cosine warm-up over 30% of the steps, cosine annealing,
 #: momentum cycled inversely between 0.85 and ``momentum``).
 SCHEDULES = ("cosine", "onecycle")
+#: Stage 1's model families (:mod:`ltmpq.models`; a tuple here so that configs import no torch).
+ARCHS = ("vgg16", "resnet32")
+#: Stage 1's losses: cross-entropy (``ce``) or Menon et al.'s logit-adjusted loss
+#: (``logit_adjusted``: cross-entropy of ``logits + tau * log(prior)``, tau = 1, the prior being
+#: the training set's class frequencies; at test time the plain logits are used).
+LOSSES = ("ce", "logit_adjusted")
 
 
 def check_number(cfg: Any, name: str, kind: type, lo: float | None = None, hi: float | None = None, *,
@@ -103,8 +109,10 @@ class Stage1Config:
     schedule: str = "cosine"  # see SCHEDULES; onecycle ignores warmup_epochs
     hidden: int | None = None  # width of L14/L15; None: 512 x width (4096: the classic VGG16)
     dropout: float = 0.0  # after L14's and L15's ReLU (0.5 in the classic VGG16)
+    arch: str = "vgg16"  # see ARCHS
+    loss: str = "ce"  # see LOSSES
 
-    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "hidden", "dropout")
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("schedule", "hidden", "dropout", "arch", "loss")
 
     def __post_init__(self) -> None:
         check_number(self, "imbalance_factor", float, 0, 1, lo_open=True)  # n_min / n_max, e.g. 0.01
@@ -123,6 +131,13 @@ class Stage1Config:
         check_choice(self, "precision", PRECISIONS)
         check_choice(self, "lt_profile", ("exp", "step"))
         check_choice(self, "schedule", SCHEDULES)
+        check_choice(self, "arch", ARCHS)
+        check_choice(self, "loss", LOSSES)
+        if self.arch != "vgg16" and (self.hidden is not None or self.dropout):
+            raise ValueError(
+                f"hidden and dropout shape the VGG16's classifier; arch={self.arch!r} has none, got "
+                f"hidden={self.hidden!r}, dropout={self.dropout!r}"
+            )
         if self.warmup_epochs > self.epochs:
             raise ValueError(f"warmup_epochs ({self.warmup_epochs}) must not exceed epochs ({self.epochs})")
 
@@ -134,8 +149,11 @@ class Stage1Config:
     def tag(self) -> str:
         """Human-readable part of the result file name. Chapter 5's scale ladder says how its
         models differ: the width (but for the book's 0.25 and the smoke models' 1/16, whose names
-        predate the ladder) and the classifier's shape."""
-        shape = "" if self.width in (0.25, 1 / 16) else f"-w{self.width:g}"
+        predate the ladder) and the classifier's shape; the model family and loss where they are
+        not the VGG16 and cross-entropy."""
+        shape = "" if self.arch == "vgg16" else f"-{self.arch}"
+        shape += "" if self.loss == "ce" else "-la"
+        shape += "" if self.width in (0.25, 1 / 16) else f"-w{self.width:g}"
         shape += "" if self.hidden is None else f"-fc{self.hidden}"
         shape += "" if self.dropout == 0 else f"-drop{self.dropout:g}"
         return f"if{self.imbalance_factor:g}-seed{self.seed}{shape}"
@@ -161,8 +179,16 @@ class DecoupleConfig:
     # features of n crop + flip views of every training image through the frozen backbone, as
     # Kang et al. train them (on views drawn once, rather than new ones every epoch).
     augment_views: int = 0
+    # stage-2 methods fitted beside the five of :data:`~ltmpq.vocab.METHODS` (post-hoc logit
+    # adjustment, its tau from ``tau_grid`` on the validation split)
+    extra_methods: tuple[str, ...] = ()
 
-    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("augment_views",)
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("augment_views", "extra_methods")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """Every classifier this stage 2 fits, the stage-1 model's own first."""
+        return METHODS + self.extra_methods
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -180,6 +206,11 @@ class DecoupleConfig:
         if not numbers or not all(t >= 0 for t in grid):
             raise ValueError(f"tau_grid must be a non-empty sequence of numbers >= 0, got {grid!r}")
         object.__setattr__(self, "tau_grid", tuple(float(t) for t in grid))
+        extra = self.extra_methods
+        listed = isinstance(extra, Sequence) and not isinstance(extra, str)
+        if not listed or len(set(extra)) != len(extra) or any(m not in EXTRA_METHODS for m in extra):
+            raise ValueError(f"extra_methods must be distinct, from {list(EXTRA_METHODS)}, got {extra!r}")
+        object.__setattr__(self, "extra_methods", tuple(m for m in EXTRA_METHODS if m in extra))
 
 
 GRANULARITIES = ("channel", "tensor")
@@ -378,16 +409,16 @@ class MPQConfig:
             if m not in ALL_METRICS:
                 raise ValueError(f"unknown budget metric {m!r}; choose from {list(ALL_METRICS)}")
         for name in ("rule_heads", "budget_heads"):
-            unknown = [h for h in getattr(self, name) if h not in METHODS]
+            unknown = [h for h in getattr(self, name) if h not in ALL_METHODS]
             if unknown:
-                raise ValueError(f"unknown {name} {unknown}; choose from {list(METHODS)}")
+                raise ValueError(f"unknown {name} {unknown}; choose from {list(ALL_METHODS)}")
         lo, hi = min(self.choices), max(self.choices)
         for b in self.budgets:
             if isinstance(b, bool) or not isinstance(b, int | float) or not lo <= b <= hi:
                 raise ValueError(f"budget {b!r} average bits is outside what choices allow [{lo}, {hi}]")
-        if any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 16 for k in self.rule_ks):
+        if any(isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 32 for k in self.rule_ks):
             raise ValueError(
-                f"rule_ks must be in [0, 16] (ints: how many layers get the high bits), got {self.rule_ks!r}"
+                f"rule_ks must be in [0, 32] (ints: how many layers get the high bits), got {self.rule_ks!r}"
             )
         check_number(self, "random_draws", int, 0)
         check_number(self, "hessian_samples", int, 2)
@@ -518,6 +549,30 @@ class ExplainRun:
 
 
 @dataclass(frozen=True)
+class ModelSet:
+    """A further model set of a profile (the chapter "Beyond VGG16 and cRT"): ``stage1``
+    overrides the profile's stage-1 settings (``{}``: the profile's own models), ``seeds`` says
+    which seeds are trained at each imbalance factor, ``sweep_ifs`` at which of them the models
+    are quantized (None: at all)."""
+
+    stage1: dict[str, Any]
+    seeds: dict[float, tuple[int, ...]]
+    sweep_ifs: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.stage1, dict):
+            raise ValueError(f"a model set's stage1 must be a dict of stage-1 fields, got {self.stage1!r}")
+        if not isinstance(self.seeds, dict) or not self.seeds:
+            raise ValueError(f"a model set's seeds must map imbalance factors to seeds, got {self.seeds!r}")
+        for f, ss in self.seeds.items():
+            Stage1Config(imbalance_factor=f)  # a bad imbalance factor fails here
+            if not isinstance(ss, tuple) or not ss or len(set(ss)) != len(ss):
+                raise ValueError(f"seeds at IF {f:g} must be a non-empty tuple of distinct seeds, got {ss!r}")
+        if self.sweep_ifs is not None and not set(self.sweep_ifs) <= set(self.seeds):
+            raise ValueError(f"sweep_ifs {self.sweep_ifs!r} must be among the set's IFs {list(self.seeds)}")
+
+
+@dataclass(frozen=True)
 class Profile:
     """A named set of runs: which imbalance factors and seeds, and the run settings."""
 
@@ -543,10 +598,27 @@ class Profile:
     ladder_ifs: tuple[float, ...] = ()
     ladder_seeds: tuple[int, ...] = ()
     ladder_variants: tuple[str, ...] = ("default",)
+    # the chapter "Beyond VGG16 and cRT": further model families and long-tail methods, each a
+    # model set; their stage 2 adds ``family_methods`` (post-hoc logit adjustment), their sweeps
+    # are ``family_variants``, their mixed precision runs at ``family_mpq_ifs`` with ``family_mpq``
+    families: dict[str, ModelSet] = field(default_factory=dict)
+    family_methods: tuple[str, ...] = EXTRA_METHODS
+    family_variants: tuple[str, ...] = ("default", "naive: per-tensor affine W=A + logits")
+    family_mpq: MPQConfig = MPQConfig()
+    family_mpq_ifs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         self.quant_configs(self.ladder_variants)  # unknown names fail here
+        self.quant_configs(self.family_variants)
+        self.family_decouple  # noqa: B018 (unknown methods fail here)
         allowed = {f.name for f in fields(Stage1Config)} - {"imbalance_factor", "seed"}
+        for name, ms in self.families.items():
+            unknown = sorted(set(ms.stage1) - allowed)
+            if unknown:
+                raise ValueError(
+                    f"model set {name!r}: unknown stage-1 fields {unknown}; allowed: {sorted(allowed)}"
+                )
+            self.family_config(name, next(iter(ms.seeds)), 0)  # bad values fail here
         for rung, overrides in self.ladder.items():
             unknown = sorted(set(overrides) - allowed)
             if unknown:
@@ -594,6 +666,17 @@ class Profile:
         """Whether a run of the profile's own models is the first rung of the scale ladder."""
         return cfg.imbalance_factor in self.ladder_ifs and cfg.seed in self.ladder_seeds
 
+    @property
+    def family_decouple(self) -> DecoupleConfig:
+        """Stage 2 of the model sets: the profile's, with ``family_methods`` added."""
+        return replace(self.decouple, extra_methods=self.family_methods)
+
+    def family_config(self, name: str, imbalance_factor: float, seed: int) -> Stage1Config:
+        """The stage-1 config of model set ``name`` at one IF and seed."""
+        if name not in self.families:
+            raise ValueError(f"unknown model set {name!r}; profile {self.name!r} has {list(self.families)}")
+        return replace(self.stage1_config(imbalance_factor, seed), **self.families[name].stage1)
+
     def stage1_configs(self, imbalance_factors=None, seeds=None) -> list[Stage1Config]:
         ifs = self.imbalance_factors if imbalance_factors is None else tuple(imbalance_factors)
         ss = self.seeds if seeds is None else tuple(seeds)
@@ -619,6 +702,20 @@ PROFILES: dict[str, Profile] = {
         ladder_ifs=(0.01,),
         ladder_seeds=(0, 1),
         ladder_variants=("default", "naive: per-tensor affine W=A + logits"),
+        families={
+            "VGG16": ModelSet({}, {0.1: (0, 1), 0.01: (0, 1)}, sweep_ifs=(0.01,)),
+            "ResNet-32": ModelSet({"arch": "resnet32", "width": 0.25}, {0.01: (0, 1)}),
+            "VGG16, LA loss": ModelSet({"loss": "logit_adjusted"}, {0.01: (0, 1)}),
+        },
+        family_mpq=MPQConfig(
+            rule_ks=(8,),
+            budgets=(4.0, 5.0),
+            random_draws=1,
+            budget_metrics=("overall", "tail"),
+            rule_heads=("baseline", "crt", "logit_adj"),
+            budget_heads=("crt", "logit_adj"),
+        ),
+        family_mpq_ifs=(0.01,),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(
@@ -646,6 +743,27 @@ PROFILES: dict[str, Profile] = {
         ladder_ifs=(0.01,),
         ladder_seeds=(0, 1, 2),
         ladder_variants=("default", "naive: per-tensor affine W=A + logits"),
+        # the chapter "Beyond VGG16 and cRT": the book's own VGG16s (stage 2 adds post-hoc logit
+        # adjustment), the CIFAR-LT literature's ResNet-32 and the VGG16 trained with the
+        # logit-adjusted loss; the v2 recipe, in fp32 where the machine that trained them had no
+        # bf16 arithmetic (emulated bf16 is several times slower than fp32 there)
+        families={
+            "VGG16": ModelSet({}, {f: (0, 1, 2, 3, 4) for f in (0.1, 0.02, 0.01)}, sweep_ifs=(0.01,)),
+            "ResNet-32": ModelSet(
+                {"arch": "resnet32", "width": 1.0, "precision": "fp32"},
+                {0.01: (0, 1, 2, 3, 4), 0.1: (0, 1, 2)},
+            ),
+            "VGG16, LA loss": ModelSet(
+                {"loss": "logit_adjusted", "precision": "fp32"}, {0.01: (0, 1, 2, 3, 4)}
+            ),
+        },
+        family_mpq=MPQConfig(
+            hessian_images=1000,
+            budget_metrics=("overall", "tail", "kl", "kl_tail"),
+            rule_heads=("baseline", "crt", "logit_adj"),
+            budget_heads=("crt", "logit_adj"),
+        ),
+        family_mpq_ifs=(0.01,),
         description="the published book (v2 model set): real CIFAR-10-LT, VGG16 at width 0.25, "
         "recipe chosen on validation, fits 2 CPU cores",
         predecessor="cpu-v1",

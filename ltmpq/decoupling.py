@@ -7,7 +7,10 @@ input of L16), so re-running them costs seconds:
 - tau-norm: rescale each class's weight vector by ``1 / ||w_i||**tau`` (bias dropped, as in
   Kang et al.'s code), tau chosen on the validation split;
 - LWS: keep the weights, learn one scale per class with class-balanced sampling;
-- NCM: nearest class mean of L2-normalised features, cosine similarity.
+- NCM: nearest class mean of L2-normalised features, cosine similarity;
+- post-hoc logit adjustment (Menon et al., ICLR 2021; where ``DecoupleConfig.extra_methods``
+  asks for it): the stage-1 classifier's logits minus ``tau * log(prior)``, the prior being the
+  training set's class frequencies, tau from ``tau_grid``.
 
 Choices (tau; the epoch kept for cRT and LWS) maximise balanced accuracy on the validation split.
 cRT and LWS see the fixed features of the un-augmented training images (v1), or, as in Kang et
@@ -28,7 +31,7 @@ from torch import nn
 
 from .config import DecoupleConfig
 from .training import lr_at
-from .vocab import METHODS
+from .vocab import LOGIT_ADJ, METHODS
 
 
 def class_balanced_indices(labels: torch.Tensor, n: int, gen: torch.Generator) -> torch.Tensor:
@@ -160,10 +163,44 @@ def ncm(feats, labels, val_feats, val_labels) -> Fitted:
     return Fitted(head, {"val_balanced": acc}, [acc])
 
 
+def class_prior(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The training set's class frequencies (every class must occur: log 0 has no adjustment)."""
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    if bool((counts == 0).any()):
+        raise ValueError(f"a class prior needs every class in the training labels, got {counts.tolist()}")
+    return (counts / counts.sum()).float()
+
+
+def logit_adjusted(base: nn.Linear, prior: torch.Tensor, tau: float) -> nn.Linear:
+    """``base`` with ``tau * log(prior)`` subtracted from its bias: its argmax is Menon et al.'s
+    post-hoc rule ``argmax_y f_y(x) - tau * log pi_y`` (eq. 8), and it stays one linear map (a
+    quantizer treats it as it treats the baseline)."""
+    if tau < 0:
+        raise ValueError(f"tau must be >= 0, got {tau!r}")
+    head = copy.deepcopy(base).eval()
+    bias = torch.zeros(base.out_features) if base.bias is None else base.bias.detach()
+    head.bias = nn.Parameter(bias - tau * torch.log(prior), requires_grad=False)
+    return head
+
+
+def posthoc_logit_adjustment(base: nn.Linear, labels, val_feats, val_labels, cfg: DecoupleConfig) -> Fitted:
+    """Post-hoc logit adjustment, tau from ``cfg.tau_grid`` by validation balanced accuracy (the
+    smallest tau among ties; tau = 0 is the baseline)."""
+    prior = class_prior(labels, base.out_features)
+    curve = []
+    with torch.no_grad():
+        base_logits = base(val_feats)
+        for tau in cfg.tau_grid:
+            curve.append(balanced_accuracy(base_logits - tau * torch.log(prior), val_labels))
+    best = int(np.argmax(curve))
+    tau = float(cfg.tau_grid[best])
+    return Fitted(logit_adjusted(base, prior, tau), {"tau": tau, "val_balanced": curve[best]}, curve)
+
+
 def fit_all(
     base: nn.Linear, feats, labels, val_feats, val_labels, cfg: DecoupleConfig, augmented=None
 ) -> dict[str, Fitted]:
-    """Every stage-2 method on the same frozen features, keyed as in :data:`METHODS`.
+    """Every stage-2 method of ``cfg.methods`` on the same frozen features.
 
     ``augmented``: ``(features, labels)`` of augmented views of the training images, which cRT
     and LWS then train on (``cfg.augment_views > 0``); NCM's class means stay those of the
@@ -176,13 +213,16 @@ def fit_all(
     tr_feats, tr_labels = (feats, labels) if augmented is None else augmented
     with torch.no_grad():
         base_acc = balanced_accuracy(base(val_feats), val_labels)
-    return {
+    out = {
         "baseline": Fitted(copy.deepcopy(base).eval(), {"val_balanced": base_acc}, [base_acc]),
         "crt": crt(base, tr_feats, tr_labels, val_feats, val_labels, cfg),
         "tau_norm": tau_norm(base, val_feats, val_labels, cfg),
         "lws": lws(base, tr_feats, tr_labels, val_feats, val_labels, cfg),
         "ncm": ncm(feats, labels, val_feats, val_labels),
     }
+    if LOGIT_ADJ in cfg.extra_methods:  # the prior of the training images, not of augmented views
+        out[LOGIT_ADJ] = posthoc_logit_adjustment(base, labels, val_feats, val_labels, cfg)
+    return out
 
 
 def as_linear(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None, bool]:
@@ -203,22 +243,29 @@ def as_linear(classifier: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None,
     raise TypeError(f"no linear form for a {type(classifier).__name__}; expected Linear, ScaledLinear or NCM")
 
 
-def blank(in_features: int, num_classes: int) -> dict[str, nn.Module]:
-    """The five classifiers, untrained: what their saved state dicts load into (and must fit)."""
+def blank(in_features: int, num_classes: int, methods: tuple[str, ...] = METHODS) -> dict[str, nn.Module]:
+    """The classifiers of ``methods``, untrained: what their saved state dicts load into (and must fit)."""
     dummy = nn.Linear(in_features, num_classes)
-    return {
+    modules = {
         "baseline": nn.Linear(in_features, num_classes),
         "crt": nn.Linear(in_features, num_classes),
         "tau_norm": nn.Linear(in_features, num_classes, bias=False),
         "lws": ScaledLinear(dummy),
         "ncm": NearestClassMean(torch.eye(num_classes, in_features), torch.arange(num_classes)),
+        LOGIT_ADJ: nn.Linear(in_features, num_classes),
     }
+    unknown = [m for m in methods if m not in modules]
+    if unknown:
+        raise ValueError(f"unknown stage-2 methods {unknown}; known: {list(modules)}")
+    return {m: modules[m] for m in methods}
 
 
-def rebuild(states: dict[str, dict], in_features: int, num_classes: int) -> dict[str, nn.Module]:
-    """The stage-2 classifiers from their saved state dicts (:func:`ltmpq.runs.decoupled` saves them)."""
-    modules = blank(in_features, num_classes)
-    missing = [m for m in METHODS if m not in states]
+def rebuild(states: dict[str, dict], in_features: int, num_classes: int,
+            methods: tuple[str, ...] = METHODS) -> dict[str, nn.Module]:  # fmt: skip
+    """The stage-2 classifiers of ``methods`` from their saved state dicts
+    (:func:`ltmpq.runs.decoupled` saves them)."""
+    modules = blank(in_features, num_classes, methods)
+    missing = [m for m in methods if m not in states]
     if missing:
         raise KeyError(f"saved classifiers lack {missing}")
     for name, module in modules.items():

@@ -72,10 +72,13 @@ class Report:
         return "\n".join(lines)
 
 
-def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants=None) -> list[Run]:
+def grid(profile: str, imbalance_factors=None, seeds=None, stages=None, variants=None,
+         families=None) -> list[Run]:  # fmt: skip
     """The tasks of a profile's grid in dependency order: one per stored result
     (:func:`ltmpq.plan.grid`; unknown stages and requests with nothing to do are errors there)."""
-    return plan.unique(plan.grid(profile, imbalance_factors, seeds, stages or plan.STAGES, variants))
+    return plan.unique(
+        plan.grid(profile, imbalance_factors, seeds, stages or plan.STAGES, variants, families)
+    )
 
 
 def run_task(task: Run, profile: str, retrain: bool = False, threads: int | None = 1,
@@ -208,6 +211,7 @@ def run_grid(
     *,
     stages=None,
     variants=None,
+    families=None,
     retrain: bool = False,
     remake: bool = False,
     jobs: int = 1,
@@ -222,7 +226,7 @@ def run_grid(
     """
     import functools
 
-    tasks = grid(profile, imbalance_factors, seeds, stages, variants)
+    tasks = grid(profile, imbalance_factors, seeds, stages, variants, families)
     if jobs > 1 or scheduler is not None:
         from . import artifacts
 

@@ -46,9 +46,29 @@ def stage1_results(params: ChapterParams) -> dict:
     return {r.stage1: stored(r, params) for r in _runs(params, "stage1")}
 
 
-def decoupled_results(params: ChapterParams) -> dict:
-    """``{config: stored decoupled result}`` for the chapter's runs."""
-    return {r.stage1: stored(r, params) for r in _runs(params, "decoupled")}
+def decoupled_results(params: ChapterParams, logit_adjustment: bool = False) -> dict:
+    """``{config: stored decoupled result}`` for the chapter's runs.
+
+    ``logit_adjustment``: each result also holds post-hoc logit adjustment (method
+    ``logit_adj``), from the stage 2 of the model set that is the profile's own models (its
+    ``families`` entry without stage-1 overrides), where the profile has one; that stage 2 refits
+    the same four methods beside it (the results carry both, the chapter's come first)."""
+    out = {r.stage1: stored(r, params) for r in _runs(params, "decoupled")}
+    own = [n for n, ms in params.prof.families.items() if not ms.stage1]
+    if not logit_adjustment or not own:
+        return out
+    from .vocab import LOGIT_ADJ
+
+    extra = {r.stage1: r for r in _runs(params, "families") if r.family == own[0] and r.kind == "decoupled"}
+    for cfg, r in out.items():
+        if cfg not in extra:
+            raise results.MissingResultError(
+                f"post-hoc logit adjustment of {cfg.tag} is not in the plan: model set {own[0]!r} of profile "
+                f"{params.profile!r} has IFs {list(params.prof.families[own[0]].seeds)}"
+            )
+        la = stored(extra[cfg], params)["methods"][LOGIT_ADJ]
+        out[cfg] = r | {"methods": r["methods"] | {LOGIT_ADJ: la}}
+    return out
 
 
 def quantized_results(params: ChapterParams, variants: Sequence[str] | None = None) -> dict[str, dict]:
@@ -168,3 +188,81 @@ def test_images(cfg):
         print(f"CIFAR-10 not found, exemplar images not shown ({exc})")
         return None
     return data.test_x[artifacts.splits_for(cfg, data).test]
+
+
+def family_results(
+    params: ChapterParams, *, allow_missing: bool = True
+) -> tuple[dict[str, dict], dict[str, str]]:
+    """The model sets of the chapter "Beyond VGG16 and cRT" at the chapter's IFs and seeds:
+    ``({name: {"stage1": {cfg: r}, "decoupled": {cfg: r}, "quantized": {variant: {cfg: r}},
+    "mpq": {cfg: r}}}, {name: what is missing})``.
+
+    With ``allow_missing`` a set shows the models it has: a model whose stage 1 or stage 2 is not
+    stored is left out (with its sweeps and mixed precision), and a quantizer's sweeps or the
+    mixed-precision runs unless every model shown has one (intervals over the same models);
+    ``missing`` says for each set how many of its models, sweeps and mixed-precision runs are
+    stored and the command that makes the rest; a set without any model is left out. Without it
+    the first missing result fails with its command, as everywhere."""
+    out: dict[str, dict] = {}
+    missing: dict[str, str] = {}
+    try:
+        runs = _runs(params, "families")
+    except ValueError:
+        raise ValueError(
+            f"the model sets of profile {params.profile!r} run at "
+            + "; ".join(f"{n}: IFs {list(ms.seeds)}" for n, ms in params.prof.families.items())
+            + f"; the parameters ask for {list(params.ifs)} and seeds {list(params.seed_list)}"
+        ) from None
+    for name in params.prof.families:
+        mine = [r for r in runs if r.family == name]
+        got: dict = {"stage1": {}, "decoupled": {}, "quantized": {}, "mpq": {}}
+        for r in mine:
+            if r.kind != "stage1" and r.stage1 not in got["stage1"]:
+                continue  # its model is not there
+            try:
+                value = stored(r, params)
+            except results.MissingResultError as exc:
+                if not allow_missing:
+                    raise
+                if isinstance(exc, results.ResultError):  # unreadable or outdated: say so as it is
+                    missing[f"{name} ({r.stage1.tag})"] = str(exc)
+                if r.kind == "decoupled":  # a model shows with its stage 2 or not at all
+                    del got["stage1"][r.stage1]
+                continue
+            if r.kind == "quantized":
+                got["quantized"].setdefault(r.variant, {})[r.stage1] = value
+            else:
+                got[r.kind][r.stage1] = value
+        shown = set(got["stage1"])
+
+        # a quantizer's sweeps must cover every model shown where the plan sweeps, or their
+        # intervals mix other models; likewise mixed precision (claim 4)
+        got["quantized"] = {v: by for v, by in got["quantized"].items()
+                            if set(by) == _planned(mine, shown, "quantized", v)}  # fmt: skip
+        if set(got["mpq"]) != _planned(mine, shown, "mpq"):
+            got["mpq"] = {}
+        have = {
+            "stage1": len(shown),
+            "quantized": sum(map(len, got["quantized"].values())),
+            "mpq": len(got["mpq"]),
+        }
+        total = {k: sum(r.kind == k for r in mine) for k in have}
+        if have != total:
+            missing[name] = _missing_family(params, name, have, total)
+        if shown:
+            out[name] = got
+    return out, missing
+
+
+def _planned(runs: list[plan.Run], shown: set, kind: str, variant: str | None = None) -> set:
+    """The models among ``shown`` that ``runs`` give a result of this kind (and variant)."""
+    return {r.stage1 for r in runs if r.kind == kind and r.variant == variant} & shown
+
+
+def _missing_family(params: ChapterParams, name: str, have: dict[str, int], total: dict[str, int]) -> str:
+    """What a reader is told of a model set that is not complete: how many of its models, sweeps
+    and mixed-precision runs are stored, and the command that makes the rest."""
+    command = f"make runs PROFILE={params.profile} RUN_ARGS='--stage families --family \"{name}\" --jobs 2'"
+    words = {"stage1": "models trained", "quantized": "sweeps", "mpq": "mixed-precision runs"}
+    counts = ", ".join(f"{have[k]} of {total[k]} {w}" for k, w in words.items() if have[k] != total[k])
+    return f"{counts}; make the rest with {command}"

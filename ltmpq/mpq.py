@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import MPQConfig, QuantConfig
-from .models import VGG16
+from .models import VGG16, Model
 from .quantization import bit_map, fold_batchnorm, quantize_head, quantize_weight, weight_module
 from .vocab import FLOAT, LAYER_NAMES, check_bits
 
@@ -32,7 +32,7 @@ from .vocab import FLOAT, LAYER_NAMES, check_bits
 # Running a VGG16 from any layer on (chapter 4's sweep)
 
 
-def prepared(model: VGG16, qcfg: QuantConfig) -> VGG16:
+def prepared(model: Model, qcfg: QuantConfig) -> Model:
     """The float model in the form its weights are quantized in: BN folded when ``qcfg.fold_bn``."""
     return fold_batchnorm(model) if qcfg.fold_bn else copy.deepcopy(model).eval()
 
@@ -88,7 +88,7 @@ def _batches(x: torch.Tensor, batch_size: int):
 
 @torch.inference_mode()
 def single_layer_sweep(
-    model: VGG16,
+    model: Model,
     heads: Mapping[str, nn.Module],
     x: torch.Tensor,
     bits: Sequence[int],
@@ -100,28 +100,31 @@ def single_layer_sweep(
 ) -> tuple[dict[str, torch.Tensor], dict[tuple[str, int], dict[str, torch.Tensor]]]:
     """Logits of every head with exactly one layer quantized, for every layer and bit-width.
 
-    ``model``: the trained stage-1 VGG16 (its own L16 is ignored: each head is L16); ``x``:
-    normalised input images (the validation split). Returns the float logits per head and
-    ``{(layer, bits): {head: logits}}``. With ``reuse`` the float input of layer n is computed
-    once and only layers n..16 run per (n, bits); without it every (n, bits) is a full forward
-    pass of a :func:`~ltmpq.quantization.quantize_model`-style copy. Both give identical
-    numbers (a test asserts equality); ``make bench`` measures the time saved.
+    ``model``: the trained stage-1 model (its own last layer is ignored: each head is that layer);
+    ``x``: normalised input images (the validation split). Returns the float logits per head and
+    ``{(layer, bits): {head: logits}}``. With ``reuse`` (a VGG16; a ResNet's skip connections
+    always take the other path) the float input of layer n is computed once and only layers
+    n..16 run per (n, bits); without it every (n, bits) is a full forward pass of a
+    :func:`~ltmpq.quantization.quantize_model`-style copy. Both give identical numbers (a test
+    asserts equality); ``make bench`` measures the time saved.
     """
     bits = [check_bits(b) for b in bits]
     base = prepared(model, qcfg)
     chunks = _batches(x, batch_size)
-    grid = [(n, b) for n in LAYER_NAMES for b in bits]
+    names = list(model.layers)
+    last = names[-1]
+    grid = [(n, b) for n in names for b in bits]
     step = progress or (lambda it: it)
 
     def head_logits(feats: list[torch.Tensor], layer: str, b: int | None) -> dict[str, torch.Tensor]:
         f = torch.cat(feats)
         out = {}
         for name, head in heads.items():
-            h = quantize_head(head, b, qcfg) if layer == "L16" else head
+            h = quantize_head(head, b, qcfg) if layer == last else head
             out[name] = h(f)
         return out
 
-    if reuse:
+    if reuse and isinstance(base, VGG16):
         inputs = [layer_inputs(base, c) for c in chunks]
         float_logits = head_logits([i["L16"] for i in inputs], "", None)
         logits = {}
@@ -136,7 +139,7 @@ def single_layer_sweep(
     logits = {}
     for n, b in step(grid):
         qmodel = copy.deepcopy(base)
-        if n != "L16":
+        if n != last:
             qmodel.layers[n] = quantized_layer(base.layers[n], b, qcfg)
         logits[n, b] = head_logits([qmodel.features(c) for c in chunks], n, b)
     return float_logits, logits
@@ -206,7 +209,7 @@ def balanced_subset(labels, n: int | None) -> np.ndarray:
 
 
 def model_traces(
-    model: VGG16,
+    model: Model,
     head: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -235,7 +238,8 @@ def model_traces(
     top = nn.Sequential(NormalizeRows(), linear) if normalize else linear
     for p in list(base.parameters()) + list(top.parameters()):
         p.requires_grad_(False)
-    params = {n: weight_module(base.layers[n]).weight for n in LAYER_NAMES[:-1]} | {"L16": linear.weight}
+    *inner, last = list(base.layers)
+    params = {n: weight_module(base.layers[n]).weight for n in inner} | {last: linear.weight}
     for p in params.values():
         p.requires_grad_(True)
     w = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)[y]
@@ -265,22 +269,22 @@ def hawq_sensitivity(
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
-def layer_weights(model: VGG16, qcfg: QuantConfig, head: nn.Module) -> dict[str, torch.Tensor]:
-    """The weight tensors that get quantized: L1..L15 (BN folded as configured) and the head's."""
+def layer_weights(model: Model, qcfg: QuantConfig, head: nn.Module) -> dict[str, torch.Tensor]:
+    """The weight tensors that get quantized: every layer but the last (BN folded as configured)
+    and, as the last, the head's."""
     from .decoupling import as_linear
 
     base = prepared(model, qcfg)
-    return {n: weight_module(base.layers[n]).weight.detach() for n in LAYER_NAMES[:-1]} | {
-        "L16": as_linear(head)[0]
-    }
+    *inner, last = list(base.layers)
+    return {n: weight_module(base.layers[n]).weight.detach() for n in inner} | {last: as_linear(head)[0]}
 
 
 # ---------------------------------------------------------------------------------------------
 # Allocation: the blog's top-k rule, an exact budgeted ILP, random and uniform controls
 
 
-def layer_params(model: VGG16) -> dict[str, int]:
-    """Number of weights of each layer L1..L16 (what a bit budget is spent on)."""
+def layer_params(model: Model) -> dict[str, int]:
+    """Number of weights of each layer L1..Ln (what a bit budget is spent on)."""
     return {n: int(weight_module(layer).weight.numel()) for n, layer in model.layers.items()}
 
 
@@ -427,10 +431,11 @@ def random_allocation(
     return bit_map({k: int(b) for k, b in zip(layers, draws[ok[0]], strict=True)}, layers)
 
 
-def random_top_k_map(k: int, rng: np.random.Generator, high: int = 6, low: int = 4) -> dict[str, int]:
+def random_top_k_map(k: int, rng: np.random.Generator, high: int = 6, low: int = 4,
+                     layers: Sequence[str] = LAYER_NAMES) -> dict[str, int]:  # fmt: skip
     """``k`` layers drawn at random get ``high`` bits, the rest ``low`` (the top-k rule's control)."""
-    return top_k_map(dict(zip(LAYER_NAMES, rng.permutation(len(LAYER_NAMES)).astype(float), strict=True)),
-                     k, high, low)  # fmt: skip
+    return top_k_map(dict(zip(layers, rng.permutation(len(layers)).astype(float), strict=True)),
+                     k, high, low, layers)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,7 +450,7 @@ def random_maps(params: dict[str, int], mcfg: MPQConfig, seed: int) -> dict[tupl
     out: dict[tuple, dict] = {}
     for k in mcfg.rule_ks:
         for draw in range(mcfg.random_draws):
-            out["k", k, draw] = random_top_k_map(k, rng, high, low)
+            out["k", k, draw] = random_top_k_map(k, rng, high, low, list(params))
     for budget in mcfg.budgets:
         for draw in range(mcfg.random_draws):
             out["budget", budget, draw] = random_allocation(
@@ -469,12 +474,15 @@ def allocations(
     maps of :func:`random_maps` when the caller has drawn them already.
     """
     high, low = mcfg.rule_bits
+    layers = list(params)
     heads = list(dict.fromkeys([*mcfg.rule_heads, *mcfg.budget_heads]))
     randoms = random_maps(params, mcfg, seed) if randoms is None else randoms
     out: list[dict] = []
     for head in heads:
-        out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT)})
-        out += [{"head": head, "kind": "uniform", "bits": b, "bit_map": bit_map(b)} for b in mcfg.choices]
+        out.append({"head": head, "kind": "float", "bit_map": bit_map(FLOAT, layers)})
+        out += [
+            {"head": head, "kind": "uniform", "bits": b, "bit_map": bit_map(b, layers)} for b in mcfg.choices
+        ]
     for k in mcfg.rule_ks:
         for draw in range(mcfg.random_draws):
             bmap = randoms["k", k, draw]  # the same random maps for every head
@@ -484,7 +492,7 @@ def allocations(
             for metric in mcfg.rule_metrics:
                 scores = tables[head][metric][low].to_dict()
                 out.append({"head": head, "kind": "rule", "metric": metric, "k": k,
-                            "bit_map": top_k_map(scores, k, high, low)})  # fmt: skip
+                            "bit_map": top_k_map(scores, k, high, low, layers)})  # fmt: skip
     for budget in mcfg.budgets:
         for draw in range(mcfg.random_draws):
             bmap = randoms["budget", budget, draw]

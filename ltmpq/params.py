@@ -145,3 +145,24 @@ class MitigationParams(ChapterParams):
         object.__setattr__(self, "rule_k", int(self.rule_k))
         object.__setattr__(self, "n_splits", _integer("n_splits", self.n_splits, 1, MAX_N_SPLITS))
         object.__setattr__(self, "n_boot", _integer("n_boot", self.n_boot, 100, MAX_N_BOOT))
+
+
+@dataclass(frozen=True)
+class FamiliesParams(ChapterParams):
+    """The chapter "Beyond VGG16 and cRT": also the rule's k (of the model sets' mixed
+    precision) and chapter 4's split-halves for the ranking part of claim 4."""
+
+    rule_k: int = 8
+    n_splits: int = 200
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.prof.families:
+            raise ValueError(f"profile {self.profile!r} has no model sets beyond its own (Profile.families)")
+        ks = self.prof.family_mpq.rule_ks
+        if isinstance(self.rule_k, bool | np.bool_) or self.rule_k not in ks:
+            raise ValueError(
+                f"rule_k={self.rule_k!r} was not run; the model sets' MPQ runs have k in {list(ks)}"
+            )
+        object.__setattr__(self, "rule_k", int(self.rule_k))
+        object.__setattr__(self, "n_splits", _integer("n_splits", self.n_splits, 1, MAX_N_SPLITS))

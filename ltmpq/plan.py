@@ -31,8 +31,10 @@ from .paths import results_dir
 #: What ``make runs --stage`` accepts, in dependency order (each stage makes what it builds on
 #: first): stage-1 training (chapter 1), stage 2 (chapter 2), chapter 3's quantizer sweeps,
 #: chapter 4's mixed precision, chapter 5's quantizer hypotheses (sweeps of another quantizer),
-#: its integer-runtime and curvature measurements, and its scale ladder (wider models, swept).
-STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder")
+#: its integer-runtime and curvature measurements, its scale ladder (wider models, swept), and the
+#: model sets of the chapter "Beyond VGG16 and cRT" (other families and losses: trained, stage 2
+#: with post-hoc logit adjustment, swept, mixed precision).
+STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder", "families")
 #: The kinds of stored result (a folder of ``results/<profile>/`` each), by the config that names them.
 KIND_OF = {Stage1Config: "stage1", DecoupledRun: "decoupled", QuantizedRun: "quantized", MPQRun: "mpq",
            ExplainRun: "explain"}  # fmt: skip
@@ -53,12 +55,13 @@ def result_path(profile: str, kind: str, cfg: Any) -> Path:
 class Run:
     """One stored result: its ``config`` (which names it), the ``stage`` that makes it, and for a
     sweep its quantizer ``variant``; ``rung`` is the scale-ladder rung of a wider model (None: the
-    profile's own models)."""
+    profile's own models); ``family`` the model set of the chapter "Beyond VGG16 and cRT"."""
 
     config: Any
     stage: str
     variant: str | None = None
     rung: str | None = None
+    family: str | None = None
 
     @property
     def kind(self) -> str:
@@ -71,8 +74,11 @@ class Run:
 
     @property
     def key(self) -> str:
-        """Readable and unique per name: ``quantized-if0.01-seed0-per-tensor``."""
-        return f"{self.kind}-{self.stage1.tag}" + (f"-{self.variant}" if self.variant else "")
+        """Readable and unique per name: ``quantized-if0.01-seed0-per-tensor`` (``+logit_adj``
+        where stage 2 fits more than the five published methods)."""
+        dec = getattr(self.config, "decouple", None)
+        extra = "".join(f"+{m}" for m in dec.extra_methods) if dec is not None else ""
+        return f"{self.kind}-{self.stage1.tag}{extra}" + (f"-{self.variant}" if self.variant else "")
 
     @property
     def id(self) -> str:
@@ -104,12 +110,14 @@ class Run:
         c = self.stage1
         args = [f"--if {c.imbalance_factor:g}", f"--seed {c.seed}"] if self.rung is None else []
         args += [f"--stage {self.stage}"] + ([f'--variant "{self.variant}"'] if self.variant else [])
+        args += [f'--family "{self.family}"'] if self.family else []
         return f"make runs PROFILE={profile} RUN_ARGS='{' '.join([*args, *flags])}'"
 
     def describe(self) -> str:
         """The run and its config, as a failure report names it."""
         what = f"{self.kind}{f' ({self.variant})' if self.variant else ''} of {self.stage1.tag}"
         where = f", ladder rung {self.rung!r}" if self.rung else ""
+        where += f", model set {self.family!r}" if self.family else ""
         c, name = self.stage1, type(self.config).__name__
         return f"{what} [{name} {config_hash(self.config)}: IF {c.imbalance_factor:g}, seed {c.seed}{where}]"
 
@@ -123,14 +131,17 @@ def variant_names(stage: str, profile: str) -> tuple[str, ...]:
         return tuple(QUANT_HYPOTHESES)
     if stage == "ladder":
         return get_profile(profile).ladder_variants
+    if stage == "families":
+        return get_profile(profile).family_variants
     raise ValueError(f"stage {stage!r} makes no quantizer sweeps")
 
 
 def _stage_ifs(profile: str) -> dict[str, tuple[float, ...]]:
     """The stages that run at some imbalance factors only, and those factors."""
     p = get_profile(profile)
+    family_ifs = tuple(sorted({f for s in p.families.values() for f in s.seeds}, reverse=True))
     return {"mpq": p.mpq_ifs, "hypotheses": p.hypothesis_ifs, "explain": p.explain_ifs,
-            "ladder": p.ladder_ifs if p.ladder else ()}  # fmt: skip
+            "ladder": p.ladder_ifs if p.ladder else (), "families": family_ifs}  # fmt: skip
 
 
 def _model_runs(profile: str, cfg: Stage1Config, stage: str, variants: Sequence[str] | None,
@@ -152,13 +163,36 @@ def _model_runs(profile: str, cfg: Stage1Config, stage: str, variants: Sequence[
             for v in names]  # fmt: skip
 
 
+def family_runs(
+    profile: str, name: str, cfg: Stage1Config, variants: Sequence[str] | None = None
+) -> list[Run]:
+    """Every run of model set ``name`` at ``cfg``'s IF and seed (``cfg``: its stage-1 config):
+    stage 1, stage 2 with the profile's ``family_methods``, and at the set's ``sweep_ifs`` the
+    ``family_variants`` sweeps and, at ``family_mpq_ifs``, mixed precision."""
+    p = get_profile(profile)
+    dcfg = p.family_decouple
+    names = [v for v in p.family_variants if variants is None or v in variants]
+    qcfgs = p.quant_configs(names)
+    out = [Run(cfg, "stage1", family=name), Run(DecoupledRun(cfg, dcfg), "decoupled", family=name)]
+    sweeps = p.families[name].sweep_ifs
+    if sweeps is not None and cfg.imbalance_factor not in sweeps:
+        return out
+    out += [Run(QuantizedRun(cfg, dcfg, qcfgs[v], p.quant_bits, v == "default"), "families", v, family=name)
+            for v in names]  # fmt: skip
+    if cfg.imbalance_factor in p.family_mpq_ifs and variants is None:
+        out.append(Run(MPQRun(cfg, dcfg, p.quant, p.family_mpq), "families", family=name))
+    return out
+
+
 def grid(profile: str, imbalance_factors=None, seeds=None, stages: Sequence[str] = STAGES,
-         variants: Sequence[str] | None = None) -> list[Run]:  # fmt: skip
+         variants: Sequence[str] | None = None, families: Sequence[str] | None = None,
+         ) -> list[Run]:  # fmt: skip
     """Every run of a profile's ``stages`` at the given imbalance factors and seeds (default: the
     profile's), seed-major so that one full seed lands first, each run after what it builds on.
 
     ``variants`` keeps only the quantizer sweeps of these names (chapter 3's ablations, chapter 5's
-    hypotheses or the ladder's). A name that two stages share (a hypothesis equal to an ablation)
+    hypotheses or the ladder's); ``families`` only the runs of these model sets (stage
+    ``families``). A name that two stages share (a hypothesis equal to an ablation)
     appears under each; :func:`unique` keeps one run per stored result. An unknown stage or
     variant, or a request that leaves nothing to do, is an error naming what is possible.
     """
@@ -170,6 +204,9 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages: Sequence[str]
     prof = get_profile(profile)
     if variants is not None:
         prof.quant_configs(variants)  # unknown names fail here
+    unknown = [f for f in families or () if f not in prof.families]
+    if unknown or (families is not None and not families):
+        raise ValueError(f"unknown model sets {unknown or []}; profile {profile!r} has {list(prof.families)}")
     cfgs = sorted(prof.stage1_configs(imbalance_factors, seeds), key=lambda c: (c.seed, -c.imbalance_factor))
     some_ifs = _stage_ifs(profile)
     out: list[Run] = []
@@ -177,7 +214,14 @@ def grid(profile: str, imbalance_factors=None, seeds=None, stages: Sequence[str]
         for stage in (s for s in STAGES if s in stages):
             if cfg.imbalance_factor not in some_ifs.get(stage, (cfg.imbalance_factor,)):
                 continue
-            if stage != "ladder":
+            if stage == "families":
+                for name, ms in prof.families.items():
+                    if families is not None and name not in families:
+                        continue
+                    if cfg.seed in ms.seeds.get(cfg.imbalance_factor, ()):
+                        fcfg = prof.family_config(name, cfg.imbalance_factor, cfg.seed)
+                        out += family_runs(profile, name, fcfg, variants)
+            elif stage != "ladder":
                 out += _model_runs(profile, cfg, stage, variants)
             elif cfg.seed in prof.ladder_seeds:  # the profile's model swept alike, then each wider rung
                 out += _model_runs(profile, cfg, "ladder", variants)

@@ -1,4 +1,4 @@
-"""Post-training ("fake") quantization of the VGG16 and of the decoupled classifiers: chapters 3-4.
+"""Post-training ("fake") quantization of the models and of the decoupled classifiers: chapters 3-4.
 
 One description of a quantized model: a **bit-width map** ``{"L1": 8, ..., "L16": "float"}`` that
 names every weight layer; chapter 3 uses uniform maps, chapter 4's mixed precision writes
@@ -31,7 +31,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .config import ACT_CLIPPINGS, ACT_SCHEMES, CLIPPINGS, QUANT_HYPOTHESES, QuantConfig
-from .models import VGG16
+from .models import Model
 from .vocab import FLOAT, LAYER_NAMES, check_bits
 
 #: Clipping ratios searched by the MSE scale (fractions of the largest magnitude).
@@ -182,7 +182,7 @@ def quantize_weight(
     return _fake_quant(w.detach().float(), weight_scale(w, bits, granularity, clipping), bits).to(w.dtype)
 
 
-def fold_batchnorm(model: VGG16) -> VGG16:
+def fold_batchnorm(model: Model) -> Model:
     """A copy of ``model`` with each BatchNorm folded into its convolution (eval-mode outputs equal)."""
     model = copy.deepcopy(model).eval()
     for block in model.layers.values():
@@ -192,7 +192,7 @@ def fold_batchnorm(model: VGG16) -> VGG16:
     return model
 
 
-def clipping_profile(model: VGG16, bits: int, fold_bn: bool = True) -> dict[str, dict[str, float]]:
+def clipping_profile(model: Model, bits: int, fold_bn: bool = True) -> dict[str, dict[str, float]]:
     """Per weight layer at ``bits`` (per-channel symmetric grids): the clipping ratio the MSE search
     picks (``alpha``: its scale over the min-max one, averaged over channels) and the relative
     squared weight error ``||Q(W) - W||^2 / ||W||^2`` of min-max and of MSE clipping. Chapter 3:
@@ -337,11 +337,13 @@ def activation_qparams(
     return float(s), int(z)
 
 
-def _relu_outputs(model: VGG16, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Each of L1..L15's output after its ReLU (what :class:`ActQuant` sees), on calibration images."""
+def _relu_outputs(model: Model, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Each layer's output activation but the last's (its ``act_sites`` module's output after a
+    ReLU: what :class:`ActQuant` sees), on calibration images."""
     out: dict[str, torch.Tensor] = {}
-    hooks = [model.layers[n].register_forward_hook(lambda m, i, o, n=n: out.__setitem__(n, o.clamp_min(0)))
-             for n in LAYER_NAMES[:-1]]  # fmt: skip
+    sites = model.act_sites()
+    hooks = [holder[key].register_forward_hook(lambda m, i, o, n=n: out.__setitem__(n, o.clamp_min(0)))
+             for n, (holder, key) in sites.items()]  # fmt: skip
     try:
         with torch.inference_mode():
             model.features(x)
@@ -403,8 +405,8 @@ def needs_calibration(qcfg: QuantConfig) -> bool:
 
 
 def quantize_model(
-    model: VGG16, bmap: Mapping[str, Bits], qcfg: QuantConfig, calibration: torch.Tensor | None = None
-) -> VGG16:
+    model: Model, bmap: Mapping[str, Bits], qcfg: QuantConfig, calibration: torch.Tensor | None = None
+) -> Model:
     """A fake-quantized copy of ``model`` (the original is untouched).
 
     ``bmap`` is what the weights get (``first_last_bits`` is applied by :func:`sweep_map`, not
@@ -435,11 +437,19 @@ def quantize_model(
         # ranges measured on the weight-quantized model with float activations
         outputs = _relu_outputs(q, calibration)
         first = next(iter(q.layers))
+        sites = q.act_sites()
         for name in list(q.layers):
             pre = [quantizer(calibration, acts[INPUT])] if name == first and INPUT in acts else []
             post = [quantizer(outputs[name], acts[name])] if name in acts else []
-            if pre or post:
-                q.layers[name] = nn.Sequential(*pre, q.layers[name], *post)
+            holder, key = sites.get(name, (q.layers, name))
+            if holder is q.layers:  # the VGG's layers end in their ReLU: one wrapper
+                if pre or post:
+                    q.layers[name] = nn.Sequential(*pre, q.layers[name], *post)
+                continue
+            if pre:
+                q.layers[name] = nn.Sequential(*pre, q.layers[name])
+            if post:  # a residual block's ReLU after the addition
+                holder[key] = nn.Sequential(holder[key], *post)
     return q
 
 
@@ -492,7 +502,7 @@ class NormalizeRows(nn.Module):
 
 
 def model_size(
-    model: VGG16, bmap: Mapping[str, Bits], granularity: str = "channel", weight_scheme: str = "symmetric"
+    model: Model, bmap: Mapping[str, Bits], granularity: str = "channel", weight_scheme: str = "symmetric"
 ) -> dict[str, float]:
     """Storage of the weight layers under a bit-width map, in bits and bytes.
 

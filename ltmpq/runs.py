@@ -58,7 +58,7 @@ from .quantization import (
 from .results import encode_predictions
 from .sensitivity import sensitivity_tables
 from .training import predict, to_input
-from .vocab import FLOAT, METHODS, check_bits
+from .vocab import FLOAT, check_bits
 
 
 def _split_eval(logits: torch.Tensor, labels: torch.Tensor, counts) -> dict:
@@ -208,7 +208,7 @@ def _decouple(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
                         artifacts.classifiers_metadata(run, feats["weights_sha256"]))  # fmt: skip
     counts = base_result["train_counts"]
     methods = {}
-    for m in METHODS:
+    for m in dcfg.methods:
         if m == "baseline":
             continue
         fit = fitted[m]
@@ -291,8 +291,8 @@ def _sweep(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
         qmodel = quantize_model(model, bmap, qcfg, calib)
         size = model_size(model, bmap, qcfg.granularity, qcfg.weight_scheme)
         entry: dict = {"bit_map": bmap, "size": size, "methods": {}}
-        qheads = {m: head if bmap["L16"] == FLOAT else quantize_head(head, bmap["L16"], qcfg)
-                  for m, head in heads.items()}  # fmt: skip
+        last = bmap[list(model.layers)[-1]]  # the classifier's bits
+        qheads = {m: head if last == FLOAT else quantize_head(head, last, qcfg) for m, head in heads.items()}
         lbits = logit_bits(qcfg, bmap)
         if lbits is not None:  # each method's logit range, from its logits of the calibration images
             calib_feats, _ = predict(qmodel, calib_raw)
@@ -546,8 +546,8 @@ def _allocate(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
             fs = {split: predict(qmodel, torch.from_numpy(xs))[0] for split, (xs, _) in inputs.items()}
         for a in group:
             head = heads[a["head"]]
-            l16 = a["bit_map"]["L16"]
-            qhead = head if l16 == FLOAT else quantize_head(head, l16, qcfg)
+            last = a["bit_map"][list(model.layers)[-1]]  # the classifier's bits
+            qhead = head if last == FLOAT else quantize_head(head, last, qcfg)
             with torch.no_grad():
                 for split, (_, labels) in inputs.items():
                     pred = qhead(fs[split]).argmax(1).numpy()

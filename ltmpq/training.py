@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from .config import Stage1Config
 from .io import UNREADABLE, atomic_write
-from .models import VGG16
+from .models import VGG16, ResNet32, build
 
 # Per-channel statistics of the original CIFAR-10 train split (the JPEG copy is within 0.002).
 MEAN = torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1)
@@ -160,11 +160,23 @@ def fp32_precision(mode: str) -> Iterator[None]:
             f.fp32_precision = old
 
 
-def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16:
-    """The stage-1 model, initialised from ``cfg.seed``."""
+def build_model(cfg: Stage1Config, num_classes: int = 10) -> VGG16 | ResNet32:
+    """The stage-1 model (family ``cfg.arch``), initialised from ``cfg.seed``."""
     torch.manual_seed(cfg.seed)
-    model = VGG16(num_classes=num_classes, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
+    model = build(cfg.arch, num_classes=num_classes, width=cfg.width, hidden=cfg.hidden, dropout=cfg.dropout)
     return model.to(memory_format=torch.channels_last)
+
+
+def logit_offset(cfg: Stage1Config, y: torch.Tensor, num_classes: int) -> torch.Tensor | None:
+    """What the loss adds to the logits: ``tau * log(prior)`` with tau = 1 and the prior the
+    training labels' class frequencies for the logit-adjusted loss (Menon et al. 2021, eq. 10);
+    None for cross-entropy."""
+    if cfg.loss == "ce":
+        return None
+    counts = torch.bincount(y.cpu(), minlength=num_classes).double()
+    if bool((counts == 0).any()):
+        raise ValueError(f"{cfg.tag}: the logit-adjusted loss needs every class in the training set")
+    return torch.log(counts / counts.sum()).float()
 
 
 def native_bf16() -> bool:
@@ -199,7 +211,7 @@ def train_stage1(
     resident: bool | None = None,
     checkpoint_every_s: float | None = None,
 ) -> TrainOutcome:
-    """Train VGG16 on (x uint8 NHWC, y) with instance-balanced sampling; resume from ``ckpt_dir``.
+    """Train the stage-1 model on (x uint8 NHWC, y), instance-balanced; resume from ``ckpt_dir``.
 
     ``stop_after_epoch`` ends the process early after that epoch (to test resuming).
     ``data_sha256`` names the data the run trains on; a checkpoint recorded on other data is not
@@ -272,7 +284,8 @@ def train_stage1(
     if resident:  # the images and labels cross to the device once, not once per step
         x, y = x.to(device), y.to(device)
     run_epoch = _resident_epoch if resident else _host_epoch
-    schedule = (steps_per_epoch, total, warmup, sched)
+    offset = logit_offset(cfg, y, num_classes)
+    schedule = (steps_per_epoch, total, warmup, sched, None if offset is None else offset.to(device))
     last_write = time.perf_counter()
     for epoch in range(start, cfg.epochs):
         model.train()
@@ -306,7 +319,7 @@ def train_stage1(
 def _set_lr(opt: torch.optim.Optimizer, step: int, schedule: tuple, peak: float) -> None:
     """The learning rate of global step ``step``; ``schedule``: (steps per epoch, total, warm-up,
     OneCycleLR or None). A OneCycleLR sets it itself (stepped after each optimizer step)."""
-    _, total, warmup, sched = schedule
+    _, total, warmup, sched, _ = schedule
     if sched is not None:
         return
     for g in opt.param_groups:
@@ -316,7 +329,9 @@ def _set_lr(opt: torch.optim.Optimizer, step: int, schedule: tuple, peak: float)
 def _host_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[float, int, int]:
     """One epoch of the original loop: batches drawn and augmented on the host, moved to
     ``device``, loss and accuracy read back every step. The CPU path: its operations are the
-    ones the published weights came from, in the same order; change nothing here."""
+    ones the published weights came from, in the same order; change nothing here.
+    ``schedule``: (steps per epoch, total steps, warm-up steps, OneCycleLR or None, logit offset
+    of the loss or None)."""
     gen = epoch_generator(cfg.seed, epoch)
     order = torch.randperm(len(y), generator=gen)
     steps = schedule[0]
@@ -325,7 +340,7 @@ def _host_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[fl
         idx = order[i * cfg.batch_size : (i + 1) * cfg.batch_size]
         xb, yb = augment(x[idx], gen).to(device), y[idx].to(device)
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
-        loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
+        loss, logits = _step(model, opt, xb, yb, cfg.precision, device, schedule[4])
         if schedule[3] is not None:
             schedule[3].step()
         loss_sum += float(loss.detach()) * len(yb)
@@ -335,11 +350,14 @@ def _host_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tuple[fl
     return loss_sum, correct, n
 
 
-def _step(model, opt, xb, yb, precision: str, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """One SGD step on a batch (both epoch loops): loss and logits, nothing read back."""
+def _step(model, opt, xb, yb, precision: str, device, offset: torch.Tensor | None = None
+          ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """One SGD step on a batch (both epoch loops): loss and logits, nothing read back. ``offset``:
+    added to the logits inside the loss only (the logit-adjusted loss; accuracy reads the plain
+    logits)."""
     with _autocast(precision, device):
         logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
+        loss = F.cross_entropy(logits if offset is None else logits + offset, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -363,7 +381,7 @@ def _resident_epoch(model, opt, x, y, cfg, epoch, bar, schedule, device) -> tupl
         b = min(cfg.batch_size, len(y) - i * cfg.batch_size)  # known on the host: no read-back
         xb, yb = augment(x[idx], gen), y[idx]
         _set_lr(opt, epoch * steps + i, schedule, cfg.lr)
-        loss, logits = _step(model, opt, xb, yb, cfg.precision, device)
+        loss, logits = _step(model, opt, xb, yb, cfg.precision, device, schedule[4])
         if schedule[3] is not None:
             schedule[3].step()
         loss_sum += loss.detach().double() * b

@@ -16,8 +16,23 @@ NUM_CLASSES = len(CLASSES)
 
 #: Chapter 2's classifiers on one stage-1 backbone: the baseline's own and the decoupled ones.
 METHODS = ("baseline", "crt", "tau_norm", "lws", "ncm")
+#: Post-hoc logit adjustment (Menon et al. 2021): the stage-1 classifier's logits minus
+#: ``tau * log(prior)``; a stage-2 method that runs where a run's ``DecoupleConfig.extra_methods``
+#: asks for it (the runs published before it have the five above).
+LOGIT_ADJ = "logit_adj"
+EXTRA_METHODS = (LOGIT_ADJ,)
+ALL_METHODS = METHODS + EXTRA_METHODS
 METHOD_LABELS = {"baseline": "baseline (CE)", "crt": "cRT", "tau_norm": "tau-norm",
-                 "lws": "LWS", "ncm": "NCM"}  # fmt: skip
+                 "lws": "LWS", "ncm": "NCM", LOGIT_ADJ: "logit adj."}  # fmt: skip
+
+
+def methods_in(names) -> list[str]:
+    """The stage-2 methods among ``names`` (e.g. a frame's ``method`` column), in
+    :data:`ALL_METHODS` order: what a chapter shows of the results it has."""
+    present = set(names)
+    return [m for m in ALL_METHODS if m in present]
+
+
 #: The blog's decoupled model (cRT), and the two models it quantizes: the baseline and that one.
 DECOUPLED = "crt"
 BLOG_MODELS = ("baseline", DECOUPLED)

@@ -68,7 +68,8 @@ tables.glue_all({
 # One chapter answers one question:
 #
 # 1. **Evaluation** — on CIFAR-10-LT, does overall accuracy hide the head/tail gap?
-# 2. **Decoupled training** — do cRT, tau-norm, LWS and NCM {cite:p}`kang2020decoupling` close it?
+# 2. **Decoupled training** — do cRT, tau-norm, LWS and NCM {cite:p}`kang2020decoupling`, or
+#    post-hoc logit adjustment {cite:p}`menon2021logit`, close it?
 # 3. **Quantization** — do lower weight bit-widths hurt tail classes more? Which quantizer
 #    choices decide it?
 # 4. **Mitigation** — does a tail-aware sensitivity metric in MPQ move accuracy back to the
@@ -76,6 +77,8 @@ tables.glue_all({
 # 5. **The 6-bit question** — what quantizer would lose the blog's tail points at 6 bits? Does
 #    our simulated quantization match a real integer runtime? Does curvature explain which
 #    classes lose?
+# 6. **Beyond VGG16 and cRT** — do the claims hold on ResNet-32 {cite:p}`he2016deep`, the
+#    long-tail literature's backbone, and with logit adjustment?
 #
 # Unlike the blog, every number here is a mean over several seeds (each seed draws its own
 # long-tailed subset and initialises its own network) with a 95% confidence interval, every

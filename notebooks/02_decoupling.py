@@ -31,7 +31,7 @@
 # re-balancing methods, tau-norm's choice of tau moves validation accuracy by at most
 # {glue:text}`tau_spread_max` points in any run (what it changes comes from dropping the
 # classifier's bias), and the other methods' gaps minus {glue:text}`best_method`'s, the smallest
-# on average, are {glue:text}`others_vs_best`.
+# on average, are {glue:text}`others_vs_best`. {glue:text}`la_sentence`
 #
 # *Rerun this chapter* with your own parameters, e.g. `make chapter CHAPTER=02_decoupling
 # PARAMS="-p seeds '[0, 1]'"`; the cell below lists them.
@@ -51,12 +51,12 @@ from matplotlib.lines import Line2D
 from ltmpq import ChapterParams, blog, claims, frames, load, plotting, tables, verdicts
 from ltmpq.analysis import ch1_evaluation as ch1
 from ltmpq.analysis import ch2_decoupling as ch2
-from ltmpq.vocab import METHOD_LABELS, METHODS
+from ltmpq.vocab import METHOD_LABELS, methods_in
 
 params = ChapterParams(profile, compute, imbalance_factors, seeds)
 plotting.setup()
 s1 = load.stage1_results(params)
-dec = load.decoupled_results(params)
+dec = load.decoupled_results(params, logit_adjustment=True)
 frame = frames.metrics_frame(s1, dec)
 summary = frames.summarize(frame)
 dcfg = params.prof.decouple
@@ -101,7 +101,11 @@ tables.glue_all(
 # - **LWS** (learnable weight scaling): keep the weights and learn one scale per class with
 #   class-balanced sampling;
 # - **NCM** (nearest class mean): classify by cosine similarity to each class's mean training
-#   feature.
+#   feature;
+# - **logit adj.** (post-hoc logit adjustment, {cite:t}`menon2021logit`; not in the blog): no
+#   training; subtract $\tau \log \pi_y$ from the baseline's logit of class $y$, $\pi_y$ being
+#   the class's share of the training images, so that rare classes win more often ($\tau = 0$
+#   is the baseline), $\tau$ chosen on the validation split from the same grid as tau-norm's.
 #
 # ## How stage 2 is run here
 #
@@ -146,7 +150,7 @@ plotting.bar_panels(
     x="metric",
     hue="method",
     order=metrics,
-    hue_order=[METHOD_LABELS[m] for m in METHODS],
+    hue_order=[METHOD_LABELS[m] for m in methods_in(frame["method"])],
     blog=blog.table1_bars(metrics, label=METHOD_LABELS.get),
     xticklabels=["overall", "head", "tail", "worst"],
     panel_width=3.8,
@@ -166,7 +170,7 @@ tables.table(ch2.methods_table(summary), scroll=True)
 
 # %% tags=["hide-input"]
 gaps = frames.gap_frame(frame).assign(method=lambda d: d["method"].map(METHOD_LABELS))
-order = [METHOD_LABELS[m] for m in METHODS]
+order = [METHOD_LABELS[m] for m in methods_in(frame["method"])]
 fig, ax = plt.subplots(figsize=(8.5, 3.6))
 sns.barplot(
     gaps,

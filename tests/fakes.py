@@ -131,7 +131,8 @@ def fake_payload(run: plan.Run, profile: str, seed: int = 0) -> dict:
             "test": evaluation(TEST_LABELS, rng, confusion=True, encoded=False),
             "test_labels": TEST_LABELS.tolist(),
         }  # fmt: skip
-    methods = ("crt", "tau_norm", "lws", "ncm")
+    # the re-balancing methods of the run's stage 2 (post-hoc logit adjustment where it asks)
+    methods = run.config.decouple.methods[1:] if hasattr(run.config, "decouple") else ()
     if run.kind == "decoupled":
         return head | {
             "methods": {m: {"choice": {}, "val_curve": [], "val": evaluation(VAL_LABELS, rng, encoded=False),

@@ -323,7 +323,20 @@ def test_answer_facts_by_hand(frame):
         "gap_lo_baseline_ci": "38.0 [33.0, 43.0]",
         "gap_lo_crt_ci": "16.0 [13.5, 18.5]",
         "crt_gap_vs_blog": "ours above the blog's",
+        "la_sentence": "",  # no logit adjustment in these runs
     }
+
+
+def test_logit_adjustment_sentence_by_hand():
+    """With post-hoc logit adjustment: its gap (8 in every seed) and its overall and tail accuracy
+    minus cRT's per seed (overall = 0.4 head + 0.6 tail: -0.8, -0.2, +0.4; tail +2, +3, +4)."""
+    from fakes import METRICS_SPEC
+
+    spec = METRICS_SPEC | {(0.01, "logit_adj"): [(80, 72), (81, 73), (82, 74)]}
+    text = ch2.logit_adjustment_sentence(spec_frame(spec))
+    assert "leaves a gap of 8.0 [8.0, 8.0] points" in text
+    assert "overall accuracy by -0.2 [-1.7, +1.3] points (no detectable difference)" in text
+    assert "tail accuracy by +3.0 [+0.5, +5.5] (higher)" in text
 
 
 def test_norm_table_ratio_and_rank_correlation():

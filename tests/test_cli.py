@@ -32,9 +32,11 @@ def test_status_on_empty_results_lists_every_model_and_rung_as_missing(capsys, i
     header, *lines = capsys.readouterr().out.strip().splitlines()
     assert header == "data here: not decoded yet (results not checked against it)"
     runs = plan.unique(plan.grid("smoke"))
-    models = {(r.stage1.tag, r.rung) for r in runs}
+    models = {(r.stage1.tag, r.rung or r.family) for r in runs}
     assert len(lines) == len(models)
-    assert all("stage1: missing" in line and "decoupled: missing" in line for line in lines)
+    assert all("decoupled: missing" in line for line in lines)
+    # a model is listed once: the VGG16 set's rows (the profile's own models) show their stage 2 only
+    assert sum("stage1: missing" in line for line in lines) == len(plan.select(runs, kind="stage1"))
     rungs = {r.rung for r in runs} - {None}
     assert rungs and all(sum(f"({rung})  " in line for line in lines) == len(plan.select(runs, kind="stage1",
                          rung=rung)) for rung in rungs)  # fmt: skip
@@ -75,7 +77,7 @@ def test_cli_help_lists_the_chapter_5_stages_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,ladder,all}" in out.stdout
+    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,ladder,families,all}" in out.stdout
     assert out.stdout.strip().endswith("torch imported: False")
 
 
@@ -108,7 +110,11 @@ def test_repeated_if_and_seed_options_add_up(capsys):
     lines = [line.split()[0] for line in out.splitlines()[1:]]
     assert lines[:4] == ["if0.1-seed0", "if0.1-seed1", "if0.01-seed0", "if0.01-seed1"]
     # then the scale ladder's wider models of both seeds (it runs at IF 0.01)
-    assert lines[4:] == [f"if0.01-seed{s}-{r}" for s in (0, 1) for r in ("w0.125", "fc128-drop0.5")]
+    assert lines[4:8] == [f"if0.01-seed{s}-{r}" for s in (0, 1) for r in ("w0.125", "fc128-drop0.5")]
+    # then the model sets (chapter "Beyond VGG16 and cRT"), IF, seed, then set
+    assert lines[8:] == ["if0.1-seed0", "if0.1-seed1"] + [
+        f"if0.01-seed{s}{t}" for s in (0, 1) for t in ("", "-resnet32", "-la")
+    ]
 
 
 @pytest.mark.parametrize(("option", "message"), [

@@ -370,3 +370,54 @@ def test_profile_rungs():
 def test_bad_ladders_are_refused(ladder, variants, match):
     with pytest.raises(ValueError, match=match):
         Profile("x", (0.01,), (0,), stage1={"width": 0.25}, ladder=ladder, ladder_variants=variants)
+
+
+# ------------------------------------------------------------------ model families and losses
+
+
+def test_arch_and_loss_leave_the_published_hashes_and_name_their_runs():
+    from ltmpq.config import Stage1Config, config_hash
+
+    base = Stage1Config(imbalance_factor=0.01)
+    assert config_hash(Stage1Config(imbalance_factor=0.01, arch="vgg16", loss="ce")) == config_hash(base)
+    resnet = Stage1Config(imbalance_factor=0.01, arch="resnet32", width=1.0)
+    la = Stage1Config(imbalance_factor=0.01, loss="logit_adjusted")
+    assert len({config_hash(base), config_hash(resnet), config_hash(la)}) == 3
+    assert resnet.tag == "if0.01-seed0-resnet32-w1" and la.tag == "if0.01-seed0-la"
+    with pytest.raises(ValueError, match="loss must be one of \\('ce', 'logit_adjusted'\\), got 'focal'"):
+        Stage1Config(imbalance_factor=0.01, loss="focal")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"stage1": [], "seeds": {0.01: (0,)}}, "stage1 must be a dict"),
+        ({"stage1": {}, "seeds": {}}, "seeds must map"),
+        ({"stage1": {}, "seeds": {0.01: [0]}}, "non-empty tuple of distinct seeds"),
+        ({"stage1": {}, "seeds": {0.01: (0, 0)}}, "non-empty tuple of distinct seeds"),
+        ({"stage1": {}, "seeds": {2.0: (0,)}}, "imbalance_factor must be in"),
+        ({"stage1": {}, "seeds": {0.01: (0,)}, "sweep_ifs": (0.1,)}, "must be among the set's IFs"),
+    ],
+)
+def test_model_sets_are_checked(kwargs, match):
+    from ltmpq.config import ModelSet
+
+    with pytest.raises(ValueError, match=match):
+        ModelSet(**kwargs)
+
+
+def test_a_profiles_model_sets_name_real_fields_and_values():
+    from dataclasses import replace
+
+    from ltmpq.config import ModelSet, get_profile
+
+    smoke = get_profile("smoke")
+    with pytest.raises(ValueError, match="model set 'x': unknown stage-1 fields \\['depth'\\]"):
+        replace(smoke, families={"x": ModelSet({"depth": 3}, {0.01: (0,)})})
+    with pytest.raises(ValueError, match="arch must be one of"):
+        replace(smoke, families={"x": ModelSet({"arch": "vit"}, {0.01: (0,)})})
+    with pytest.raises(ValueError, match="unknown quantizer variants"):
+        replace(smoke, family_variants=("nope",))
+    with pytest.raises(ValueError, match="unknown model set 'y'"):
+        smoke.family_config("y", 0.01, 0)
+    assert smoke.family_decouple.methods == (*smoke.decouple.methods, "logit_adj")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -217,3 +219,79 @@ def test_fit_all_runs_every_method_without_touching_base(stage2_data):
         with torch.no_grad():
             acc = balanced_accuracy(fit.classifier(val_feats), val_labels)
         assert acc == pytest.approx(fit.choice["val_balanced"]), name
+
+
+# ------------------------------------------------------------------ post-hoc logit adjustment
+
+
+def test_logit_adjustment_decision_rule_on_a_hand_made_case():
+    """Menon et al.'s rule argmax_y f_y(x) - tau log pi_y, by hand: logits (2.0, 1.5) and a prior
+    (0.9, 0.1). tau = 0: class 0. tau = 1: 2.0 - log 0.9 = 2.105 < 1.5 - log 0.1 = 3.803, class 1.
+    The adjusted head is the same linear map with the bias shifted (weights untouched)."""
+    from ltmpq.decoupling import class_prior, logit_adjusted
+
+    base = nn.Linear(1, 2)
+    with torch.no_grad():
+        base.weight.copy_(torch.tensor([[2.0], [1.5]]))
+        base.bias.zero_()
+    prior = class_prior(torch.tensor([0] * 9 + [1]), 2)
+    assert prior.tolist() == pytest.approx([0.9, 0.1])
+    x = torch.ones(1, 1)
+    with torch.no_grad():
+        assert logit_adjusted(base, prior, 0.0)(x).argmax(1).item() == 0
+        out = logit_adjusted(base, prior, 1.0)(x)
+    assert out[0].tolist() == pytest.approx([2.0 - np.log(0.9), 1.5 - np.log(0.1)], abs=1e-6)
+    assert out.argmax(1).item() == 1
+    assert torch.equal(logit_adjusted(base, prior, 1.0).weight, base.weight)
+    assert base.bias.abs().sum() == 0  # the base is untouched
+    with pytest.raises(ValueError, match="tau must be >= 0"):
+        logit_adjusted(base, prior, -1.0)
+    with pytest.raises(ValueError, match="every class"):
+        class_prior(torch.tensor([0, 0]), 2)
+
+
+def test_posthoc_logit_adjustment_picks_tau_on_validation(stage2_data):
+    from ltmpq.decoupling import class_prior, posthoc_logit_adjustment
+
+    base, feats, labels, val_feats, val_labels = stage2_data
+    fit = posthoc_logit_adjustment(base, labels, val_feats, val_labels, CFG)
+    prior = class_prior(labels, NUM_CLASSES)
+    with torch.no_grad():
+        by_hand = [
+            balanced_accuracy(base(val_feats) - t * torch.log(prior), val_labels) for t in CFG.tau_grid
+        ]
+    assert fit.val_curve == pytest.approx(by_hand)
+    assert fit.choice["tau"] == CFG.tau_grid[int(np.argmax(by_hand))]  # the first maximum
+    assert fit.choice["val_balanced"] == pytest.approx(max(by_hand))
+    # on this head-biased classifier the adjustment helps the balanced accuracy
+    assert max(by_hand) > by_hand[0]
+
+
+def test_fit_all_adds_logit_adjustment_where_asked(stage2_data):
+    from ltmpq.decoupling import as_linear, blank, rebuild
+    from ltmpq.vocab import LOGIT_ADJ
+
+    base, feats, labels, val_feats, val_labels = stage2_data
+    cfg = replace(CFG, extra_methods=(LOGIT_ADJ,))
+    fitted = fit_all(base, feats, labels, val_feats, val_labels, cfg)
+    assert tuple(fitted) == METHODS + (LOGIT_ADJ,) == cfg.methods
+    states = {m: f.classifier.state_dict() for m, f in fitted.items()}
+    again = rebuild(states, DIM, NUM_CLASSES, cfg.methods)
+    w, b, normalize = as_linear(again[LOGIT_ADJ])
+    assert torch.equal(w, base.weight) and not normalize and not torch.equal(b, base.bias)
+    assert set(blank(DIM, NUM_CLASSES)) == set(METHODS)  # the published runs' five
+    with pytest.raises(KeyError, match="logit_adj"):
+        rebuild({m: s for m, s in states.items() if m != LOGIT_ADJ}, DIM, NUM_CLASSES, cfg.methods)
+
+
+@pytest.mark.parametrize("bad", [("crt",), ("logit_adj", "logit_adj"), "logit_adj", ("la",)])
+def test_extra_methods_are_checked(bad):
+    with pytest.raises(ValueError, match="extra_methods must be distinct"):
+        DecoupleConfig(extra_methods=bad)
+
+
+def test_extra_methods_leave_the_published_hash():
+    from ltmpq.config import config_hash
+
+    assert config_hash(DecoupleConfig(extra_methods=())) == config_hash(DecoupleConfig())
+    assert config_hash(DecoupleConfig(extra_methods=["logit_adj"])) != config_hash(DecoupleConfig())

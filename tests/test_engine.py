@@ -31,7 +31,11 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     # (the first rung's sweeps are chapter 3's default and a hypothesis, listed already)
     ladder_runs = sum(SMOKE.on_ladder(c) for c in SMOKE.stage1_configs())
     ch5 += ladder_runs * len(SMOKE.ladder) * (2 + len(SMOKE.ladder_variants))
-    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5
+    # the model sets: the VGG16 set is the profile's own models (their stage 1 shared) with a stage 2
+    # of its own at both IFs, swept (2 variants) and mixed precision at IF 0.01; the ResNet-32 and
+    # LA-loss sets train 2 models each at IF 0.01, each with stage 2, 2 sweeps and mixed precision
+    sets = 2 * 1 + 2 * (1 + 2 + 1) + 2 * 2 * (2 + 2 + 1)
+    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5 + sets
     seen = set()
     for t in tasks:  # dependency order: every dependency comes earlier
         assert set(t.deps) <= seen, t.key

@@ -67,3 +67,58 @@ def test_ladder_results_leave_out_an_incomplete_rung_only_when_asked():
         load.ladder_results(params, allow_missing=True)
     with pytest.raises(ValueError, match="ladder of profile 'cpu' runs at imbalance factors \\[0.01\\]"):
         load.ladder_results(ChapterParams("cpu", False, (0.1,), None))
+
+
+def test_family_results_show_the_models_a_set_has_and_say_what_is_missing():
+    """A model shows with its stage 1 and stage 2 or not at all; a quantizer's sweeps only when
+    every model shown has one; what is missing is counted, with the command; strict loading fails."""
+    from ltmpq.params import FamiliesParams
+
+    runs = plan.unique(plan.grid("smoke", [0.01], None, ["families"]))
+    for run in runs:
+        if run.family == "VGG16" and run.kind != "mpq":
+            save_fake(run, "smoke")
+        if run.family == "ResNet-32" and run.stage1.seed == 0 and run.kind in ("stage1", "decoupled", "mpq"):
+            save_fake(run, "smoke")
+        if run.family == "ResNet-32" and run.stage1.seed == 1 and run.kind == "stage1":
+            save_fake(run, "smoke")  # trained, no stage 2 yet: not shown
+    params = FamiliesParams("smoke", False, (0.01,), None)
+    fam, missing = load.family_results(params)
+    assert list(fam) == ["VGG16", "ResNet-32"]
+    assert set(fam["VGG16"]["quantized"]) == set(get_profile("smoke").family_variants)
+    assert fam["VGG16"]["mpq"] == {}
+    assert missing["VGG16"].startswith(
+        "0 of 2 mixed-precision runs; make the rest with make runs PROFILE=smoke"
+    )
+    assert [c.seed for c in fam["ResNet-32"]["stage1"]] == [0]
+    assert fam["ResNet-32"]["quantized"] == {} and [c.seed for c in fam["ResNet-32"]["mpq"]] == [0]
+    assert missing["ResNet-32"].startswith(
+        "1 of 2 models trained, 0 of 4 sweeps, 1 of 2 mixed-precision runs"
+    )
+    assert '--family "ResNet-32"' in missing["ResNet-32"]
+    assert "VGG16, LA loss" not in fam and missing["VGG16, LA loss"].startswith("0 of 2 models trained")
+    with pytest.raises(results.MissingResultError):
+        load.family_results(params, allow_missing=False)
+    # the VGG16 set also has models at IF 0.1 (stage 2 only: no sweeps planned there); its sweeps
+    # at IF 0.01 still cover every model the plan sweeps
+    for run in plan.grid("smoke", [0.1], None, ["families"], families=["VGG16"]):
+        save_fake(run, "smoke")
+    fam, _ = load.family_results(FamiliesParams("smoke"))
+    assert len(fam["VGG16"]["stage1"]) == 4 and all(len(by) == 2 for by in fam["VGG16"]["quantized"].values())
+
+
+def test_decoupled_results_add_logit_adjustment_from_the_own_model_set():
+    params = ChapterParams("smoke", False, (0.01,), (0,))
+    own = [r for r in plan.grid("smoke", [0.01], [0], ["stage1", "decoupled"])]
+    for run in own:
+        save_fake(run, "smoke")
+    assert "logit_adj" not in load.decoupled_results(params)[own[0].stage1]["methods"]
+    with pytest.raises(results.MissingResultError, match="--family"):
+        load.decoupled_results(params, logit_adjustment=True)
+    fam = next(
+        r for r in plan.grid("smoke", [0.01], [0], ["families"], families=["VGG16"]) if r.kind == "decoupled"
+    )
+    stored = save_fake(fam, "smoke", seed=3)
+    merged = load.decoupled_results(params, logit_adjustment=True)[own[0].stage1]
+    assert merged["methods"]["logit_adj"] == stored["methods"]["logit_adj"]
+    assert merged["methods"]["crt"] == load.decoupled_results(params)[own[0].stage1]["methods"]["crt"]

@@ -118,3 +118,86 @@ def test_macs_per_image_counts_the_classic_classifiers_layers():
     assert classic.macs_per_image() - VGG16(width=0.25).macs_per_image() == (
         128 * 4096 + 4096 * 4096 + 4096 * 10 - (128 * 128 * 2 + 128 * 10)
     )
+
+
+# ResNet-32 (the chapter "Beyond VGG16 and cRT")
+
+
+def test_resnet32_matches_the_published_architecture():
+    """He et al.'s CIFAR ResNet-32 as the LDAM-DRW / logit-adjustment code builds it: 0.46 M
+    parameters (464,154 with 10 classes), 31 convolutions and one linear layer named L1..L32,
+    option-A shortcuts (no weights), 64 pooled features, 10 logits."""
+    from ltmpq.models import ResNet32
+
+    m = ResNet32()
+    assert sum(p.numel() for p in m.parameters()) == 464_154
+    assert list(m.layers) == [f"L{i}" for i in range(1, 33)]
+    convs = [n for n, layer in m.layers.items() if isinstance(layer, nn.Sequential)]
+    assert len(convs) == 31 and isinstance(m.layers["L32"], nn.Linear)
+    assert m.classifier is m.layers["L32"] and m.feature_dim == 64
+    widths = [m.layers[f"L{i}"][0].out_channels for i in (1, 2, 11, 12, 21, 22, 31)]
+    assert widths == [16, 16, 16, 32, 32, 64, 64]  # stages of 5 blocks: L2-11, L12-21, L22-31
+    assert [m.layers[f"L{i}"][0].stride[0] for i in (2, 12, 22)] == [1, 2, 2]
+    x = torch.randn(3, 3, 32, 32)
+    assert m.features(x).shape == (3, 64) and m(x).shape == (3, 10)
+
+
+def test_resnet32_residual_blocks_add_their_input():
+    """With a block's second conv zeroed (weights and BN shift) the block passes its input through
+    the shortcut (then the ReLU): the addition is there and reads the model's ``layers``."""
+    from ltmpq.models import ResNet32
+
+    torch.manual_seed(0)
+    m = ResNet32().eval()
+    with torch.no_grad():
+        m.layers["L3"][0].weight.zero_()
+        m.layers["L3"][1].bias.zero_()
+    block = m.blocks[0]
+    x = torch.relu(torch.randn(2, 16, 32, 32))
+    assert torch.equal(block(x), x)
+    # a stride-2 block's shortcut: subsampled, zero-padded from 16 to 32 channels (8 on each side)
+    down = m.blocks[5]
+    with torch.no_grad():
+        m.layers[down.b][0].weight.zero_()
+        m.layers[down.b][1].bias.zero_()
+    y = down(x)
+    assert y.shape == (2, 32, 16, 16)
+    assert torch.equal(y[:, 8:24], x[:, :, ::2, ::2]) and not y[:, :8].any() and not y[:, 24:].any()
+
+
+def test_resnet32_macs_and_activation_sites():
+    from ltmpq.models import ResNet32
+
+    m = ResNet32()
+    # stem 16*3*9*1024 + stage 1: 10 convs 16*16*9*1024 + stage 2: 32*16*9*256 + 9 x 32*32*9*256
+    # + stage 3: 64*32*9*64 + 9 x 64*64*9*64 + classifier 640
+    expect = (16 * 3 + 10 * 16 * 16) * 9 * 1024 + (32 * 16 + 9 * 32 * 32) * 9 * 256
+    expect += (64 * 32 + 9 * 64 * 64) * 9 * 64 + 640
+    assert m.macs_per_image() == expect
+    sites = m.act_sites()
+    assert list(sites) == [f"L{i}" for i in range(1, 32)]
+    holder, key = sites["L3"]  # a block's second conv: the ReLU after the addition
+    assert holder is m.posts and isinstance(holder[key], nn.ReLU)
+    assert sites["L2"][0] is m.layers
+
+
+@pytest.mark.parametrize(
+    ("arch", "kwargs", "match"),
+    [("resnet", {}, "arch must be one of"), ("resnet32", {"hidden": 64}, "no hidden layers")],
+)
+def test_build_names_bad_architectures(arch, kwargs, match):
+    from ltmpq.models import build
+
+    with pytest.raises(ValueError, match=match):
+        build(arch, **kwargs)
+
+
+def test_build_model_follows_the_config_arch():
+    from ltmpq.models import ResNet32
+
+    cfg = Stage1Config(imbalance_factor=0.01, arch="resnet32", width=1.0)
+    assert isinstance(build_model(cfg), ResNet32)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        Stage1Config(imbalance_factor=0.01, arch="resnet20")
+    with pytest.raises(ValueError, match="shape the VGG16's classifier"):
+        Stage1Config(imbalance_factor=0.01, arch="resnet32", dropout=0.5)

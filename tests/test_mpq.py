@@ -670,7 +670,7 @@ BAD_INPUTS = [
     ("config-no-choices", lambda p: MPQConfig(choices=()), "choices .* must not be empty"),
     ("config-budget-above", lambda p: MPQConfig(budgets=(9.0,)), r"budget 9\.0 average bits is outside"),
     ("config-budget-below", lambda p: MPQConfig(budgets=(2.5,)), r"budget 2\.5 average bits is outside"),
-    ("config-rule-k", lambda p: MPQConfig(rule_ks=(17,)), r"rule_ks must be in \[0, 16\]"),
+    ("config-rule-k", lambda p: MPQConfig(rule_ks=(33,)), r"rule_ks must be in \[0, 32\]"),
     ("config-rule-low", lambda p: MPQConfig(rule_bits=(6, 7)), "rule_bits must be"),
     ("config-samples", lambda p: MPQConfig(hessian_samples=1), r"hessian_samples must be in \[2, inf\]"),
 ]  # fmt: skip
@@ -800,3 +800,50 @@ def test_ilp_breaks_ties_the_same_way_every_time():
     tied = pd.DataFrame({3: [0.0, 1.0, 1.0], 4: [0.0, 0.0, 0.0], 6: [0.0] * 3}, index=list(params))
     maps = {tuple(mp.ilp_allocation(tied, params, 3 + 1 / 3).values()) for _ in range(5)}
     assert maps == {(3, 4, 3)}
+
+
+# ---------------------------------------------------------------- ResNet-32: 32 layers
+
+
+def test_resnet_single_layer_sweep_equals_quantizing_that_layer_alone():
+    """On a ResNet the sweep runs each (layer, bits) as a full forward pass (skip connections):
+    its logits equal quantize_model's with only that layer quantized, for an inner conv and the
+    classifier (quantized as the head)."""
+    from ltmpq.models import ResNet32
+
+    torch.manual_seed(0)
+    model = ResNet32().eval()
+    x = torch.randn(6, 3, 32, 32)
+    heads = {"baseline": model.classifier}
+    qcfg = QuantConfig()
+    float_logits, logits = mp.single_layer_sweep(model, heads, x, [4], qcfg)
+    assert sorted(n for n, _ in logits) == sorted(model.layers)
+    with torch.no_grad():
+        assert torch.allclose(float_logits["baseline"], model(x), atol=1e-5)
+        for name in ("L7", "L32"):
+            bmap = {n: FLOAT for n in model.layers} | {name: 4}
+            ref = quantize_model(model, bmap, qcfg)(x)
+            assert torch.allclose(logits[name, 4]["baseline"], ref, atol=1e-5), name
+
+
+def test_resnet_allocations_cover_its_32_layers():
+    from ltmpq.models import ResNet32
+
+    model = ResNet32()
+    params = mp.layer_params(model)
+    assert list(params) == [f"L{i}" for i in range(1, 33)] and sum(params.values()) == sum(
+        weight_module(layer).weight.numel() for layer in model.layers.values()
+    )
+    rng = np.random.default_rng(0)
+    scores = dict(zip(params, rng.random(32), strict=True))
+    table = pd.DataFrame({b: {n: s / b for n, s in scores.items()} for b in (3, 4, 5, 6, 8)})
+    tables = {"crt": {m: table for m in ("overall", "tail", "kl", "kl_tail")}}
+    mcfg = MPQConfig(rule_heads=("crt",), budget_heads=("crt",), budgets=(4.0,), random_draws=1,
+                     budget_metrics=("overall", "tail"), rule_ks=(8,))  # fmt: skip
+    out = mp.allocations(tables, params, mcfg, seed=0)
+    assert {tuple(a["bit_map"]) for a in out} == {tuple(params)}
+    rule = next(a for a in out if a["kind"] == "rule" and a["metric"] == "tail")
+    top8 = sorted(params, key=lambda n: -scores[n])[:8]
+    assert sorted(n for n, b in rule["bit_map"].items() if b == 6) == sorted(top8)
+    budget = next(a for a in out if a["kind"] == "budget")
+    assert budget["average_bits"] <= 4.0 + 1e-9

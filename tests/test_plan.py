@@ -29,3 +29,46 @@ def test_the_ladder_outside_its_imbalance_factors_or_seeds_is_nothing_to_do():
 def test_profiles_without_a_ladder_plan_no_ladder():
     with pytest.raises(ValueError, match="nothing to do"):
         plan.grid("cpu-v1", stages=("ladder",))
+
+
+# ------------------------------------------------------------------ the model sets (families)
+
+
+def test_model_sets_share_the_profiles_own_models_and_add_their_stage_2():
+    """The "VGG16" set is the profile's own models: its stage-1 runs are theirs (one stored
+    result), its stage 2 is another (post-hoc logit adjustment added), named apart; sweeps and
+    mixed precision build on that stage 2; every dependency is a run of the grid."""
+    from ltmpq.config import get_profile
+
+    prof = get_profile("cpu")
+    runs = plan.grid("cpu", stages=("stage1", "decoupled", "families"))
+    own = {r.id for r in runs if r.family is None}
+    vgg = [r for r in runs if r.family == "VGG16"]
+    assert {r.id for r in vgg if r.kind == "stage1"} <= own
+    assert not {r.id for r in vgg if r.kind == "decoupled"} & own
+    keys = {r.key for r in plan.unique(runs)}
+    assert len(keys) == len(plan.unique(runs))  # one name per stored result
+    for r in plan.unique(runs):
+        assert set(r.deps) <= keys, r.describe()
+    # the set's sweeps only at its sweep IFs; ResNet-32 at both of its IFs
+    assert {r.stage1.imbalance_factor for r in vgg if r.kind == "quantized"} == {0.01}
+    resnet = [r for r in runs if r.family == "ResNet-32"]
+    assert {(r.stage1.imbalance_factor, r.stage1.seed) for r in resnet if r.kind == "stage1"} == {
+        (0.01, s) for s in range(5)
+    } | {(0.1, s) for s in range(3)}
+    assert all(r.stage1.arch == "resnet32" and r.stage1.precision == "fp32" for r in resnet)
+    assert {r.variant for r in resnet if r.kind == "quantized"} == set(prof.family_variants)
+    assert {r.stage1.imbalance_factor for r in resnet if r.kind == "mpq"} == set(prof.family_mpq_ifs)
+    dec = next(r for r in resnet if r.kind == "decoupled")
+    assert dec.config.decouple.methods[-1] == "logit_adj" and dec.key.endswith("+logit_adj")
+
+
+def test_family_filter_and_its_errors():
+    runs = plan.grid("smoke", stages=("families",), families=["ResNet-32"])
+    assert {r.family for r in runs} == {"ResNet-32"}
+    assert '--family "ResNet-32"' in runs[0].command("smoke")
+    with pytest.raises(ValueError, match="unknown model sets \\['ResNet-50'\\]; profile 'smoke' has"):
+        plan.grid("smoke", stages=("families",), families=["ResNet-50"])
+    with pytest.raises(ValueError, match="nothing to do"):
+        plan.grid("smoke", [0.1], stages=("families",), families=["ResNet-32"])
+    assert engine.grid("smoke", stages=("families",), families=["VGG16"])

@@ -1418,3 +1418,74 @@ def test_the_clipping_profile_is_per_layer_and_clips_below_min_max():
     assert list(prof) == [f"L{i}" for i in range(1, 17)]
     for v in prof.values():
         assert 0.2 <= v["alpha"] <= 1.0 and v["error_mse"] <= v["error_minmax"] + 1e-9
+
+
+# ---------------------------------------------------------------- ResNet-32 (a second family)
+
+
+@pytest.fixture(scope="module")
+def resnet():
+    from ltmpq.models import ResNet32
+
+    torch.manual_seed(0)
+    m = ResNet32().eval()
+    with torch.no_grad():  # BatchNorm statistics that are not the identity, so folding matters
+        for layer in m.layers.values():
+            if isinstance(layer, nn.Sequential):
+                bn = layer[1]
+                bn.running_mean.uniform_(-0.2, 0.2)
+                bn.running_var.uniform_(0.5, 2.0)
+                bn.weight.uniform_(0.5, 1.5)
+                bn.bias.uniform_(-0.2, 0.2)
+    return m
+
+
+def test_resnet_folding_and_float_map_keep_outputs(resnet):
+    from ltmpq.quantization import fold_batchnorm, quantize_model
+
+    x = torch.randn(4, 3, 32, 32)
+    with torch.no_grad():
+        ref = resnet(x)
+        assert torch.allclose(fold_batchnorm(resnet)(x), ref, atol=1e-4)
+        assert torch.equal(quantize_model(resnet, FLOAT, QuantConfig())(x), ref)
+
+
+def test_resnet_weights_quantize_layer_by_layer(resnet):
+    """Every one of the 32 layers gets its own grid: at b bits each folded conv's weight takes at
+    most 2**b values per output channel; the model still computes close to float at 8 bits."""
+    from ltmpq.quantization import quantize_model, weight_module
+
+    q = quantize_model(resnet, 4, QuantConfig())
+    for name, layer in q.layers.items():
+        w = weight_module(layer).weight.detach().reshape(len(weight_module(layer).weight), -1)
+        assert max(len(torch.unique(row)) for row in w) <= 16, name
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        ref = resnet(x)
+        err8 = (quantize_model(resnet, 8, QuantConfig())(x) - ref).abs().max()
+        err4 = (q(x) - ref).abs().max()
+    assert err8 < err4 and err8 < 0.05 * ref.abs().max()
+
+
+def test_resnet_activations_quantized_after_each_relu_and_residual_add(resnet):
+    """W=A on a ResNet: one quantizer after each conv block's ReLU and after each block's
+    post-addition ReLU (31 sites), each output on its grid; the 8-bit model stays close."""
+    from ltmpq.quantization import ActQuant, quantize_model
+
+    qcfg = QuantConfig(act_bits="match")
+    x = torch.randn(16, 3, 32, 32)
+    q = quantize_model(resnet, 8, qcfg, calibration=x)
+    quantizers = [m for m in q.modules() if isinstance(m, ActQuant)]
+    assert len(quantizers) == 31
+    assert all(isinstance(q.posts[k][-1], ActQuant) for k in q.posts)
+    assert not any(isinstance(m, ActQuant) for m in resnet.modules())  # the original is untouched
+    seen = {}
+    hook = q.posts["L31"].register_forward_hook(lambda m, i, o: seen.setdefault("y", o))
+    with torch.no_grad():
+        out = q(x)
+    hook.remove()
+    site = q.posts["L31"][-1]
+    steps = seen["y"] / site.scale
+    assert torch.allclose(steps, steps.round(), atol=1e-3) and float(seen["y"].min()) >= 0
+    with torch.no_grad():
+        assert (out - resnet(x)).abs().max() < 0.1 * resnet(x).abs().max()

@@ -379,3 +379,31 @@ def test_build_model_is_seeded():
 def test_build_model_follows_the_config_classifier():
     m = build_model(Stage1Config(0.01, width=1 / 16, hidden=96, dropout=0.25))
     assert m.feature_dim == 96 and m.drop.p == 0.25
+
+
+def test_logit_adjusted_loss_follows_its_formula():
+    """Menon et al.'s logit-adjusted loss (eq. 10, tau = 1): -log softmax(f(x) + log pi)_y, the
+    prior pi from the training labels; cross-entropy has no offset; the logits returned (and
+    evaluated) are the plain ones."""
+    from ltmpq.training import _step, logit_offset
+
+    y = torch.tensor([0, 0, 0, 1, 2, 2])
+    la = Stage1Config(imbalance_factor=0.01, loss="logit_adjusted")
+    assert logit_offset(Stage1Config(imbalance_factor=0.01), y, 3) is None
+    offset = logit_offset(la, y, 3)
+    assert offset.tolist() == pytest.approx(np.log([3 / 6, 1 / 6, 2 / 6]).tolist())
+    with pytest.raises(ValueError, match="every class"):
+        logit_offset(la, y, 4)
+    torch.manual_seed(0)
+    model = torch.nn.Linear(4, 3)
+    x = torch.randn(6, 4)
+    with torch.no_grad():
+        f = model(x)
+    by_hand = -torch.log_softmax(f + offset, 1)[torch.arange(6), y].mean()
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss, logits = _step(model, opt, x, y, "fp32", "cpu", offset)
+    assert float(loss) == pytest.approx(float(by_hand), rel=1e-6)
+    assert torch.allclose(logits, f)
+    plain, _ = _step(model, opt, x, y, "fp32", "cpu")
+    assert float(plain) == pytest.approx(float(torch.nn.functional.cross_entropy(f, y)), rel=1e-6)
+    assert float(plain) != pytest.approx(float(loss))

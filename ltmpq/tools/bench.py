@@ -1,6 +1,6 @@
 """``make bench``: training throughput of the cpu profile's model (fp32 and bf16 autocast) against
-raw forward+backward, chapter 4's sweep with and without reuse, and the run grid's speed-up on two
-worker processes.
+raw forward+backward, ResNet-32's raw throughput (chapter 6), chapter 4's sweep with and without
+reuse, and the run grid's speed-up on two worker processes.
 
 Measures, on random data: raw forward+backward images/s of VGG16 at the cpu profile's width
 (NCHW vs channels_last memory), the images/s of :func:`ltmpq.training.train_stage1` (with
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..config import QuantConfig, get_profile, with_overrides
-from ..models import VGG16
+from ..models import VGG16, ResNet32
 from ..training import throughput, train_stage1
 
 
@@ -87,6 +87,12 @@ def main(n_images: int = 6144) -> int:
         print(f"raw forward+backward, {precision}, channels_last: {raw:7.0f} img/s")
         print(f"train_stage1, {precision} (augment + SGD step):  {out.images_per_second:7.0f} img/s "
               f"({out.images_per_second / raw:.2f}x raw; goal >= 0.9x)")  # fmt: skip
+    # chapter 6's ResNet-32 (width 1, as the CIFAR-LT literature trains it)
+    for precision in ("fp32", "bf16"):
+        for last in (False, True):
+            raw = throughput(ResNet32(), cfg.batch_size, steps=5, precision=precision, channels_last=last)
+            layout = "channels_last" if last else "NCHW"
+            print(f"ResNet-32 raw forward+backward, {precision}, {layout}: {raw:7.0f} img/s")
     naive, reuse = sweep_speedup(cfg.width)
     print(f"chapter 4 sweep, 16 layers x 5 bit-widths x 1000 images, two heads: naive {naive:.1f} s, "
           f"reusing activations {reuse:.1f} s ({naive / reuse:.2f}x faster)")  # fmt: skip
