@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from .config import PROFILES, QUANT_ABLATIONS, QUANT_HYPOTHESES, get_profile
+from .config import MITIGATIONS, PROFILES, QUANT_ABLATIONS, QUANT_HYPOTHESES, get_profile
 from .params import MAX_SEED
 from .plan import STAGES
 
@@ -68,10 +68,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="variants",
         nargs="+",
         action="extend",
-        choices=[*QUANT_ABLATIONS, *QUANT_HYPOTHESES],
+        choices=[*QUANT_ABLATIONS, *QUANT_HYPOTHESES, *MITIGATIONS],
         metavar="NAME",
         help=f"chapter 3's quantizer variants (default: all of them): {names}; or chapter 5's "
-        f"hypotheses: {', '.join(map(repr, QUANT_HYPOTHESES))}",
+        f"hypotheses: {', '.join(map(repr, QUANT_HYPOTHESES))}; or chapter 7's mitigations: "
+        f"{', '.join(map(repr, MITIGATIONS))}",
     )
     run.add_argument("--family", dest="families", nargs="+", action="extend", metavar="NAME",
                      help="with --stage families: only these model sets (default: all)")  # fmt: skip

@@ -219,6 +219,9 @@ CALIBRATIONS = ("lt", "balanced", "tail")
 WEIGHT_SCHEMES = ("symmetric", "affine")
 ACT_SCHEMES = ("unsigned", "affine")
 ACT_CLIPPINGS = ("mse", "minmax", "percentile", "histogram")
+#: Weight quantizers (``QuantConfig.ptq``): rounding to nearest (``rtn``, :mod:`ltmpq.quantization`),
+#: the same through Brevitas (``brevitas_rtn``, a cross-check), GPTQ and GPFQ (:mod:`ltmpq.ptq`).
+PTQ_METHODS = ("rtn", "brevitas_rtn", "gptq", "gpfq")
 #: ``act_bits`` / ``logit_bits`` value: the bits of the weights they follow, at each swept bit-width.
 MATCH = "match"
 
@@ -261,21 +264,45 @@ class QuantConfig:
     act_percentile: float = 99.99
     first_last_bits: int | None = None
     logit_bits: int | str | None = None  # an int, MATCH or None (float logits)
+    # the chapter "Winning the tail back": the weight quantizer (PTQ_METHODS), Brevitas's bias
+    # correction and cross-layer equalization (on ``calibration`` images), and stage 2 refitted on
+    # the quantized backbone's features (each method's head then quantized at the same bits)
+    ptq: str = "rtn"
+    bias_correction: bool = False
+    equalize: bool = False
+    rebalance_after: bool = False
 
-    # added for chapter 5: at their defaults they leave the hash of every earlier run as it was
+    # added for chapter 5 and later: at their defaults they leave the hash of every earlier run
     LATER_FIELDS: ClassVar[tuple[str, ...]] = (
         "weight_scheme", "act_scheme", "act_clipping", "act_percentile", "first_last_bits", "logit_bits",
+        "ptq", "bias_correction", "equalize", "rebalance_after",
     )  # fmt: skip
+
+    @property
+    def brevitas(self) -> bool:
+        """Whether the weights go through Brevitas (:mod:`ltmpq.ptq`) rather than our rounding."""
+        return self.ptq != "rtn" or self.bias_correction or self.equalize
 
     def __post_init__(self) -> None:
         for name, allowed in (("granularity", GRANULARITIES), ("clipping", CLIPPINGS),
                               ("calibration", CALIBRATIONS), ("weight_scheme", WEIGHT_SCHEMES),
-                              ("act_scheme", ACT_SCHEMES), ("act_clipping", ACT_CLIPPINGS)):  # fmt: skip
+                              ("act_scheme", ACT_SCHEMES), ("act_clipping", ACT_CLIPPINGS),
+                              ("ptq", PTQ_METHODS)):  # fmt: skip
             if not isinstance(getattr(self, name), str) or getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
-        if not isinstance(self.fold_bn, bool | np.bool_):
-            raise ValueError(f"fold_bn must be True or False, got {self.fold_bn!r}")
-        object.__setattr__(self, "fold_bn", bool(self.fold_bn))
+        for name in ("fold_bn", "bias_correction", "equalize", "rebalance_after"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        if self.brevitas:
+            # what ltmpq.ptq implements: folded BN, symmetric min-max grids
+            needs = {"fold_bn": True, "weight_scheme": "symmetric", "clipping": "minmax"}
+            off = {k: getattr(self, k) for k, v in needs.items() if getattr(self, k) != v}
+            if off:
+                raise ValueError(
+                    f"ptq={self.ptq!r} (bias_correction={self.bias_correction}, equalize={self.equalize}) "
+                    f"quantizes with {needs}; this QuantConfig sets {off}"
+                )
         for name in ("act_bits", "logit_bits", "first_last_bits"):
             v = getattr(self, name)
             if v is None or (name != "first_last_bits" and isinstance(v, str) and v == MATCH):
@@ -326,6 +353,20 @@ QUANT_HYPOTHESES: dict[str, dict[str, Any]] = {
     "naive: per-tensor affine W=A + logits": {"weight_scheme": "affine", "granularity": "tensor",
                                               "act_bits": MATCH, "act_scheme": "affine",
                                               "act_clipping": "minmax", "logit_bits": MATCH},
+}  # fmt: skip
+#: The chapter "Winning the tail back": quantizers stronger than rounding to nearest (GPTQ, GPFQ,
+#: bias correction, cross-layer equalization, through Brevitas), each with its calibration /
+#: reconstruction images drawn long-tailed (as training), class-balanced or from the tail classes
+#: only; Brevitas's own rounding (a cross-check of ours); and stage 2 refitted after quantization.
+#: Each changes the profile's default quantizer (weights per channel, min-max; float activations).
+MITIGATIONS: dict[str, dict[str, Any]] = {
+    "Brevitas min-max": {"ptq": "brevitas_rtn"},
+    **{f"{name}{label}": {**over, "calibration": c}
+       for name, over in (("GPTQ", {"ptq": "gptq"}), ("bias correction", {"bias_correction": True}))
+       for c, label in (("lt", ""), ("balanced", ", balanced calib."), ("tail", ", tail calib."))},
+    "GPFQ": {"ptq": "gpfq"},  # twice GPTQ's time: the calibration sets are compared on GPTQ
+    "equalization": {"equalize": True},
+    "re-balanced after quantization": {"rebalance_after": True},
 }  # fmt: skip
 #: One line per hypothesis, for the chapter to print.
 QUANT_HYPOTHESIS_DESCRIPTIONS: dict[str, str] = {
@@ -598,6 +639,10 @@ class Profile:
     ladder_ifs: tuple[float, ...] = ()
     ladder_seeds: tuple[int, ...] = ()
     ladder_variants: tuple[str, ...] = ("default",)
+    # the chapter "Winning the tail back": the MITIGATIONS sweeps of the profile's own models, at
+    # ``mitigation_bits`` (None: ``quant_bits``)
+    mitigation_ifs: tuple[float, ...] = ()
+    mitigation_bits: tuple[int, ...] | None = None
     # the chapter "Beyond VGG16 and cRT": further model families and long-tail methods, each a
     # model set; their stage 2 adds ``family_methods`` (post-hoc logit adjustment), their sweeps
     # are ``family_variants``, their mixed precision runs at ``family_mpq_ifs`` with ``family_mpq``
@@ -632,15 +677,15 @@ class Profile:
 
     def quant_configs(self, names=None) -> dict[str, QuantConfig]:
         """Quantizer variants by name, from the profile's default: chapter 3's ablations
-        (:data:`QUANT_ABLATIONS`, all of them when ``names`` is None) or chapter 5's hypotheses
-        (:data:`QUANT_HYPOTHESES`)."""
+        (:data:`QUANT_ABLATIONS`, all of them when ``names`` is None), chapter 5's hypotheses
+        (:data:`QUANT_HYPOTHESES`) or chapter 7's mitigations (:data:`MITIGATIONS`)."""
         names = list(QUANT_ABLATIONS) if names is None else list(names)
-        known = QUANT_ABLATIONS | QUANT_HYPOTHESES
+        known = QUANT_ABLATIONS | QUANT_HYPOTHESES | MITIGATIONS
         unknown = [n for n in names if n not in known]
         if unknown:
             raise ValueError(
-                f"unknown quantizer variants {unknown}; choose from chapter 3's {list(QUANT_ABLATIONS)} "
-                f"or chapter 5's {list(QUANT_HYPOTHESES)}"
+                f"unknown quantizer variants {unknown}; choose from chapter 3's {list(QUANT_ABLATIONS)}, "
+                f"chapter 5's {list(QUANT_HYPOTHESES)} or chapter 7's {list(MITIGATIONS)}"
             )
         return {n: replace(self.quant, **known[n]) for n in names}
 
@@ -707,15 +752,19 @@ PROFILES: dict[str, Profile] = {
             "ResNet-32": ModelSet({"arch": "resnet32", "width": 0.25}, {0.01: (0, 1)}),
             "VGG16, LA loss": ModelSet({"loss": "logit_adjusted"}, {0.01: (0, 1)}),
         },
+        # three bit choices and one budget head: the ResNet-32's 32 layers make the sweep the
+        # smoke book's longest step
         family_mpq=MPQConfig(
+            choices=(3, 4, 6),
             rule_ks=(8,),
             budgets=(4.0, 5.0),
             random_draws=1,
             budget_metrics=("overall", "tail"),
             rule_heads=("baseline", "crt", "logit_adj"),
-            budget_heads=("crt", "logit_adj"),
+            budget_heads=("crt",),
         ),
         family_mpq_ifs=(0.01,),
+        mitigation_ifs=(0.01,),
         description="tiny model and data for tests; the whole book in minutes; numbers mean nothing",
     ),
     "cpu": Profile(
@@ -764,6 +813,8 @@ PROFILES: dict[str, Profile] = {
             budget_heads=("crt", "logit_adj"),
         ),
         family_mpq_ifs=(0.01,),
+        mitigation_ifs=(0.01,),
+        mitigation_bits=(6, 4, 3),  # the blog's 6, mixed precision's 4, and where rounding breaks
         description="the published book (v2 model set): real CIFAR-10-LT, VGG16 at width 0.25, "
         "recipe chosen on validation, fits 2 CPU cores",
         predecessor="cpu-v1",

@@ -251,6 +251,10 @@ def family_results(
             missing[name] = _missing_family(params, name, have, total)
         if shown:
             out[name] = got
+    if not out:  # nothing to show: fail as every chapter does, with the commands
+        raise results.MissingResultError(
+            "no model set has a model yet: " + " ".join(f"{k}: {v}." for k, v in missing.items())
+        )
     return out, missing
 
 
@@ -266,3 +270,31 @@ def _missing_family(params: ChapterParams, name: str, have: dict[str, int], tota
     words = {"stage1": "models trained", "quantized": "sweeps", "mpq": "mixed-precision runs"}
     counts = ", ".join(f"{have[k]} of {total[k]} {w}" for k, w in words.items() if have[k] != total[k])
     return f"{counts}; make the rest with {command}"
+
+
+def mitigation_results(params: ChapterParams) -> tuple[dict[str, dict], dict]:
+    """The chapter "Winning the tail back": ``({variant: {config: stored sweep}}, {config: stored
+    mixed precision})`` at the chapter's IFs and seeds, the reference first (``"default"``: the
+    book's quantizer on the same stage 2, from the model set that is the profile's own models),
+    then every sweep of :data:`ltmpq.config.MITIGATIONS`; mixed precision from that set too."""
+    own = [n for n, ms in params.prof.families.items() if not ms.stage1]
+    if not own:
+        raise ValueError(f"profile {params.profile!r} has no model set of its own models (Profile.families)")
+    try:
+        runs = _runs(params, "mitigations")
+        mine = [r for r in _runs(params, "families") if r.family == own[0]]
+    except ValueError:
+        raise ValueError(
+            f"the mitigations of profile {params.profile!r} run at imbalance factors "
+            f"{list(params.prof.mitigation_ifs)}; the parameters ask for {list(params.ifs)}"
+        ) from None
+    qres: dict[str, dict] = {"default": {}}
+    mres: dict = {}
+    for r in mine:
+        if r.kind == "quantized" and r.variant == "default":
+            qres["default"][r.stage1] = stored(r, params)
+        elif r.kind == "mpq":
+            mres[r.stage1] = stored(r, params)
+    for r in runs:
+        qres.setdefault(r.variant, {})[r.stage1] = stored(r, params)
+    return qres, mres

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import (
+    MITIGATIONS,
     QUANT_ABLATIONS,
     QUANT_HYPOTHESES,
     DecoupledRun,
@@ -33,8 +34,19 @@ from .paths import results_dir
 #: chapter 4's mixed precision, chapter 5's quantizer hypotheses (sweeps of another quantizer),
 #: its integer-runtime and curvature measurements, its scale ladder (wider models, swept), and the
 #: model sets of the chapter "Beyond VGG16 and cRT" (other families and losses: trained, stage 2
-#: with post-hoc logit adjustment, swept, mixed precision).
-STAGES = ("stage1", "decoupled", "quantized", "mpq", "hypotheses", "explain", "ladder", "families")
+#: with post-hoc logit adjustment, swept, mixed precision) and the sweeps of the chapter "Winning
+#: the tail back" (stronger quantizers, calibration sets, stage 2 refitted after quantization).
+STAGES = (
+    "stage1",
+    "decoupled",
+    "quantized",
+    "mpq",
+    "hypotheses",
+    "explain",
+    "ladder",
+    "families",
+    "mitigations",
+)
 #: The kinds of stored result (a folder of ``results/<profile>/`` each), by the config that names them.
 KIND_OF = {Stage1Config: "stage1", DecoupledRun: "decoupled", QuantizedRun: "quantized", MPQRun: "mpq",
            ExplainRun: "explain"}  # fmt: skip
@@ -133,6 +145,8 @@ def variant_names(stage: str, profile: str) -> tuple[str, ...]:
         return get_profile(profile).ladder_variants
     if stage == "families":
         return get_profile(profile).family_variants
+    if stage == "mitigations":
+        return tuple(MITIGATIONS)
     raise ValueError(f"stage {stage!r} makes no quantizer sweeps")
 
 
@@ -141,7 +155,8 @@ def _stage_ifs(profile: str) -> dict[str, tuple[float, ...]]:
     p = get_profile(profile)
     family_ifs = tuple(sorted({f for s in p.families.values() for f in s.seeds}, reverse=True))
     return {"mpq": p.mpq_ifs, "hypotheses": p.hypothesis_ifs, "explain": p.explain_ifs,
-            "ladder": p.ladder_ifs if p.ladder else (), "families": family_ifs}  # fmt: skip
+            "ladder": p.ladder_ifs if p.ladder else (), "families": family_ifs,
+            "mitigations": p.mitigation_ifs}  # fmt: skip
 
 
 def _model_runs(profile: str, cfg: Stage1Config, stage: str, variants: Sequence[str] | None,
@@ -158,8 +173,12 @@ def _model_runs(profile: str, cfg: Stage1Config, stage: str, variants: Sequence[
         return [Run(ExplainRun(cfg, p.decouple, p.quant, p.explain), stage)]
     names = [v for v in variant_names(stage, profile) if variants is None or v in variants]
     qcfgs = p.quant_configs(names)
-    # only the default quantizer keeps its test predictions (paired tests and flips need them)
-    return [Run(QuantizedRun(cfg, p.decouple, qcfgs[v], p.quant_bits, v == "default"), stage, v, rung)
+    # the mitigations build on the stage 2 with post-hoc logit adjustment (re-balancing after
+    # quantization refits it too); only the default quantizer keeps its test predictions (paired
+    # tests and flips need them)
+    dcfg = p.family_decouple if stage == "mitigations" else p.decouple
+    bits = (p.mitigation_bits or p.quant_bits) if stage == "mitigations" else p.quant_bits
+    return [Run(QuantizedRun(cfg, dcfg, qcfgs[v], bits, v == "default"), stage, v, rung)
             for v in names]  # fmt: skip
 
 

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 from torch import nn
 
+from . import quantization
+from .config import PTQ_METHODS, QuantConfig
 from .models import VGG16, Model
-from .quantization import Bits, bit_map
+from .quantization import Bits, add_activation_quantizers, bit_map, fold_batchnorm
 from .vocab import FLOAT
-
-#: Weight quantizers of a sweep: rounding to nearest (the book's own, :mod:`ltmpq.quantization`),
-#: the same through Brevitas (a cross-check), GPTQ and GPFQ (Brevitas's).
-PTQ_METHODS = ("rtn", "brevitas_rtn", "gptq", "gpfq")
 
 
 def _brevitas():
@@ -180,3 +179,21 @@ def quantize_weights(model: Model, bmap: Mapping[str, Bits], method: str, calibr
         with bias_correction_mode(q):
             _passes(q, calibration, batch_size)
     return to_plain(q)
+
+
+def quantize_model(model: Model, bmap: Mapping[str, Bits], qcfg: QuantConfig,
+                   calibration: torch.Tensor | None = None) -> Model:  # fmt: skip
+    """:func:`ltmpq.quantization.quantize_model` for a ``qcfg`` whose weights go through Brevitas
+    (``qcfg.brevitas``): BatchNorm folded, the weights by ``qcfg.ptq`` (``rtn`` meaning Brevitas's
+    own rounding) with ``qcfg``'s equalization and bias correction on ``calibration``, then the
+    activation quantizers as there. A float map with float activations is the model itself."""
+    if not qcfg.brevitas:
+        raise ValueError("rounding to nearest without Brevitas: use ltmpq.quantization.quantize_model")
+    bmap = bit_map(bmap, list(model.layers))
+    if all(b == FLOAT for b in bmap.values()):  # the float reference: no weight is quantized
+        return quantization.quantize_model(model, bmap, replace(qcfg, ptq="rtn", bias_correction=False,
+                                                                equalize=False), calibration)  # fmt: skip
+    method = "brevitas_rtn" if qcfg.ptq == "rtn" else qcfg.ptq
+    q = quantize_weights(fold_batchnorm(model), bmap, method, calibration, granularity=qcfg.granularity,
+                         bias_correction=qcfg.bias_correction, cle=qcfg.equalize)  # fmt: skip
+    return add_activation_quantizers(q, bmap, qcfg, calibration)

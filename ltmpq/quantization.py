@@ -400,8 +400,10 @@ def logit_bits(qcfg: QuantConfig, bmap: Mapping[str, Bits]) -> int | None:
 
 
 def needs_calibration(qcfg: QuantConfig) -> bool:
-    """Whether ``qcfg`` quantizes activations or logits, whose ranges come from calibration images."""
-    return qcfg.act_bits is not None or qcfg.logit_bits is not None
+    """Whether ``qcfg`` needs calibration images: for activation or logit ranges, or for what
+    GPTQ, GPFQ and bias correction reconstruct."""
+    strong = qcfg.ptq in ("gptq", "gpfq") or qcfg.bias_correction
+    return qcfg.act_bits is not None or qcfg.logit_bits is not None or strong
 
 
 def quantize_model(
@@ -415,6 +417,8 @@ def quantize_model(
     activations returns an unfolded copy: the float reference is the trained model itself. The
     logits are quantized at the head (:func:`quantize_logits`), not here.
     """
+    if qcfg.brevitas:
+        raise ValueError(f"ptq={qcfg.ptq!r}, bias correction or equalization: use ltmpq.ptq.quantize_model")
     bmap = bit_map(bmap, list(model.layers))
     acts = activation_bits(qcfg, bmap)
     if not acts and all(b == FLOAT for b in bmap.values()):
@@ -426,6 +430,16 @@ def quantize_model(
             m.weight.copy_(
                 quantize_weight(m.weight, bmap[name], qcfg.granularity, qcfg.clipping, qcfg.weight_scheme)
             )
+    return add_activation_quantizers(q, bmap, qcfg, calibration)
+
+
+def add_activation_quantizers(
+    q: Model, bmap: Mapping[str, Bits], qcfg: QuantConfig, calibration: torch.Tensor | None
+) -> Model:
+    """``q`` (weights quantized already) with the activation quantizers of :func:`activation_bits`
+    placed after each layer's ReLU (and before L1 for affine activations), their ranges measured
+    on ``calibration`` through ``q`` with float activations; ``q`` itself where there are none."""
+    acts = activation_bits(qcfg, bmap)
     if acts:
         if calibration is None or len(calibration) == 0:
             raise ValueError("activation quantization (act_bits) needs calibration images")

@@ -23,7 +23,7 @@ import torch
 from filelock import FileLock
 from tqdm import tqdm
 
-from . import artifacts, plan, provenance, results, weights
+from . import artifacts, plan, provenance, ptq, results, weights
 from . import mpq as mp
 from .config import (
     HESSIAN_METRICS,
@@ -41,6 +41,7 @@ from .config import (
     get_profile,
 )
 from .data import blog_head_tail, class_groups
+from .decoupling import fit_all
 from .io import write_json
 from .metrics import evaluate
 from .paths import cache_dir
@@ -283,25 +284,35 @@ def _sweep(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
     if needs_calibration(qcfg):  # activation or logit ranges
         calib_raw, calib_counts = _calibration(cfg, qcfg, data, splits, counts)
         calib = to_input(calib_raw)
+    if qcfg.rebalance_after and dcfg.augment_views:
+        raise ValueError("re-balancing after quantization refits stage 2 on un-augmented features; "
+                         f"this stage 2 has augment_views={dcfg.augment_views}")  # fmt: skip
     inputs = {"val": data.train_x[splits.val], "test": data.test_x[splits.test]}
+    if qcfg.rebalance_after:
+        inputs = {"train": data.train_x[splits.train]} | inputs
     entries = {}
     for b in tqdm((FLOAT, *bits), desc=f"{run.tag} bits", disable=not progress, leave=False):
         t1 = time.perf_counter()
         bmap = sweep_map(b, qcfg, list(model.layers))
-        qmodel = quantize_model(model, bmap, qcfg, calib)
+        qmodel = (ptq.quantize_model if qcfg.brevitas else quantize_model)(model, bmap, qcfg, calib)
         size = model_size(model, bmap, qcfg.granularity, qcfg.weight_scheme)
         entry: dict = {"bit_map": bmap, "size": size, "methods": {}}
         last = bmap[list(model.layers)[-1]]  # the classifier's bits
         qheads = {m: head if last == FLOAT else quantize_head(head, last, qcfg) for m, head in heads.items()}
+        fs = {}
+        for split, xs in inputs.items():
+            if b == FLOAT and not activation_bits(qcfg, bmap):
+                fs[split] = feats[f"{split}_features"]  # the float model itself: chapter 2's features
+            else:
+                fs[split], _ = predict(qmodel, torch.from_numpy(xs))
+        if qcfg.rebalance_after:  # stage 2 refitted on the quantized features, then at the same bits
+            qheads |= _rebalanced(heads, qheads, fs, feats, dcfg, last, qcfg)
         lbits = logit_bits(qcfg, bmap)
         if lbits is not None:  # each method's logit range, from its logits of the calibration images
             calib_feats, _ = predict(qmodel, calib_raw)
             qheads = {m: quantize_logits(h, calib_feats, lbits, qcfg) for m, h in qheads.items()}
-        for split, xs in inputs.items():
-            if b == FLOAT and not activation_bits(qcfg, bmap):
-                f = feats[f"{split}_features"]  # the float model itself: chapter 2's features
-            else:
-                f, _ = predict(qmodel, torch.from_numpy(xs))
+        for split in ("val", "test"):
+            f = fs[split]
             labels = feats[f"{split}_labels"]
             for method, qhead in qheads.items():
                 with torch.no_grad():
@@ -318,6 +329,24 @@ def _sweep(r: plan.Run, profile: str, progress: bool, remake: bool) -> dict:
                "train_counts": counts, "calibration_counts": calib_counts, "entries": entries}  # fmt: skip
     source = dec["provenance"]["data_source"]
     return results.save(path, run, payload, provenance.record(run, source, time.perf_counter() - t0))
+
+
+#: What a stage-2 method refitted after quantization is called in a sweep (``crt`` -> ``crt_after``).
+AFTER = "_after"
+
+
+def _rebalanced(heads: dict, qheads: dict, fs: dict, feats: dict, dcfg: DecoupleConfig, last, qcfg) -> dict:
+    """Re-balancing after quantization: every stage-2 method refitted (choices on the validation
+    split, as in chapter 2) on the quantized backbone's features ``fs``, from the quantized
+    baseline classifier, then its head quantized at the classifier's bits ``last``. At float it is
+    chapter 2's stage 2 itself."""
+    if last == FLOAT and all(fs[s] is feats[f"{s}_features"] for s in fs):
+        return {f"{m}{AFTER}": h for m, h in heads.items() if m != "baseline"}
+    fitted = fit_all(
+        qheads["baseline"], fs["train"], feats["train_labels"], fs["val"], feats["val_labels"], dcfg
+    )
+    return {f"{m}{AFTER}": f.classifier if last == FLOAT else quantize_head(f.classifier, last, qcfg)
+            for m, f in fitted.items() if m != "baseline"}  # fmt: skip
 
 
 def _calibration(
@@ -474,7 +503,8 @@ def mixed_precision(
     """
     # what chapter 4's per-layer allocation implements: symmetric weights, nothing else quantized
     weight_only = {"act_bits": None, "logit_bits": None, "first_last_bits": None,
-                   "weight_scheme": "symmetric"}  # fmt: skip
+                   "weight_scheme": "symmetric", "ptq": "rtn", "bias_correction": False, "equalize": False,
+                   "rebalance_after": False}  # fmt: skip
     unsupported = {k: getattr(qcfg, k) for k, v in weight_only.items() if getattr(qcfg, k) != v}
     if unsupported:
         raise ValueError(

@@ -79,6 +79,8 @@ tables.glue_all({
 #    classes lose?
 # 6. **Beyond VGG16 and cRT** — do the claims hold on ResNet-32 {cite:p}`he2016deep`, the
 #    long-tail literature's backbone, and with logit adjustment?
+# 7. **Winning the tail back** — can stronger post-training quantization, the calibration
+#    set, or re-balancing after quantization recover what the tail loses?
 #
 # Unlike the blog, every number here is a mean over several seeds (each seed draws its own
 # long-tailed subset and initialises its own network) with a 95% confidence interval, every

@@ -49,8 +49,6 @@ from ltmpq.params import FamiliesParams
 params = FamiliesParams(profile, compute, None, seeds, rule_k, n_splits)
 plotting.setup()
 fam, missing = load.family_results(params)
-if not fam:
-    raise ValueError(f"no model set of profile {profile!r} is complete: {missing}")
 quant_bits = params.prof.quant_bits
 matrix, parts = ch6.verdict_matrix(fam, quant_bits, rule_k, n_splits, params.prof.family_mpq.rule_bits[1],
                                    imbalance_factor)  # fmt: skip

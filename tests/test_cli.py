@@ -77,7 +77,7 @@ def test_cli_help_lists_the_chapter_5_stages_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,ladder,families,all}" in out.stdout
+    assert "{stage1,decoupled,quantized,mpq,hypotheses,explain,ladder,families,mitigations,all}" in out.stdout
     assert out.stdout.strip().endswith("torch imported: False")
 
 

@@ -317,7 +317,7 @@ def test_quant_configs_rejects_an_unknown_name_listing_both_families():
         SMOKE.quant_configs(["default", "W4A4 magic"])
     msg = str(err.value)
     assert msg.startswith("unknown quantizer variants ['W4A4 magic']; choose from chapter 3's [")
-    assert "or chapter 5's [" in msg
+    assert "chapter 5's [" in msg and "or chapter 7's [" in msg
     assert all(repr(n) in msg for n in [*QUANT_ABLATIONS, *QUANT_HYPOTHESES])
 
 
@@ -421,3 +421,21 @@ def test_a_profiles_model_sets_name_real_fields_and_values():
     with pytest.raises(ValueError, match="unknown model set 'y'"):
         smoke.family_config("y", 0.01, 0)
     assert smoke.family_decouple.methods == (*smoke.decouple.methods, "logit_adj")
+
+
+def test_strong_ptq_fields_are_checked_and_leave_earlier_hashes():
+    from ltmpq.config import MITIGATIONS, QuantConfig, config_hash, get_profile
+
+    assert config_hash(QuantConfig(ptq="rtn", bias_correction=False)) == config_hash(QuantConfig())
+    with pytest.raises(ValueError, match="ptq must be one of"):
+        QuantConfig(ptq="adaround")
+    with pytest.raises(ValueError, match="bias_correction must be True or False"):
+        QuantConfig(bias_correction="yes")
+    with pytest.raises(ValueError, match="this QuantConfig sets \\{'clipping': 'mse'\\}"):
+        QuantConfig(ptq="gptq", clipping="mse")
+    qs = get_profile("smoke").quant_configs(list(MITIGATIONS))
+    assert qs["Brevitas min-max"].brevitas and not QuantConfig().brevitas
+    assert (
+        qs["GPTQ, tail calib."].calibration == "tail" and qs["re-balanced after quantization"].rebalance_after
+    )
+    assert len({config_hash(q) for q in qs.values()}) == len(MITIGATIONS)

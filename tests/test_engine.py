@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ltmpq import engine, plan, results
-from ltmpq.config import QUANT_ABLATIONS, QUANT_HYPOTHESES, DecoupledRun, get_profile
+from ltmpq.config import MITIGATIONS, QUANT_ABLATIONS, QUANT_HYPOTHESES, DecoupledRun, get_profile
 
 SMOKE = get_profile("smoke")
 
@@ -35,7 +35,11 @@ def test_the_grid_lists_every_task_after_what_it_needs():
     # of its own at both IFs, swept (2 variants) and mixed precision at IF 0.01; the ResNet-32 and
     # LA-loss sets train 2 models each at IF 0.01, each with stage 2, 2 sweeps and mixed precision
     sets = 2 * 1 + 2 * (1 + 2 + 1) + 2 * 2 * (2 + 2 + 1)
-    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5 + sets
+    # chapter 7's mitigations: each of its sweeps of the profile's own models at its IFs
+    mitigations = (
+        len(MITIGATIONS) * sum(f in SMOKE.mitigation_ifs for f in SMOKE.imbalance_factors) * len(SMOKE.seeds)
+    )
+    assert len(tasks) == per_run * len(SMOKE.stage1_configs()) + mpq_runs + ch5 + sets + mitigations
     seen = set()
     for t in tasks:  # dependency order: every dependency comes earlier
         assert set(t.deps) <= seen, t.key

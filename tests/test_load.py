@@ -122,3 +122,13 @@ def test_decoupled_results_add_logit_adjustment_from_the_own_model_set():
     merged = load.decoupled_results(params, logit_adjustment=True)[own[0].stage1]
     assert merged["methods"]["logit_adj"] == stored["methods"]["logit_adj"]
     assert merged["methods"]["crt"] == load.decoupled_results(params)[own[0].stage1]["methods"]["crt"]
+
+
+def test_family_results_without_any_model_fail_with_the_commands():
+    from ltmpq.params import FamiliesParams
+
+    with pytest.raises(
+        results.MissingResultError, match="no model set has a model yet: VGG16: 0 of 4 models"
+    ) as err:
+        load.family_results(FamiliesParams("smoke"))
+    assert 'make runs PROFILE=smoke RUN_ARGS=\'--stage families --family "ResNet-32"' in str(err.value)

@@ -72,3 +72,20 @@ def test_family_filter_and_its_errors():
     with pytest.raises(ValueError, match="nothing to do"):
         plan.grid("smoke", [0.1], stages=("families",), families=["ResNet-32"])
     assert engine.grid("smoke", stages=("families",), families=["VGG16"])
+
+
+def test_mitigations_build_on_the_stage_2_with_logit_adjustment():
+    from ltmpq.config import MITIGATIONS, get_profile
+
+    runs = plan.grid("cpu", stages=("mitigations",))
+    assert {r.variant for r in runs} == set(MITIGATIONS)
+    assert {r.stage1.imbalance_factor for r in runs} == set(get_profile("cpu").mitigation_ifs)
+    assert all(r.config.decouple == get_profile("cpu").family_decouple and not r.config.keep_predictions
+               for r in runs)  # fmt: skip
+    assert all(r.deps[0].endswith("+logit_adj") for r in runs)
+    # at their own bit-widths; every other sweep keeps the profile's
+    assert {r.config.bits for r in runs} == {get_profile("cpu").mitigation_bits}
+    others = plan.grid("cpu", stages=("quantized", "hypotheses", "families"))
+    assert {r.config.bits for r in others if r.kind == "quantized"} == {get_profile("cpu").quant_bits}
+    with pytest.raises(ValueError, match="nothing to do"):
+        plan.grid("cpu", [0.1], stages=("mitigations",))

@@ -126,3 +126,27 @@ def test_bad_requests_name_what_is_allowed(folded, calib, kwargs, match):
     args = {"calibration": calib} | kwargs
     with pytest.raises(ValueError, match=match):
         ptq.quantize_weights(folded, 4, args.pop("method"), args.pop("calibration"), **args)
+
+
+def test_ptq_quantize_model_adds_activation_quantizers_and_keeps_the_float_reference(folded, calib):
+    from ltmpq.quantization import ActQuant
+
+    model = random_vgg(3)
+    qcfg = QuantConfig(ptq="gptq", act_bits=8)
+    q = ptq.quantize_model(model, 4, qcfg, calib)
+    assert sum(isinstance(m, ActQuant) for m in q.modules()) == len(model.layers) - 1
+    with torch.no_grad():
+        assert torch.equal(
+            ptq.quantize_model(model, "float", QuantConfig(ptq="gptq"), calib)(calib), model(calib)
+        )
+    with pytest.raises(ValueError, match="use ltmpq.ptq.quantize_model"):
+        quantize_model(model, 4, QuantConfig(ptq="gptq"), calib)
+    with pytest.raises(ValueError, match="rounding to nearest without Brevitas"):
+        ptq.quantize_model(model, 4, QuantConfig(), calib)
+
+
+def test_strong_methods_need_calibration_images():
+    from ltmpq.quantization import needs_calibration
+
+    assert needs_calibration(QuantConfig(ptq="gptq")) and needs_calibration(QuantConfig(bias_correction=True))
+    assert not needs_calibration(QuantConfig(ptq="brevitas_rtn")) and not needs_calibration(QuantConfig())

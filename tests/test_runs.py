@@ -438,3 +438,43 @@ def test_explain_end_to_end_on_the_smoke_weights(smoke_store, monkeypatch):
     assert os.listdir(smoke_store["results"] / "smoke" / "explain") == [
         plan.result_path("smoke", "explain", RUN).name
     ]
+
+
+def test_rebalancing_after_quantization_refits_stage_2_on_the_quantized_features():
+    """On a hand-made feature set: at float the re-balanced heads are stage 2's own; at 3 bits each
+    method is refitted on the given (quantized) features from the quantized baseline head and then
+    quantized itself (at most 2**3 - 1 levels per row), post-hoc logit adjustment choosing its tau
+    on those features' validation split."""
+    from torch import nn
+
+    from ltmpq.config import DecoupleConfig, QuantConfig
+    from ltmpq.decoupling import as_linear, fit_all, posthoc_logit_adjustment
+    from ltmpq.quantization import quantize_head
+    from ltmpq.runs import AFTER, _rebalanced
+
+    gen = torch.Generator().manual_seed(0)
+    centers = torch.randn(4, 8, generator=gen) * 2
+    counts = torch.tensor([60, 30, 10, 5])
+    labels = torch.repeat_interleave(torch.arange(4), counts)
+    val_labels = torch.arange(4).repeat_interleave(10)
+    feats = {"train_features": torch.relu(centers[labels] + torch.randn(len(labels), 8, generator=gen)),
+             "val_features": torch.relu(centers[val_labels] + torch.randn(40, 8, generator=gen)),
+             "train_labels": labels, "val_labels": val_labels}  # fmt: skip
+    dcfg = DecoupleConfig(epochs=2, batch_size=32, tau_grid=(0.0, 0.5, 1.0), extra_methods=("logit_adj",))
+    base = nn.Linear(8, 4)
+    heads = {m: f.classifier for m, f in fit_all(base, feats["train_features"], labels, feats["val_features"],
+                                                   val_labels, dcfg).items()}  # fmt: skip
+    qcfg = QuantConfig()
+    fs = {"train": feats["train_features"], "val": feats["val_features"]}
+    at_float = _rebalanced(heads, heads, fs, feats, dcfg, "float", qcfg)
+    assert at_float == {f"{m}{AFTER}": heads[m] for m in dcfg.methods[1:]}
+    noisy = {s: f + 0.3 * torch.randn(f.shape, generator=gen) for s, f in fs.items()}
+    qheads = {m: quantize_head(h, 3, qcfg) for m, h in heads.items()}
+    after = _rebalanced(heads, qheads, noisy, feats, dcfg, 3, qcfg)
+    assert set(after) == {f"{m}{AFTER}" for m in dcfg.methods[1:]}
+    for name, head in after.items():
+        linear = head[-1] if isinstance(head, nn.Sequential) else head  # NCM: normalise, then its means
+        assert max(len(torch.unique(row)) for row in linear.weight) <= 7, name
+    la = posthoc_logit_adjustment(qheads["baseline"], labels, noisy["val"], val_labels, dcfg)
+    la_after = as_linear(after["logit_adj" + AFTER])[1]
+    assert torch.allclose(la_after, as_linear(la.classifier)[1])  # the bias is float: the same tau
