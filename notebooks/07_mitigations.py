@@ -85,7 +85,8 @@ display(tables.table(table, scroll=True))
 # "Re-balanced after quantization" quantizes the backbone with rounding to nearest, then refits
 # cRT on its features (its epoch chosen on the validation split, as in chapter 2) and quantizes
 # the refitted classifier at the same bits; the other rows quantize the backbone differently and
-# keep chapter 2's cRT.
+# keep chapter 2's cRT. In every row the classifier itself is quantized by rounding to nearest:
+# the stronger methods act on the layers before it.
 #
 # ## Accuracy against average bits
 #

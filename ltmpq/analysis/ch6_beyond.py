@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .. import blog, claims, frames
+from ..tables import pm
 from ..uncertainty import mean_ci
 from ..vocab import DECOUPLED, LOGIT_ADJ
 from .ch4_mitigation import rank_agreement
@@ -82,9 +83,7 @@ def drops(fam: dict[str, dict]) -> pd.DataFrame:
 
 def _cell(values) -> str:
     mean, half, n = mean_ci(np.asarray(values, dtype=float))
-    if n == 0:
-        return "–"
-    return f"{mean:.1f}" if n < 2 else f"{mean:.1f} ± {half:.1f}"
+    return "–" if n == 0 else pm(mean, half)
 
 
 def reference(family: str, method: str, imbalance_factor: float) -> tuple[float, str]:

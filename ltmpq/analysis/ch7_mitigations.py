@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import frames, verdicts
 from ..vocab import DECOUPLED, FLOAT
+from .ch1_evaluation import interval_text
 
 #: The reference every mitigation is compared with: the book's quantizer.
 REFERENCE = "default"
@@ -66,11 +67,8 @@ def paired(f: pd.DataFrame) -> pd.DataFrame:
 
 
 def interval(values) -> str:
-    """Per-seed values as ``mean [two-sided 95% interval]`` (points, signed)."""
-    ev = verdicts.evidence(np.asarray(values, dtype=float))
-    if ev["n"] < 2:
-        return f"{ev['estimate']:+.1f}"
-    return f"{ev['estimate']:+.1f} [{ev['ci_low']:+.1f}, {ev['ci_high']:+.1f}]"
+    """Per-seed values as ``mean [two-sided 95% interval]`` (points, signed): chapter 1's text."""
+    return interval_text(values, signed=True)
 
 
 def verdict_table(p: pd.DataFrame, bits: Sequence[str]) -> pd.DataFrame:
