@@ -8,13 +8,14 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := book/_mathjax/mathjax/tex-chtml.js
-CHAPTERS := $(patsubst notebooks/%.py,%,$(sort $(wildcard notebooks/[0-9]*.py)))
+# the chapters, then the landing page (it summarises them)
+CHAPTERS := $(patsubst notebooks/%.py,%,$(sort $(wildcard notebooks/[0-9]*.py)) notebooks/landing.py)
 EXECUTED := $(patsubst %,book/chapters/%.ipynb,$(CHAPTERS))
 PKG_SRC := $(wildcard ltmpq/*.py ltmpq/*/*.py)
 RESULTS := $(wildcard results/$(PROFILE)/*/*.json)
 PROFILE_STAMP := book/chapters/.profile-$(PROFILE)
 
-.PHONY: help venv test test-fast lint book check-book glue-dump runs chapter status bench clean recipe-search
+.PHONY: help venv test test-fast lint book check-book words glue-dump runs chapter status bench clean recipe-search
 .DELETE_ON_ERROR:
 
 help:
@@ -24,6 +25,7 @@ help:
 	@echo "make chapter   run one chapter with your parameters: CHAPTER=01_evaluation PARAMS=\"-p seeds '[0, 1]'\""
 	@echo "make status    which results of PROFILE exist"
 	@echo "make bench     training throughput against raw forward+backward; chapter 4 sweep reuse vs naive"
+	@echo "make words     words per page of the built book (prose, tables, collapsed detail)"
 	@echo "make glue-dump every glued value and table cell of the executed book as JSON (GLUE_OUT=...);"
 	@echo "               compare two with: .venv/bin/python -m ltmpq.tools.gluecheck compare A.json B.json"
 
@@ -74,6 +76,10 @@ book: $(STAMP) $(MATHJAX) $(EXECUTED)
 GLUE_OUT ?= build/glue-$(PROFILE).json
 glue-dump: $(STAMP) $(EXECUTED)
 	$(PY) -m ltmpq.tools.gluecheck dump book/chapters $(GLUE_OUT)
+
+# Words per page of the built book: prose, visible tables, collapsed detail (code not counted).
+words: $(STAMP)
+	$(PY) -m ltmpq.tools.wordcount book/_build/html
 
 check-book: $(STAMP)
 	$(PY) -m ltmpq.tools.bookcheck book/_build/html --screenshots build/screenshots

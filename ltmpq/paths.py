@@ -57,3 +57,13 @@ def data_candidates() -> list[Path]:
         raise ValueError(f"LTMPQ_DATA is set but empty; unset it (default: {shown}) or set it to the "
                          "folder that holds CIFAR-10")  # fmt: skip
     return [Path(env)]
+
+
+#: The landing page's source: executed after the chapters, it summarises them.
+LANDING = "landing"
+
+
+def chapter_sources() -> list[Path]:
+    """Every page the book executes, in the order ``make book`` executes them: the numbered
+    chapters, then the landing page."""
+    return [*sorted((ROOT / "notebooks").glob("[0-9]*.py")), ROOT / "notebooks" / f"{LANDING}.py"]

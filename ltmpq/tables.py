@@ -80,16 +80,30 @@ def scrolling(html: str, font_size: str = "0.85em") -> str:
     return f'<div style="overflow-x: auto; font-size: {font_size}">{html}</div>'
 
 
-def download(df: pd.DataFrame, name: str) -> Path:
-    """Write a chapter's table as ``data/<name>.csv`` beside the executed notebook, where the
-    book's ``{download}`` links find it (the folder comes from ``LTMPQ_DOWNLOADS``, which
-    :func:`ltmpq.tools.execute.execute_chapter` sets; ``./data`` otherwise)."""
+def download(df: pd.DataFrame, name: str, formats: Sequence[str] = ("csv",)) -> list[Path]:
+    """Write a chapter's table as ``data/<name>.csv`` (and ``.parquet`` where ``formats`` asks)
+    beside the executed notebook, where the book's ``{download}`` links find it (the folder comes
+    from ``LTMPQ_DOWNLOADS``, which :func:`ltmpq.tools.execute.execute_chapter` sets; ``./data``
+    otherwise)."""
     if not re.fullmatch(r"[\w.-]+", name):
         raise ValueError(f"a download's name is letters, digits, '_', '.' or '-', got {name!r}")
-    path = Path(os.environ.get("LTMPQ_DOWNLOADS") or "data") / f"{name}.csv"
-    atomic_write(path, lambda tmp: df.to_csv(tmp))
-    path.chmod(0o644)  # served with the book: readable by the web server, not only by its writer
-    return path
+    unknown = [f for f in formats if f not in WRITERS]
+    if unknown or not formats:
+        raise ValueError(f"download formats {list(formats)}: allowed are {sorted(WRITERS)} (one or more)")
+    paths = []
+    for fmt in formats:
+        path = Path(os.environ.get("LTMPQ_DOWNLOADS") or "data") / f"{name}.{fmt}"
+        atomic_write(path, lambda tmp, fmt=fmt: WRITERS[fmt](df, tmp))
+        path.chmod(0o644)  # served with the book: readable by the web server, not only by its writer
+        paths.append(path)
+    return paths
+
+
+#: how :func:`download` writes each format (Parquet keeps the column types: pyarrow)
+WRITERS = {
+    "csv": lambda df, path: df.to_csv(path),
+    "parquet": lambda df, path: df.to_parquet(path, index=False),
+}
 
 
 def glue_all(values: Mapping[str, Any]) -> None:

@@ -81,6 +81,7 @@ tables.glue_all({
 #    long-tail literature's backbone, and with logit adjustment?
 # 7. **Winning the tail back** — can stronger post-training quantization, the calibration
 #    set, or re-balancing after quantization recover what the tail loses?
+# 8. **Conclusion** — what the blog got right, what to do in practice, and what stays open.
 #
 # Unlike the blog, every number here is a mean over several seeds (each seed draws its own
 # long-tailed subset and initialises its own network) with a 95% confidence interval, every

@@ -362,11 +362,9 @@ display(tables.table(ch4.dominance_by_imbalance(mres_all), scroll=True))
 # points of overall accuracy against norm-driven MPQ.
 
 # %% tags=["hide-input"]
-acc13 = frames.metrics_frame(s1, dec)
+# the one function the landing page and the conclusion judge by too
 qres = load.quantized_results(all_params, ["default"])["default"]
-drops = frames.drop_frame(frames.quant_frame({"default": qres}))
-rank_gap = agreement["per_seed"].set_index("seed")["gap"]
-parts = claims.study_parts(acc13, drops, params.prof.quant_bits, rank_gap, frame, rule_k)
+parts = ch4.study_parts(s1, dec, qres, mres, params.prof.quant_bits, rule_k, n_splits, low)
 verdict_table = claims.verdict_table(parts)
 tables.glue_all({f"claim{c}": w for c, w in claims.claim_conditions(verdict_table).items()})
 tables.glue_all(claims.part_facts(parts))

@@ -13,16 +13,17 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import papermill
 import pytest
 
 from ltmpq import plan, results
 from ltmpq.config import DecoupledRun, get_profile
-from ltmpq.paths import ROOT
+from ltmpq.paths import LANDING, ROOT, chapter_sources
 from ltmpq.results import decode_predictions
 from ltmpq.tools.execute import execute_chapter
 
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.py"))
+NOTEBOOKS = chapter_sources()
 BIN = Path(sys.executable).parent
 
 pytestmark = pytest.mark.slow
@@ -104,6 +105,25 @@ def test_book_pages_exist_with_glued_numbers(smoke_book):
         assert "Traceback" not in page
         assert "{glue:text}" not in page  # every glue reference was resolved
     assert (html / "_static" / "mathjax" / "tex-chtml.js").is_file()
+
+
+def test_the_landing_page_and_the_conclusion_give_chapter_4s_verdicts(smoke_book):
+    """The review's rule: the answers page cannot disagree with the verdict table it summarises."""
+    from ltmpq.tools.gluecheck import dump_notebook
+
+    glued = {n: dump_notebook(smoke_book / "book" / "chapters" / f"{n}.ipynb")["glue"]
+             for n in ("04_mitigation", LANDING, "08_conclusion")}  # fmt: skip
+    ch4 = {f"claim{c}": glued["04_mitigation"][f"claim{c}"] for c in (1, 2, 3, 4)}
+    assert all(ch4.values())
+    for page in (LANDING, "08_conclusion"):
+        assert {k: glued[page][k] for k in ch4} == ch4, page
+    # the landing page's table of every run exists in both formats and has the runs' rows
+    data = smoke_book / "book" / "chapters" / "data"
+    runs = pd.read_parquet(data / "runs.parquet")
+    assert len(runs) == len(pd.read_csv(data / "runs.csv")) > 0
+    assert set(runs["kind"]) >= {"stage1", "decoupled", "quantized", "mpq"}
+    html = (smoke_book / "book" / "_build" / "html").glob("_downloads/*/runs.parquet")
+    assert list(html), "the landing page links the Parquet table"
 
 
 def test_book_opens_offline_in_chromium(smoke_book):

@@ -21,7 +21,8 @@ TORCH_FREE = (
     "ltmpq.uncertainty", "ltmpq.tables", "ltmpq.blog", "ltmpq.params", "ltmpq.cli", "ltmpq.recipe",
     "ltmpq.analysis.ch0_introduction", "ltmpq.analysis.ch1_evaluation", "ltmpq.analysis.ch2_decoupling",
     "ltmpq.analysis.ch3_quantization", "ltmpq.analysis.ch4_mitigation", "ltmpq.analysis.ch5_six_bits",
-    "ltmpq.analysis.appendix_recipe",
+    "ltmpq.analysis.appendix_recipe", "ltmpq.analysis.ch6_beyond", "ltmpq.analysis.ch7_mitigations",
+    "ltmpq.analysis.answers", "ltmpq.runtable",
 )  # fmt: skip
 
 

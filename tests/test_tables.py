@@ -49,8 +49,20 @@ def test_pm_and_wide():
 
 def test_a_download_lands_where_the_book_links_it(tmp_path, monkeypatch):
     monkeypatch.setenv("LTMPQ_DOWNLOADS", str(tmp_path / "data"))
-    path = tables.download(pd.DataFrame({"a": [1, 2]}), "03_quantization_paired")
+    (path,) = tables.download(pd.DataFrame({"a": [1, 2]}), "03_quantization_paired")
     assert path == tmp_path / "data" / "03_quantization_paired.csv"
     assert pd.read_csv(path, index_col=0)["a"].tolist() == [1, 2]
     with pytest.raises(ValueError, match="a download's name"):
         tables.download(pd.DataFrame(), "../escape")
+
+
+def test_a_download_in_parquet_keeps_the_column_types(tmp_path, monkeypatch):
+    monkeypatch.setenv("LTMPQ_DOWNLOADS", str(tmp_path))
+    df = pd.DataFrame({"k": pd.array([8, None], dtype="Int64"), "bits": ["float", "6"], "acc": [61.5, 0.1]})
+    csv, parquet = tables.download(df, "runs", ("csv", "parquet"))
+    assert (csv.name, parquet.name) == ("runs.csv", "runs.parquet")
+    back = pd.read_parquet(parquet)
+    pd.testing.assert_frame_equal(back, df)
+    with pytest.raises(ValueError, match=r"download formats \['xlsx'\]: allowed are \['csv', 'parquet'\]"):
+        tables.download(df, "runs", ("xlsx",))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs.csv", "runs.parquet"]  # nothing half-written

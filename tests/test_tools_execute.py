@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import ltmpq.tools.execute as execute
-from ltmpq.paths import ROOT
+from ltmpq.paths import ROOT, chapter_sources
 from ltmpq.tools.execute import execute_chapter, parameter_names
 
 SOURCE = "notebooks/01_evaluation.py"  # relative to ROOT, the working directory below
@@ -83,7 +83,7 @@ def test_an_unknown_chapter_parameter_is_refused_before_anything_runs(tmp_path):
 
 
 def test_every_chapter_declares_its_parameters_once():
-    for nb in sorted((ROOT / "notebooks").glob("[0-9]*.py")):
+    for nb in chapter_sources():
         import jupytext
 
         names = parameter_names(jupytext.read(nb))

@@ -201,23 +201,33 @@ def sets_text(fam: dict[str, dict]) -> str:
     return "; ".join(out)
 
 
+def across(matrix: pd.DataFrame) -> dict[int, str]:
+    """Each claim's row of the verdict matrix in words, columns grouped by their cell:
+    ``"VGG16 CE, VGG16 cRT: supported · VGG16 LA: inconclusive"``."""
+    out = {}
+    for c, name in CLAIM_NAMES.items():
+        groups: dict[str, list[str]] = {}
+        for col, cell in matrix.loc[name].items():
+            groups.setdefault(cell, []).append(col)
+        out[c] = " · ".join(f"{', '.join(cols)}: {cell}" for cell, cols in groups.items())
+    return out
+
+
 def answer_facts(matrix: pd.DataFrame, fam: dict[str, dict], missing: dict[str, str]) -> dict[str, str]:
     """The chapter's answer in words, from the verdict matrix: for each claim the columns grouped
     by their cell (``claim3_across``: "VGG16 CE, VGG16 cRT: inconclusive · ResNet-32 CE: not
     supported"), the columns, the model sets and what is not computed yet."""
     out = {"n_columns": str(matrix.shape[1]), "columns_text": ", ".join(matrix.columns),
            "sets_text": sets_text(fam)}  # fmt: skip
-    for c, name in CLAIM_NAMES.items():
-        groups: dict[str, list[str]] = {}
-        for col, cell in matrix.loc[name].items():
-            groups.setdefault(cell, []).append(col)
-        out[f"claim{c}_across"] = " · ".join(f"{', '.join(cols)}: {cell}" for cell, cols in groups.items())
-    out["missing_text"] = (
-        "Not computed yet: " + " ".join(f"{k}: {v}." for k, v in missing.items())
-        if missing
-        else "Every model set here is complete."
-    )
-    return out
+    out |= {f"claim{c}_across": text for c, text in across(matrix).items()}
+    return out | {"missing_text": missing_text(missing)}
+
+
+def missing_text(missing: dict[str, str]) -> str:
+    """What :func:`ltmpq.load.family_results` says is not computed yet, in one paragraph."""
+    if not missing:
+        return "Every model set here is complete."
+    return "Not computed yet: " + " ".join(f"{k}: {v}." for k, v in missing.items())
 
 
 def mpq_parts(parts: pd.DataFrame) -> pd.DataFrame:
