@@ -216,6 +216,7 @@ def family_results(
     for name in params.prof.families:
         mine = [r for r in runs if r.family == name]
         got: dict = {"stage1": {}, "decoupled": {}, "quantized": {}, "mpq": {}}
+        trained = set()  # stage 1 stored, shown or not (a model waiting for its stage 2 is trained)
         for r in mine:
             if r.kind != "stage1" and r.stage1 not in got["stage1"]:
                 continue  # its model is not there
@@ -229,6 +230,8 @@ def family_results(
                 if r.kind == "decoupled":  # a model shows with its stage 2 or not at all
                     del got["stage1"][r.stage1]
                 continue
+            if r.kind == "stage1":
+                trained.add(r.stage1)
             if r.kind == "quantized":
                 got["quantized"].setdefault(r.variant, {})[r.stage1] = value
             else:
@@ -242,7 +245,8 @@ def family_results(
         if set(got["mpq"]) != _planned(mine, shown, "mpq"):
             got["mpq"] = {}
         have = {
-            "stage1": len(shown),
+            "stage1": len(trained),
+            "decoupled": len(shown),
             "quantized": sum(map(len, got["quantized"].values())),
             "mpq": len(got["mpq"]),
         }
@@ -267,7 +271,8 @@ def _missing_family(params: ChapterParams, name: str, have: dict[str, int], tota
     """What a reader is told of a model set that is not complete: how many of its models, sweeps
     and mixed-precision runs are stored, and the command that makes the rest."""
     command = f"make runs PROFILE={params.profile} RUN_ARGS='--stage families --family \"{name}\" --jobs 2'"
-    words = {"stage1": "models trained", "quantized": "sweeps", "mpq": "mixed-precision runs"}
+    words = {"stage1": "models trained", "decoupled": "models with stage 2", "quantized": "sweeps",
+             "mpq": "mixed-precision runs"}  # fmt: skip
     counts = ", ".join(f"{have[k]} of {total[k]} {w}" for k, w in words.items() if have[k] != total[k])
     return f"{counts}; make the rest with {command}"
 

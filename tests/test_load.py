@@ -93,7 +93,7 @@ def test_family_results_show_the_models_a_set_has_and_say_what_is_missing():
     assert [c.seed for c in fam["ResNet-32"]["stage1"]] == [0]
     assert fam["ResNet-32"]["quantized"] == {} and [c.seed for c in fam["ResNet-32"]["mpq"]] == [0]
     assert missing["ResNet-32"].startswith(
-        "1 of 2 models trained, 0 of 4 sweeps, 1 of 2 mixed-precision runs"
+        "1 of 2 models with stage 2, 0 of 4 sweeps, 1 of 2 mixed-precision runs"
     )
     assert '--family "ResNet-32"' in missing["ResNet-32"]
     assert "VGG16, LA loss" not in fam and missing["VGG16, LA loss"].startswith("0 of 2 models trained")
