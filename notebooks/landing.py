@@ -90,7 +90,7 @@ tables.glue_all(
         "no_cost": f"{verdicts.ALMOST_NO_COST:g}",
         "winners": ch7.winners_text(won),
         "n_won": str(len({m for m, _ in won})),
-        "n_levers": str(paired["mitigation"].nunique()),
+        "n_levers": str(len(ch7.levers(paired))),
         "cheapest_low": answers.cheapest(won, ch7.costs(mq), lever_bits[-2:]),
         "low_bits": " and ".join(lever_bits[-2:]),
         "data_caveat": data_caveat(load.data_sources(s1)),

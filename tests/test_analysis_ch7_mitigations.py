@@ -91,10 +91,13 @@ def test_paired_changes_and_verdicts_by_hand(qres):
 
 
 def test_same_as_reference_and_costs(qres):
-    qres = qres | {"Brevitas min-max": qres["default"]}
+    qres = qres | {ch7.CROSS_CHECK: qres["default"]}
     p = ch7.paired(ch7.frame(qres))
     assert ch7.same_as_reference(p) == "every metric of every seed and bit-width equal"
     assert ch7.same_as_reference(p, "GPTQ").startswith("largest difference 6.00 points")
+    # the cross-check is the same quantizer, not a lever
+    assert ch7.CROSS_CHECK in set(p["mitigation"]) and ch7.CROSS_CHECK not in ch7.levers(p)
+    assert len(ch7.levers(p)) == p["mitigation"].nunique() - 1
     cost = ch7.costs(qres).set_index("mitigation")
     assert (
         cost.loc["GPTQ", "seconds"] == 10.0 and cost.loc["round to nearest", "machine"] == "Test CPU (AVX2)"

@@ -26,6 +26,8 @@ REFERENCE_LABEL = "round to nearest"
 REBALANCED = "re-balanced after quantization"
 AFTER = "_after"
 METRICS = ("overall", "tail", "worst_class", "head")
+#: The sweep that checks our quantizer against Brevitas's own rounding: the same quantizer, not a lever.
+CROSS_CHECK = "Brevitas min-max"
 
 
 def label(variant: str) -> str:
@@ -101,6 +103,11 @@ def winners(p: pd.DataFrame, bits: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+def levers(p: pd.DataFrame) -> list[str]:
+    """The levers :func:`paired` compares with rounding to nearest (the cross-check left out)."""
+    return [m for m in dict.fromkeys(p["mitigation"]) if m != CROSS_CHECK]
+
+
 def winners_text(won: list[tuple[str, str]]) -> str:
     """The winners in words: "GPTQ at 3 bits; bias correction at 4 and 3 bits", or "none"."""
     if not won:
@@ -157,7 +164,7 @@ def change(p: pd.DataFrame, mitigation: str, bits: str, metric: str) -> str:
     return interval(d.sort_values("seed")[metric])
 
 
-def same_as_reference(p: pd.DataFrame, mitigation: str = "Brevitas min-max") -> str:
+def same_as_reference(p: pd.DataFrame, mitigation: str = CROSS_CHECK) -> str:
     """Whether a sweep gives the reference's numbers: "every metric of every seed and bit-width
     equal", or its largest difference."""
     d = p[p["mitigation"] == mitigation][list(METRICS)].abs()
