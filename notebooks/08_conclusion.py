@@ -109,8 +109,9 @@ tables.glue_all(
 #   {glue:text}`missing_text` {glue:text}`ladder_answer`
 # - **One dataset.** Everything is CIFAR-10-LT with ten classes; CIFAR-100-LT and ImageNet-LT,
 #   where the tail has hundreds of classes with a handful of images each, are not here.
-# - **Weights only.** The claims are about weight quantization (activations stay in float
-#   except where chapter 5 asks); the W8A8 deployments common on accelerators are not judged.
+# - **Weights only.** The claims are judged on weight quantization with float activations;
+#   8-bit activations appear only in chapter 5's quantizer hypotheses and its integer-runtime
+#   check, so the W8A8 deployments common on accelerators are not judged claim by claim.
 #
 # ## What a GPU-scale rerun would settle
 #
