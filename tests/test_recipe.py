@@ -286,6 +286,11 @@ def test_committed_cpu_model_set_shares_one_set_of_weights(monkeypatch):
         dec = results.load(plan.result_path("cpu", "decoupled", DecoupledRun(cfg, prof.decouple)),
                            DecoupledRun(cfg, prof.decouple))  # fmt: skip
         assert dec is not None and dec["weights_sha256"] == s1["weights_sha256"], cfg.tag
+    # the model sets of other models (chapter 6) have stage-1 runs of their own, weights checked too
+    for run in plan.unique(plan.grid("cpu", stages=["families"])):
+        if run.kind == "stage1" and (s1 := results.load(run.path("cpu"), run.config)) is not None:
+            weights.load(results_dir() / "cpu" / s1["weights"], s1["weights_sha256"], "make runs PROFILE=cpu")
+            by_hash[config_hash(run.config)] = s1["weights_sha256"]
     downstream = [
         p for kind in ("decoupled", "quantized", "mpq") for p in (results_dir() / "cpu" / kind).glob("*.json")
     ]
