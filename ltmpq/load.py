@@ -303,3 +303,13 @@ def mitigation_results(params: ChapterParams) -> tuple[dict[str, dict], dict]:
     for r in runs:
         qres.setdefault(r.variant, {})[r.stage1] = stored(r, params)
     return qres, mres
+
+
+def study_results(params: ChapterParams) -> tuple[ChapterParams, dict, dict, dict, dict]:
+    """What chapter 4's verdict table judges, as the landing page and the conclusion read it:
+    chapter 4's mixed-precision runs at ``params``' IF, and for the same seeds at every IF the
+    stage-1 and stage-2 results and the default sweeps; with the parameters of those seeds."""
+    mres = mpq_results(params)
+    every_if = ChapterParams(params.profile, params.compute, None, tuple(c.seed for c in mres))
+    qres = quantized_results(every_if, ["default"])["default"]
+    return every_if, stage1_results(every_if), decoupled_results(every_if), qres, mres

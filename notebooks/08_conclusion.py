@@ -47,10 +47,7 @@ params = MitigationParams(profile, compute, (imbalance_factor,), seeds, rule_k, 
 if not isinstance(tolerance, int | float) or isinstance(tolerance, bool) or not 0 < tolerance <= 100:
     raise ValueError(f"tolerance must be a number of points in (0, 100], got {tolerance!r}")
 low = params.prof.mpq.rule_bits[1]
-mres = load.mpq_results(params)
-all_params = ChapterParams(profile, compute, None, tuple(c.seed for c in mres))
-s1, dec = load.stage1_results(all_params), load.decoupled_results(all_params)
-qres = load.quantized_results(all_params, ["default"])["default"]
+all_params, s1, dec, qres, mres = load.study_results(params)
 verdict_table = claims.verdict_table(
     ch4.study_parts(s1, dec, qres, mres, params.prof.quant_bits, rule_k, n_splits, low)
 )

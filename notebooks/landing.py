@@ -57,10 +57,7 @@ from ltmpq.params import FamiliesParams, MitigationParams
 params = MitigationParams(profile, compute, (imbalance_factor,), seeds, rule_k, n_splits)
 low = params.prof.mpq.rule_bits[1]
 # chapter 4's verdicts, from the same runs and the same function as chapter 4's table
-mres = load.mpq_results(params)
-all_params = ChapterParams(profile, compute, None, tuple(c.seed for c in mres))
-s1, dec = load.stage1_results(all_params), load.decoupled_results(all_params)
-qres = load.quantized_results(all_params, ["default"])["default"]
+all_params, s1, dec, qres, mres = load.study_results(params)
 parts = ch4.study_parts(s1, dec, qres, mres, params.prof.quant_bits, rule_k, n_splits, low)
 verdict_table = claims.verdict_table(parts)
 # chapter 6's matrix over every model set, chapter 7's levers
