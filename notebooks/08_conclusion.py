@@ -96,8 +96,8 @@ tables.glue_all(
 #   back at the low bit-widths at less than {glue:text}`no_cost` points of overall cost are
 #   {glue:text}`winners` (chapter 7). The cheapest at {glue:text}`low_bits` bits:
 #   {glue:text}`cheapest_low`.
-# - **Do not expect the bit allocation to fix the tail.** The blog's tail-driven 6&4 rule is
-#   {glue:text}`claim4` here (chapter 4).
+# - **Do not count on the bit allocation alone.** The blog's tail-driven 6&4 rule is
+#   {glue:text}`claim4` here (chapter 4): its intervals leave the gain open.
 #
 # ## Limitations
 #
