@@ -25,8 +25,8 @@
 #    {glue:text}`claim4`.
 #
 # The quantization process *can* win the tail back, though the blog's lever is not shown to do so
-# (claim 4 is inconclusive): {glue:text}`n_won` of the {glue:text}`n_levers` other levers chapter 7 tried raise tail accuracy
-# at less than {glue:text}`no_cost` points of overall cost at some bit-width, the cheapest at
+# (claim 4 is inconclusive): {glue:text}`n_won` of the {glue:text}`n_levers` other levers
+# chapter 7 tried raise tail accuracy at less than {glue:text}`no_cost` points of overall cost at some bit-width, the cheapest at
 # {glue:text}`low_bits` bits being {glue:text}`cheapest_low` ({doc}`07_mitigations`).
 # {glue:text}`data_caveat`
 #
