@@ -26,8 +26,9 @@
 #
 # The quantization process *can* win the tail back, though the blog's lever is not shown to do so
 # (claim 4 is inconclusive): {glue:text}`n_won` of the {glue:text}`n_levers` other levers
-# chapter 7 tried raise tail accuracy at less than {glue:text}`no_cost` points of overall cost at some bit-width, the cheapest at
-# {glue:text}`low_bits` bits being {glue:text}`cheapest_low` ({doc}`07_mitigations`).
+# chapter 7 tried raise tail accuracy at less than {glue:text}`no_cost` points of overall cost
+# at some bit-width, the cheapest at {glue:text}`low_bits` bits being {glue:text}`cheapest_low`
+# ({doc}`07_mitigations`).
 # {glue:text}`data_caveat`
 #
 # *Rerun this page* with your own parameters, e.g. `make chapter CHAPTER=landing PARAMS="-p seeds
